@@ -1,0 +1,152 @@
+//! Plugin runtime benchmark: prints figures, asserts nothing.
+//!
+//! `cargo bench --bench plugins` prints cold and warm (cached) load time of all
+//! built-ins, instantiate time, per-call latency of a strategy call and a
+//! registry call on a reused instance, and the process RSS after loading.
+//! Targets (issue #2): reused call p50 < 5 µs; warm load < 50 ms; RSS < 40 MB.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crowsnest::plugin::engine::ComponentCache;
+use crowsnest::plugin::registry::{ImageRef, RegistryInstanceSpec};
+use crowsnest::plugin::strategy::StrategyOptions;
+use crowsnest::plugin::{Catalog, CatalogOptions, PluginKind, RegistryPlugin, SandboxLimits, StrategyPlugin};
+use crowsnest::registry::{ClientConfig, HostAllowList, RegistryClient};
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[idx]
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with(field))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn load(cache_dir: &std::path::Path) -> (Catalog, Duration) {
+    let options = CatalogOptions {
+        dir: None,
+        cache: ComponentCache::new(Some(cache_dir.to_path_buf())),
+    };
+    let started = Instant::now();
+    let catalog = Catalog::load(&options).await;
+    (catalog, started.elapsed())
+}
+
+fn report(name: &str, samples: &mut [Duration]) {
+    let p50 = percentile(samples, 0.50);
+    let p99 = percentile(samples, 0.99);
+    println!("{name:<44} p50 {:>9.2} µs   p99 {:>9.2} µs   (n={})", p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6, samples.len());
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cache = tempfile::tempdir()?;
+    let (cold, cold_time) = load(cache.path()).await;
+    let count = cold.entries().count();
+    anyhow::ensure!(cold.problems().is_empty(), "built-ins failed to load: {:?}", cold.problems());
+    drop(cold);
+    let mut warm_times = Vec::new();
+    let mut catalog = None;
+    for _ in 0..5 {
+        let (loaded, time) = load(cache.path()).await;
+        warm_times.push(time);
+        catalog = Some(loaded);
+    }
+    let catalog = catalog.ok_or_else(|| anyhow::anyhow!("no catalog"))?;
+    println!("built-in plugins                             {count}");
+    println!("cold load (compile) of all built-ins         {:>9.1} ms", cold_time.as_secs_f64() * 1e3);
+    println!("warm load (cached) of all built-ins          {:>9.1} ms  (best of 5; p50 {:.1} ms)",
+        warm_times.iter().min().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        percentile(&mut warm_times, 0.5).as_secs_f64() * 1e3);
+
+    let limits = SandboxLimits::default();
+    let semver = catalog.find("semver", PluginKind::VersionStrategy)?;
+    let mut instantiate = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        let plugin = StrategyPlugin::new(&semver.component, Vec::new(), limits, 1).await?;
+        instantiate.push(started.elapsed());
+        drop(plugin);
+    }
+    report("instantiate + configure (semver)", &mut instantiate);
+
+    let strategy = StrategyPlugin::new(&semver.component, Vec::new(), limits, 1).await?;
+    let options = StrategyOptions::default();
+    let few: Vec<String> = ["1.25.3", "1.25.4", "1.26.0", "1.26.0-alpine", "latest"].iter().map(|s| s.to_string()).collect();
+    let mut calls = Vec::new();
+    for i in 0..20_000 {
+        let started = Instant::now();
+        let decision = strategy.choose("1.25.3", &few, &options).await?;
+        if i >= 1000 {
+            calls.push(started.elapsed());
+        }
+        std::hint::black_box(decision);
+    }
+    report("strategy choose, 5 tags, reused instance", &mut calls);
+
+    let many: Vec<String> = (0..1000).map(|i| format!("{}.{}.{}", i / 100, (i / 10) % 10, i % 10)).collect();
+    let mut calls = Vec::new();
+    for _ in 0..2000 {
+        let started = Instant::now();
+        std::hint::black_box(strategy.choose("1.2.3", &many, &options).await?);
+        calls.push(started.elapsed());
+    }
+    report("strategy choose, 1000 tags, reused instance", &mut calls);
+
+    let oci = catalog.find("oci", PluginKind::RegistryProvider)?;
+    let registry = RegistryPlugin::new(
+        &oci.component,
+        RegistryInstanceSpec {
+            instance: "bench".into(),
+            settings: vec![("url".into(), "http://127.0.0.1:5000".into())],
+            allow: Arc::new(HostAllowList::new(["127.0.0.1:5000"]).map_err(anyhow::Error::msg)?),
+            oci: RegistryClient::new(ClientConfig::default())?,
+            http: reqwest::Client::new(),
+            limits,
+            max_instances: 1,
+        },
+    )
+    .await?;
+    let image = ImageRef {
+        domain: "127.0.0.1:5000".into(),
+        path: "team/app".into(),
+        tag: Some("1.0".into()),
+        digest: None,
+    };
+    let mut calls = Vec::new();
+    for i in 0..20_000 {
+        let started = Instant::now();
+        let priority = registry.matches(&image).await?;
+        if i >= 1000 {
+            calls.push(started.elapsed());
+        }
+        std::hint::black_box(priority);
+    }
+    report("registry matches(), reused instance", &mut calls);
+    let mut calls = Vec::new();
+    for _ in 0..5000 {
+        let started = Instant::now();
+        std::hint::black_box(registry.locate(&image).await?);
+        calls.push(started.elapsed());
+    }
+    report("registry locate(), reused instance", &mut calls);
+
+    println!("RSS now                                      {:>9.1} MB", rss_kib("VmRSS:") as f64 / 1024.0);
+    println!("RSS peak                                     {:>9.1} MB", rss_kib("VmHWM:") as f64 / 1024.0);
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! crowsnest: container image update scanner whose vendor-specific parts are
+//! sandboxed WebAssembly component plugins.
+
+pub mod cli;
+pub mod config;
+pub mod discovery;
+pub mod plugin;
+pub mod reference;
+pub mod registry;
+pub mod store;

@@ -1,0 +1,83 @@
+//! The `crowsnest` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use crowsnest::cli;
+use crowsnest::config::{self, Config};
+
+/// Watches the containers on your Docker hosts and tells you, fast and correctly, when a newer image exists.
+#[derive(Debug, Parser)]
+#[command(name = "crowsnest", version, about)]
+struct Args {
+    /// Configuration file (default: $CROWSNEST_CONFIG, else ./config.toml if present, else built-in defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// List loaded plugins (built-in and drop-in) and the files that were skipped.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: cli::plugins::ListFormat,
+    },
+    /// Check a component file: which world it implements and its describe(), or why it is not a plugin.
+    Check {
+        /// The `.wasm` file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    cli::init_tracing();
+    let config = match Config::load(config::resolve_path(args.config.as_deref()).as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: bad configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command {
+            Command::Plugins { command } => match command {
+                PluginsCommand::List { format } => cli::plugins::list(&config, format).await,
+                PluginsCommand::Check { file } => cli::plugins::check(&config, &file).await,
+            },
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The one shared wasmtime `Engine`, its epoch ticker, and the on-disk cache of
+//! compiled components.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+use super::PluginError;
+
+/// How often the epoch advances. A runaway guest is looked at this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The process-wide engine: one configuration, one epoch ticker thread.
+pub fn shared_engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // The configuration above is static and valid; failure here is a build defect.
+        #[allow(clippy::expect_used)]
+        let engine = Engine::new(&config).expect("static wasmtime configuration is valid");
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("crowsnest-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .ok();
+        engine
+    })
+}
+
+/// Hex sha256 of a component's bytes: its identity in listings and in the cache.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Compiles components, reusing compiled artifacts from a cache directory.
+///
+/// Artifacts are keyed by the component's sha256, the wasmtime version and the
+/// engine's compatibility hash, so a warm start never recompiles and an
+/// upgraded host never loads a stale artifact.
+#[derive(Debug, Clone)]
+pub struct ComponentCache {
+    dir: Option<PathBuf>,
+}
+
+impl ComponentCache {
+    /// A cache in `dir` (created private on first write); `None` disables caching.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Self { dir }
+    }
+
+    /// The default cache directory: `$XDG_CACHE_HOME/crowsnest/components`, else `~/.cache/...`.
+    pub fn default_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("crowsnest").join("components"))
+    }
+
+    /// The cache directory in use, if any.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    fn artifact_path(&self, engine: &Engine, sha256: &str) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let compat = hasher.finish();
+        Some(dir.join(format!(
+            "{sha256}-wasmtime{}-{compat:016x}.cwasm",
+            wasmtime_version()
+        )))
+    }
+
+    /// Compile `bytes` (a component), or load its cached compilation.
+    pub fn load(&self, engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+        let sha = sha256_hex(bytes);
+        let path = self.artifact_path(engine, &sha);
+        if let Some(path) = &path {
+            if path.is_file() {
+                // SAFETY: the cache directory is created 0700 by this process and
+                // artifacts are written atomically by `store` below; wasmtime also
+                // checks the artifact's version and engine configuration.
+                match unsafe { Component::deserialize_file(engine, path) } {
+                    Ok(component) => return Ok(component),
+                    Err(err) => tracing::warn!(
+                        plugin = name,
+                        path = %path.display(),
+                        "discarding unusable cached component: {err:#}"
+                    ),
+                }
+            }
+        }
+        let component = Component::from_binary(engine, bytes).map_err(|err| PluginError::Invalid {
+            plugin: name.to_string(),
+            reason: format!("not a valid WebAssembly component: {}", root_cause(&err)),
+        })?;
+        if let Some(path) = &path {
+            if let Err(err) = store_artifact(path, &component) {
+                tracing::warn!(plugin = name, path = %path.display(), "cannot cache compiled component: {err:#}");
+            }
+        }
+        Ok(component)
+    }
+}
+
+fn store_artifact(path: &Path, component: &Component) -> anyhow::Result<()> {
+    let bytes = component.serialize().map_err(|err| anyhow::anyhow!("{err}"))?;
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// The wasmtime version this host was built with (part of the cache key).
+pub fn wasmtime_version() -> &'static str {
+    // Pinned in host/Cargo.toml; keep in step with it.
+    "48.0.8"
+}
+
+/// The innermost message of an error chain, which is what a user can act on.
+pub fn root_cause(err: &wasmtime::Error) -> String {
+    err.root_cause().to_string()
+}

@@ -1,0 +1,157 @@
+//! `dockerhub`: Docker Hub (`docker.io`) and the mirrors / accelerators /
+//! pull-through caches in front of it, whose images are looked up on Hub.
+
+use crowsnest_plugin_sdk::registry::{
+    basic_auth_from, domain_list, same_domain, Auth, ImageRef, Location, RegistryError,
+    RegistryProvider,
+};
+use crowsnest_plugin_sdk::{ConfigError, ConfigKey, PluginInfo, Settings};
+
+/// A vendor plugin: wins over the generic `oci` plugin.
+const PRIORITY: u32 = 100;
+
+/// The domains under which Docker Hub images are written.
+const HUB_DOMAINS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+
+/// Where Hub's registry API lives.
+const DEFAULT_URL: &str = "https://registry-1.docker.io";
+
+/// One configured Docker Hub instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerHub {
+    /// Registry API base URL (overridable to point tests at a local registry).
+    registry_url: String,
+    /// Mirror domains whose images are Hub images.
+    mirrors: Vec<String>,
+    credentials: Auth,
+}
+
+/// Hub's name for a repository: one-component names live under `library/`.
+pub fn hub_repository(path: &str) -> String {
+    if path.contains('/') {
+        path.to_string()
+    } else {
+        format!("library/{path}")
+    }
+}
+
+impl RegistryProvider for DockerHub {
+    fn describe() -> PluginInfo {
+        PluginInfo::new(
+            "dockerhub",
+            env!("CARGO_PKG_VERSION"),
+            "Docker Hub (docker.io), including mirrors and pull-through caches of it",
+        )
+        .key(ConfigKey::optional(
+            "url",
+            "Registry API URL (default https://registry-1.docker.io)",
+        ))
+        .key(ConfigKey::optional("username", "Docker Hub user name"))
+        .key(ConfigKey::optional("password", "Docker Hub password or access token").secret())
+        .key(ConfigKey::optional(
+            "mirrors",
+            "Mirror / accelerator domains whose images are looked up on Hub, e.g. [\"mirror.local:5000\"]",
+        ))
+    }
+
+    fn configure(settings: &Settings) -> Result<Self, ConfigError> {
+        let registry_url = match settings.http_url("url")? {
+            Some(url) => url.registry_base(),
+            None => DEFAULT_URL.to_string(),
+        };
+        Ok(Self {
+            registry_url,
+            mirrors: domain_list(settings, "mirrors")?,
+            credentials: basic_auth_from(settings)?,
+        })
+    }
+
+    fn matches(&self, image: &ImageRef) -> Option<u32> {
+        let served = HUB_DOMAINS.iter().any(|hub| same_domain(&image.domain, hub))
+            || self.mirrors.iter().any(|mirror| same_domain(&image.domain, mirror));
+        served.then_some(PRIORITY)
+    }
+
+    fn locate(&self, image: &ImageRef) -> Result<Location, RegistryError> {
+        if image.path.is_empty() {
+            return Err(RegistryError::NameUnknown("empty repository path".to_string()));
+        }
+        let repository = hub_repository(&image.path.to_ascii_lowercase());
+        Ok(Location {
+            registry_url: self.registry_url.clone(),
+            display: format!("docker.io/{repository}"),
+            repository,
+        })
+    }
+
+    fn credentials(&self, _target: &Location) -> Result<Auth, RegistryError> {
+        Ok(self.credentials.clone())
+    }
+}
+
+crowsnest_plugin_sdk::export_registry!(DockerHub);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configured(pairs: &[(&str, &str)]) -> Result<DockerHub, ConfigError> {
+        let settings = Settings::new(
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &DockerHub::describe().config_keys,
+        )?;
+        DockerHub::configure(&settings)
+    }
+
+    fn image(domain: &str, path: &str) -> ImageRef {
+        ImageRef {
+            domain: domain.to_string(),
+            path: path.to_string(),
+            tag: None,
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn serves_hub_domains_and_mirrors() {
+        let hub = configured(&[("mirrors", r#"["mirror.local:5000"]"#)]).unwrap();
+        for domain in ["docker.io", "index.docker.io", "registry-1.docker.io", "Mirror.Local:5000"] {
+            assert_eq!(hub.matches(&image(domain, "nginx")), Some(100), "{domain}");
+        }
+        assert_eq!(hub.matches(&image("ghcr.io", "org/app")), None);
+    }
+
+    #[test]
+    fn normalises_official_images() {
+        let hub = configured(&[]).unwrap();
+        let official = hub.locate(&image("docker.io", "nginx")).unwrap();
+        assert_eq!(official.registry_url, "https://registry-1.docker.io");
+        assert_eq!(official.repository, "library/nginx");
+        assert_eq!(official.display, "docker.io/library/nginx");
+        let user = hub.locate(&image("docker.io", "grafana/grafana")).unwrap();
+        assert_eq!(user.repository, "grafana/grafana");
+    }
+
+    #[test]
+    fn mirror_images_are_looked_up_on_the_configured_url() {
+        let hub = configured(&[
+            ("url", "http://127.0.0.1:5555/"),
+            ("mirrors", r#"["mirror.local:5000"]"#),
+            ("username", "u"),
+            ("password", "p"),
+        ])
+        .unwrap();
+        let location = hub.locate(&image("mirror.local:5000", "redis")).unwrap();
+        assert_eq!(location.registry_url, "http://127.0.0.1:5555");
+        assert_eq!(location.repository, "library/redis");
+        assert_eq!(
+            hub.credentials(&location).unwrap(),
+            Auth::Basic(("u".to_string(), "p".to_string()))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_url_by_key() {
+        assert_eq!(configured(&[("url", "registry-1.docker.io")]).unwrap_err().key.as_deref(), Some("url"));
+    }
+}

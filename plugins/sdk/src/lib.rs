@@ -1,0 +1,42 @@
+//! Guest SDK for crowsnest plugins.
+//!
+//! A crowsnest plugin is a WebAssembly component implementing one world of the
+//! `crowsnest:plugin` WIT package. This crate hides the generated bindings behind
+//! three traits, one per world, each with an export macro:
+//!
+//! | cargo feature | trait                               | export macro          |
+//! |---------------|-------------------------------------|-----------------------|
+//! | `registry`    | [`registry::RegistryProvider`]      | [`export_registry!`]  |
+//! | `strategy`    | [`strategy::VersionStrategy`]       | [`export_strategy!`]  |
+//! | `trigger`     | [`trigger::Trigger`]                | [`export_trigger!`]   |
+//!
+//! Enable exactly one feature per plugin crate: each enabled world adds its
+//! component type to the core module and the componentizer would then require
+//! the exports of every one of them.
+//!
+//! The value returned by a plugin's `configure` is the plugin instance's state;
+//! the SDK keeps it and hands it to every later call as `&self`. A call that
+//! arrives before a successful `configure` gets a clear error instead.
+
+
+mod info;
+mod instance;
+mod settings;
+pub mod url;
+
+pub use info::{ConfigError, ConfigKey, PluginInfo};
+pub use settings::Settings;
+
+#[cfg(any(feature = "registry", feature = "trigger"))]
+pub mod http;
+#[cfg(any(feature = "registry", feature = "trigger"))]
+pub mod log;
+#[cfg(feature = "registry")]
+pub mod registry;
+#[cfg(feature = "strategy")]
+pub mod strategy;
+#[cfg(feature = "trigger")]
+pub mod trigger;
+
+/// Re-exported for plugins that build JSON (settings, webhooks, vendor APIs).
+pub use serde_json;

@@ -1,0 +1,1092 @@
+//! The host's OCI distribution client against real registries on loopback.
+//!
+//! Needs the test world: `scripts/registries.sh start` then
+//! `source target/test-env/registries.env` (CNCF distribution 2.8 plain,
+//! htpasswd, token-auth and pull-through proxy instances plus the test token
+//! server). Images are generated and pushed here through the registry API.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crowsnest::registry::{
+    AccessPolicy, Auth, ClientConfig, HostAllowList, Location, Platform, RegistryClient,
+    RegistryError, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST,
+};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+// ---------------------------------------------------------------- test world
+
+fn world(variable: &str) -> String {
+    let name = format!("CROWSNEST_TEST_REGISTRY_{variable}");
+    match std::env::var(&name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} is not set: run scripts/registries.sh start and \
+             `source target/test-env/registries.env` before these tests"
+        ),
+    }
+}
+
+fn plain() -> String {
+    world("PLAIN")
+}
+
+/// A repository name no earlier run used, so tests can rerun on the same registries.
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn basic() -> Auth {
+    Auth::Basic {
+        username: world("BASIC_USER"),
+        password: world("BASIC_PASSWORD"),
+    }
+}
+
+fn bob() -> Auth {
+    Auth::Basic {
+        username: world("TOKEN_USER"),
+        password: world("TOKEN_PASSWORD"),
+    }
+}
+
+fn wrong_password() -> Auth {
+    Auth::Basic {
+        username: "alice".into(),
+        password: "not-the-password".into(),
+    }
+}
+
+fn client() -> RegistryClient {
+    RegistryClient::new(ClientConfig::default()).unwrap()
+}
+
+// ---------------------------------------------------------------- pushing images
+
+/// How the pusher authenticates.
+enum PushAuth {
+    None,
+    /// Basic credentials sent to the registry.
+    Basic(String, String),
+    /// Credentials exchanged for a push token at the test token server.
+    Token(String, String),
+}
+
+/// Pushes generated images through the distribution API (monolithic uploads).
+struct Pusher {
+    http: reqwest::Client,
+    registry: String,
+    auth: PushAuth,
+}
+
+/// A pushed manifest.
+#[derive(Debug, Clone)]
+struct Pushed {
+    digest: String,
+    media_type: &'static str,
+    size: usize,
+    created: String,
+}
+
+impl Pusher {
+    fn new(registry: String, auth: PushAuth) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            registry,
+            auth,
+        }
+    }
+
+    fn plain() -> Self {
+        Self::new(plain(), PushAuth::None)
+    }
+
+    fn basic() -> Self {
+        Self::new(
+            world("BASIC"),
+            PushAuth::Basic(world("BASIC_USER"), world("BASIC_PASSWORD")),
+        )
+    }
+
+    fn token() -> Self {
+        Self::new(
+            world("TOKEN"),
+            PushAuth::Token(world("TOKEN_USER"), world("TOKEN_PASSWORD")),
+        )
+    }
+
+    /// The Authorization header for pushing to `repository`.
+    async fn authorization(&self, repository: &str) -> Option<String> {
+        match &self.auth {
+            PushAuth::None => None,
+            PushAuth::Basic(username, password) => Some(format!(
+                "Basic {}",
+                base64_encode(&format!("{username}:{password}"))
+            )),
+            PushAuth::Token(username, password) => {
+                let url = format!(
+                    "{}/token?service=crowsnest-test-registry&scope=repository:{repository}:pull,push",
+                    world("TOKEN_SERVER")
+                );
+                let answer: Value = self
+                    .http
+                    .get(url)
+                    .basic_auth(username, Some(password))
+                    .send()
+                    .await
+                    .unwrap()
+                    .error_for_status()
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                Some(format!("Bearer {}", answer["token"].as_str().unwrap()))
+            }
+        }
+    }
+
+    fn with_auth(
+        &self,
+        request: reqwest::RequestBuilder,
+        authorization: &Option<String>,
+    ) -> reqwest::RequestBuilder {
+        match authorization {
+            Some(value) => request.header("Authorization", value),
+            None => request,
+        }
+    }
+
+    async fn blob(&self, repository: &str, authorization: &Option<String>, bytes: &[u8]) -> String {
+        let digest = sha256(bytes);
+        let start = self
+            .with_auth(
+                self.http
+                    .post(format!("{}/v2/{repository}/blobs/uploads/", self.registry)),
+                authorization,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), 202, "starting upload to {repository}");
+        let location = start.headers()["location"].to_str().unwrap().to_string();
+        let mut upload = reqwest::Url::parse(&self.registry)
+            .unwrap()
+            .join(&location)
+            .unwrap();
+        upload.query_pairs_mut().append_pair("digest", &digest);
+        let done = self
+            .with_auth(self.http.put(upload), authorization)
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 201, "finishing upload of {digest}");
+        digest
+    }
+
+    async fn manifest(
+        &self,
+        repository: &str,
+        authorization: &Option<String>,
+        reference: &str,
+        media_type: &'static str,
+        body: &[u8],
+    ) -> String {
+        let response = self
+            .with_auth(
+                self.http.put(format!(
+                    "{}/v2/{repository}/manifests/{reference}",
+                    self.registry
+                )),
+                authorization,
+            )
+            .header("Content-Type", media_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert_eq!(status, 201, "{}", response.text().await.unwrap());
+        sha256(body)
+    }
+
+    /// Pushes a one-layer image for `platform` created at `created`; tags it when `tag` is given.
+    async fn image(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        platform: (&str, &str, Option<&str>),
+        created: &str,
+        docker_types: bool,
+    ) -> Pushed {
+        let authorization = self.authorization(repository).await;
+        let (os, architecture, variant) = platform;
+        let layer = format!("layer {repository} {os}/{architecture} {created}").into_bytes();
+        let layer_digest = self.blob(repository, &authorization, &layer).await;
+        let mut config = json!({
+            "architecture": architecture,
+            "os": os,
+            "created": created,
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+            "config": {},
+        });
+        if let Some(variant) = variant {
+            config["variant"] = json!(variant);
+        }
+        let config = config.to_string().into_bytes();
+        let config_digest = self.blob(repository, &authorization, &config).await;
+        let (media_type, config_type, layer_type) = if docker_types {
+            (
+                MEDIA_TYPE_DOCKER_MANIFEST,
+                "application/vnd.docker.container.image.v1+json",
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            )
+        } else {
+            (
+                MEDIA_TYPE_OCI_MANIFEST,
+                "application/vnd.oci.image.config.v1+json",
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
+        };
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "config": {"mediaType": config_type, "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer.len()}],
+        })
+        .to_string()
+        .into_bytes();
+        let digest = sha256(&manifest);
+        let reference = tag.unwrap_or(&digest).to_string();
+        self.manifest(
+            repository,
+            &authorization,
+            &reference,
+            media_type,
+            &manifest,
+        )
+        .await;
+        Pushed {
+            digest,
+            media_type,
+            size: manifest.len(),
+            created: created.to_string(),
+        }
+    }
+
+    /// A BuildKit-style attestation manifest for `subject` (platform unknown/unknown in the index).
+    async fn attestation(&self, repository: &str, subject: &str) -> Pushed {
+        let authorization = self.authorization(repository).await;
+        let statement =
+            format!(r#"{{"_type":"https://in-toto.io/Statement/v0.1","subject":"{subject}"}}"#)
+                .into_bytes();
+        let statement_digest = self.blob(repository, &authorization, &statement).await;
+        let config = br#"{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let config_digest = self.blob(repository, &authorization, config).await;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_TYPE_OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": statement_digest, "size": statement.len()}],
+        })
+        .to_string()
+        .into_bytes();
+        let digest = sha256(&manifest);
+        self.manifest(
+            repository,
+            &authorization,
+            &digest,
+            MEDIA_TYPE_OCI_MANIFEST,
+            &manifest,
+        )
+        .await;
+        Pushed {
+            digest,
+            media_type: MEDIA_TYPE_OCI_MANIFEST,
+            size: manifest.len(),
+            created: String::new(),
+        }
+    }
+
+    /// Pushes an index (OCI) or manifest list (Docker) of `entries` under `tag`.
+    async fn index(
+        &self,
+        repository: &str,
+        tag: &str,
+        docker_types: bool,
+        entries: Vec<Value>,
+    ) -> String {
+        let authorization = self.authorization(repository).await;
+        let media_type = if docker_types {
+            MEDIA_TYPE_DOCKER_MANIFEST_LIST
+        } else {
+            MEDIA_TYPE_OCI_INDEX
+        };
+        let index = json!({"schemaVersion": 2, "mediaType": media_type, "manifests": entries})
+            .to_string()
+            .into_bytes();
+        self.manifest(repository, &authorization, tag, media_type, &index)
+            .await
+    }
+
+    /// Tags an existing manifest (re-PUT of the same bytes under another tag).
+    async fn retag(&self, repository: &str, pushed: &Pushed, tags: &[String]) {
+        let authorization = self.authorization(repository).await;
+        let body = self
+            .with_auth(
+                self.http.get(format!(
+                    "{}/v2/{repository}/manifests/{}",
+                    self.registry, pushed.digest
+                )),
+                &authorization,
+            )
+            .header("Accept", pushed.media_type)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        for tag in tags {
+            self.manifest(repository, &authorization, tag, pushed.media_type, &body)
+                .await;
+        }
+    }
+}
+
+fn entry(pushed: &Pushed, os: &str, architecture: &str, variant: Option<&str>) -> Value {
+    let mut platform = json!({"os": os, "architecture": architecture});
+    if let Some(variant) = variant {
+        platform["variant"] = json!(variant);
+    }
+    json!({"mediaType": pushed.media_type, "digest": pushed.digest, "size": pushed.size, "platform": platform})
+}
+
+fn attestation_entry(pushed: &Pushed, subject: &str) -> Value {
+    json!({
+        "mediaType": pushed.media_type, "digest": pushed.digest, "size": pushed.size,
+        "platform": {"os": "unknown", "architecture": "unknown"},
+        "annotations": {
+            "vnd.docker.reference.type": "attestation-manifest",
+            "vnd.docker.reference.digest": subject,
+        },
+    })
+}
+
+fn base64_encode(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// Token server request count for `scope`.
+async fn token_requests_for(scope: &str) -> u64 {
+    let stats: Value = reqwest::get(format!("{}/stats", world("TOKEN_SERVER")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["by_scope"][scope].as_u64().unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- paginating front
+
+/// Distribution 2.8 ignores `n` on tag lists. This front serves the real
+/// registry's tags the way distribution 3 does (sorted, `n`, `last`,
+/// `Link: <…>; rel="next"` relative to the registry) and passes every other
+/// request through unchanged.
+async fn paginating_front(upstream: String) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let http = http.clone();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buffer.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buffer).into_owned();
+                let mut lines = head.split("\r\n");
+                let mut request_line = lines.next().unwrap_or_default().split(' ');
+                let method = request_line.next().unwrap_or_default().to_string();
+                let target = request_line.next().unwrap_or_default().to_string();
+                let headers: Vec<(String, String)> = lines
+                    .take_while(|line| !line.is_empty())
+                    .filter_map(|line| line.split_once(':'))
+                    .map(|(key, value)| (key.trim().to_ascii_lowercase(), value.trim().to_string()))
+                    .filter(|(key, _)| key == "accept" || key == "authorization")
+                    .collect();
+                let url = reqwest::Url::parse(&format!("{upstream}{target}")).unwrap();
+                let (status, mut reply_headers, body) = if url.path().ends_with("/tags/list")
+                    && method == "GET"
+                {
+                    let mut full = url.clone();
+                    full.set_query(None);
+                    let listed: Value = http.get(full).send().await.unwrap().json().await.unwrap();
+                    let mut tags: Vec<String> =
+                        serde_json::from_value(listed["tags"].clone()).unwrap_or_default();
+                    tags.sort();
+                    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+                    let get =
+                        |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+                    let page_size: usize =
+                        get("n").and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+                    let after = get("last");
+                    let remaining: Vec<String> = tags
+                        .into_iter()
+                        .filter(|tag| after.as_ref().is_none_or(|last| tag > last))
+                        .collect();
+                    let page: Vec<String> = remaining.iter().take(page_size).cloned().collect();
+                    let mut headers =
+                        vec![("Content-Type".to_string(), "application/json".to_string())];
+                    if remaining.len() > page.len() {
+                        let link = format!(
+                            "<{}?n={page_size}&last={}>; rel=\"next\"",
+                            url.path(),
+                            page.last().unwrap()
+                        );
+                        headers.push(("Link".to_string(), link));
+                    }
+                    (
+                        200,
+                        headers,
+                        json!({"name": listed["name"], "tags": page})
+                            .to_string()
+                            .into_bytes(),
+                    )
+                } else {
+                    let mut request = http.request(method.parse().unwrap(), url);
+                    for (key, value) in &headers {
+                        request = request.header(key, value);
+                    }
+                    let response = request.send().await.unwrap();
+                    let status = response.status().as_u16();
+                    let relay: Vec<(String, String)> = response
+                        .headers()
+                        .iter()
+                        .filter(|(key, _)| {
+                            [
+                                "content-type",
+                                "docker-content-digest",
+                                "www-authenticate",
+                                "location",
+                            ]
+                            .contains(&key.as_str())
+                        })
+                        .map(|(key, value)| {
+                            (
+                                key.to_string(),
+                                value.to_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect();
+                    let length = response.content_length();
+                    let body = response.bytes().await.unwrap().to_vec();
+                    let mut relay = relay;
+                    if method == "HEAD" {
+                        relay.push(("Content-Length".into(), length.unwrap_or(0).to_string()));
+                    }
+                    (status, relay, body)
+                };
+                if method != "HEAD" {
+                    reply_headers.push(("Content-Length".into(), body.len().to_string()));
+                }
+                let mut reply = format!("HTTP/1.1 {status} Front\r\nConnection: close\r\n");
+                for (key, value) in reply_headers {
+                    reply.push_str(&format!("{key}: {value}\r\n"));
+                }
+                reply.push_str("\r\n");
+                let _ = stream.write_all(reply.as_bytes()).await;
+                if method != "HEAD" {
+                    let _ = stream.write_all(&body).await;
+                }
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    address
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn tag_listing_follows_pagination() {
+    let repository = unique("crowsnest-test/paged");
+    let pusher = Pusher::plain();
+    let image = pusher
+        .image(
+            &repository,
+            Some("v0"),
+            ("linux", "amd64", None),
+            "2024-01-01T00:00:00Z",
+            false,
+        )
+        .await;
+    let tags: Vec<String> = (1..=6).map(|i| format!("v{i}")).collect();
+    pusher.retag(&repository, &image, &tags).await;
+    let expected: BTreeSet<String> = (0..=6).map(|i| format!("v{i}")).collect();
+
+    // Straight from distribution 2.8 (which returns every tag at once).
+    let all = client()
+        .list_tags(&Location::new(plain(), &repository), &Auth::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(all.iter().cloned().collect::<BTreeSet<_>>(), expected);
+
+    // Through the paginating front with n=2: four pages, Link-relative URLs.
+    let front = paginating_front(plain()).await;
+    let paging = RegistryClient::new(ClientConfig {
+        tag_page_size: Some(2),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let front_url = format!("http://{front}");
+    let paged = paging
+        .list_tags(&Location::new(&front_url, &repository), &Auth::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(paged, expected.iter().cloned().collect::<Vec<_>>());
+    let tag_pages = paging
+        .counters()
+        .snapshot()
+        .into_iter()
+        .filter(|count| count.origin == front_url && count.status == Some(200))
+        .map(|count| count.count)
+        .sum::<u64>();
+    // /v2/ ping + 4 pages.
+    assert_eq!(tag_pages, 5);
+}
+
+#[tokio::test]
+async fn manifest_digests_platforms_attestations_and_created() {
+    let repository = unique("crowsnest-test/multi");
+    let pusher = Pusher::plain();
+    let location = Location::new(plain(), &repository);
+    let client = client();
+
+    let single = pusher
+        .image(
+            &repository,
+            Some("single"),
+            ("linux", "amd64", None),
+            "2023-03-04T05:06:07Z",
+            false,
+        )
+        .await;
+    let info = client
+        .resolve(
+            &location,
+            "single",
+            &Auth::Anonymous,
+            Some(&Platform::new("linux", "amd64")),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.digest, single.digest);
+    assert_eq!(info.media_type, MEDIA_TYPE_OCI_MANIFEST);
+    assert_eq!(info.platform_digest, None);
+    assert_eq!(info.created.as_deref(), Some("2023-03-04T05:06:07Z"));
+    let by_digest = client
+        .resolve(&location, &single.digest, &Auth::Anonymous, None, false)
+        .await
+        .unwrap();
+    assert_eq!(by_digest.digest, single.digest);
+    assert_eq!(by_digest.created, None);
+
+    let amd64 = pusher
+        .image(
+            &repository,
+            None,
+            ("linux", "amd64", None),
+            "2024-01-01T00:00:00Z",
+            false,
+        )
+        .await;
+    let arm64 = pusher
+        .image(
+            &repository,
+            None,
+            ("linux", "arm64", None),
+            "2024-02-02T00:00:00Z",
+            false,
+        )
+        .await;
+    let armv7 = pusher
+        .image(
+            &repository,
+            None,
+            ("linux", "arm", Some("v7")),
+            "2024-03-03T00:00:00Z",
+            false,
+        )
+        .await;
+    let attestation = pusher.attestation(&repository, &amd64.digest).await;
+    // The attestation comes first: it must never be selected, not even as "first image".
+    let index_digest = pusher
+        .index(
+            &repository,
+            "multi",
+            false,
+            vec![
+                attestation_entry(&attestation, &amd64.digest),
+                entry(&amd64, "linux", "amd64", None),
+                entry(&arm64, "linux", "arm64", None),
+                entry(&armv7, "linux", "arm", Some("v7")),
+            ],
+        )
+        .await;
+
+    let resolve = |platform: Option<Platform>, with_created: bool| {
+        let client = client.clone();
+        let location = location.clone();
+        async move {
+            client
+                .resolve(
+                    &location,
+                    "multi",
+                    &Auth::Anonymous,
+                    platform.as_ref(),
+                    with_created,
+                )
+                .await
+        }
+    };
+    let info = resolve(Some(Platform::new("linux", "arm64")), true)
+        .await
+        .unwrap();
+    assert_eq!(info.digest, index_digest);
+    assert_eq!(info.media_type, MEDIA_TYPE_OCI_INDEX);
+    assert_eq!(info.platform_digest.as_deref(), Some(arm64.digest.as_str()));
+    assert_eq!(info.created.as_deref(), Some(arm64.created.as_str()));
+
+    let info = resolve(
+        Some(Platform::new("linux", "arm").with_variant("v7")),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(info.platform_digest.as_deref(), Some(armv7.digest.as_str()));
+    assert_eq!(info.created, None);
+
+    let info = resolve(None, true).await.unwrap();
+    assert_eq!(info.platform_digest, None);
+    assert_eq!(info.created.as_deref(), Some(amd64.created.as_str()));
+
+    let missing = resolve(Some(Platform::new("linux", "s390x")), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&missing, RegistryError::ManifestUnknown(m) if m.contains("linux/s390x")),
+        "{missing:?}"
+    );
+    let attestation_platform = resolve(Some(Platform::new("unknown", "unknown")), false)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        attestation_platform,
+        RegistryError::ManifestUnknown(_)
+    ));
+
+    // Docker manifest list of Docker manifests.
+    let docker_amd64 = pusher
+        .image(
+            &repository,
+            None,
+            ("linux", "amd64", None),
+            "2025-05-05T00:00:00Z",
+            true,
+        )
+        .await;
+    let docker_arm64 = pusher
+        .image(
+            &repository,
+            None,
+            ("linux", "arm64", Some("v8")),
+            "2025-06-06T00:00:00Z",
+            true,
+        )
+        .await;
+    let list_digest = pusher
+        .index(
+            &repository,
+            "docker-list",
+            true,
+            vec![
+                entry(&docker_amd64, "linux", "amd64", None),
+                entry(&docker_arm64, "linux", "arm64", Some("v8")),
+            ],
+        )
+        .await;
+    let info = client
+        .resolve(
+            &location,
+            "docker-list",
+            &Auth::Anonymous,
+            Some(&Platform::new("linux", "arm64")),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.digest, list_digest);
+    assert_eq!(info.media_type, MEDIA_TYPE_DOCKER_MANIFEST_LIST);
+    assert_eq!(
+        info.platform_digest.as_deref(),
+        Some(docker_arm64.digest.as_str())
+    );
+    assert_eq!(info.created.as_deref(), Some("2025-06-06T00:00:00Z"));
+}
+
+#[tokio::test]
+async fn basic_auth_registry() {
+    let repository = unique("crowsnest-test/basic");
+    let registry = world("BASIC");
+    let pushed = Pusher::basic()
+        .image(
+            &repository,
+            Some("1.0"),
+            ("linux", "amd64", None),
+            "2024-01-01T00:00:00Z",
+            false,
+        )
+        .await;
+    let location = Location::new(&registry, &repository);
+    let client = client();
+    assert_eq!(
+        client.list_tags(&location, &basic()).await.unwrap(),
+        ["1.0"]
+    );
+    let info = client
+        .resolve(&location, "1.0", &basic(), None, true)
+        .await
+        .unwrap();
+    assert_eq!(info.digest, pushed.digest);
+    assert_eq!(info.created.as_deref(), Some("2024-01-01T00:00:00Z"));
+
+    let wrong = client
+        .list_tags(&location, &wrong_password())
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, RegistryError::Unauthorized(_)), "{wrong:?}");
+    let anonymous = client
+        .resolve(&location, "1.0", &Auth::Anonymous, None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(anonymous, RegistryError::Unauthorized(_)),
+        "{anonymous:?}"
+    );
+}
+
+#[tokio::test]
+async fn token_auth_anonymous_and_with_credentials() {
+    let registry = world("TOKEN");
+    let public = unique("public/app");
+    let private = unique("private/app");
+    let pusher = Pusher::token();
+    let public_image = pusher
+        .image(
+            &public,
+            Some("1.0"),
+            ("linux", "amd64", None),
+            "2024-04-04T00:00:00Z",
+            false,
+        )
+        .await;
+    let private_image = pusher
+        .image(
+            &private,
+            Some("2.0"),
+            ("linux", "amd64", None),
+            "2024-05-05T00:00:00Z",
+            false,
+        )
+        .await;
+    let client = client();
+
+    let public_location = Location::new(&registry, &public);
+    assert_eq!(
+        client
+            .list_tags(&public_location, &Auth::Anonymous)
+            .await
+            .unwrap(),
+        ["1.0"]
+    );
+    let info = client
+        .resolve(&public_location, "1.0", &Auth::Anonymous, None, true)
+        .await
+        .unwrap();
+    assert_eq!(info.digest, public_image.digest);
+    assert_eq!(info.created.as_deref(), Some("2024-04-04T00:00:00Z"));
+
+    let private_location = Location::new(&registry, &private);
+    let anonymous = client
+        .list_tags(&private_location, &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(anonymous, RegistryError::Unauthorized(_)),
+        "{anonymous:?}"
+    );
+    assert_eq!(
+        client.list_tags(&private_location, &bob()).await.unwrap(),
+        ["2.0"]
+    );
+    let info = client
+        .resolve(&private_location, "2.0", &bob(), None, false)
+        .await
+        .unwrap();
+    assert_eq!(info.digest, private_image.digest);
+    let wrong = client
+        .list_tags(&private_location, &wrong_password())
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, RegistryError::Unauthorized(_)), "{wrong:?}");
+
+    // A ready Bearer token is sent as is.
+    let token: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/token?service=crowsnest-test-registry&scope=repository:{private}:pull",
+            world("TOKEN_SERVER")
+        ))
+        .basic_auth("bob", Some("builder"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let given = Auth::Bearer(token["token"].as_str().unwrap().to_string());
+    assert_eq!(
+        client.list_tags(&private_location, &given).await.unwrap(),
+        ["2.0"]
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_cached_per_scope_and_identity() {
+    let registry = world("TOKEN");
+    let repository = unique("public/cached");
+    Pusher::token()
+        .image(
+            &repository,
+            Some("1"),
+            ("linux", "amd64", None),
+            "2024-01-01T00:00:00Z",
+            false,
+        )
+        .await;
+    let scope = format!("repository:{repository}:pull");
+    assert_eq!(token_requests_for(&scope).await, 0);
+    let client = client();
+    let location = Location::new(&registry, &repository);
+    for _ in 0..3 {
+        client.list_tags(&location, &Auth::Anonymous).await.unwrap();
+        client
+            .resolve(&location, "1", &Auth::Anonymous, None, true)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        token_requests_for(&scope).await,
+        1,
+        "anonymous token fetched once"
+    );
+    for _ in 0..3 {
+        client.list_tags(&location, &bob()).await.unwrap();
+    }
+    assert_eq!(
+        token_requests_for(&scope).await,
+        2,
+        "bob's token fetched once more"
+    );
+    // A clone shares the cache.
+    client
+        .clone()
+        .list_tags(&location, &Auth::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(token_requests_for(&scope).await, 2);
+    let token_server = world("TOKEN_SERVER");
+    assert_eq!(client.counters().total_for_origin(&token_server), 2);
+    assert_eq!(client.realm_origins(&registry), [token_server]);
+}
+
+#[tokio::test]
+async fn missing_repository_and_tag() {
+    let repository = unique("crowsnest-test/missing");
+    let client = client();
+    let error = client
+        .list_tags(&Location::new(plain(), &repository), &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RegistryError::NameUnknown(_)), "{error:?}");
+
+    Pusher::plain()
+        .image(
+            &repository,
+            Some("present"),
+            ("linux", "amd64", None),
+            "2024-01-01T00:00:00Z",
+            false,
+        )
+        .await;
+    let error = client
+        .resolve(
+            &Location::new(plain(), &repository),
+            "absent",
+            &Auth::Anonymous,
+            None,
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RegistryError::ManifestUnknown(_)),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn pull_through_proxy_serves_the_upstream() {
+    let repository = unique("crowsnest-test/mirrored");
+    let pusher = Pusher::plain();
+    let amd64 = pusher
+        .image(
+            &repository,
+            Some("1.0"),
+            ("linux", "amd64", None),
+            "2024-07-07T00:00:00Z",
+            false,
+        )
+        .await;
+    let arm64 = pusher
+        .image(
+            &repository,
+            None,
+            ("linux", "arm64", None),
+            "2024-08-08T00:00:00Z",
+            false,
+        )
+        .await;
+    let index = pusher
+        .index(
+            &repository,
+            "2.0",
+            false,
+            vec![
+                entry(&amd64, "linux", "amd64", None),
+                entry(&arm64, "linux", "arm64", None),
+            ],
+        )
+        .await;
+    let client = client();
+    let mirror = Location::new(world("PROXY"), &repository);
+    let mut tags = client.list_tags(&mirror, &Auth::Anonymous).await.unwrap();
+    tags.sort();
+    assert_eq!(tags, ["1.0", "2.0"]);
+    let info = client
+        .resolve(&mirror, "1.0", &Auth::Anonymous, None, true)
+        .await
+        .unwrap();
+    assert_eq!(info.digest, amd64.digest);
+    assert_eq!(info.created.as_deref(), Some("2024-07-07T00:00:00Z"));
+    let info = client
+        .resolve(
+            &mirror,
+            "2.0",
+            &Auth::Anonymous,
+            Some(&Platform::new("linux", "arm64")),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.digest, index);
+    assert_eq!(info.platform_digest.as_deref(), Some(arm64.digest.as_str()));
+    assert_eq!(info.created.as_deref(), Some("2024-08-08T00:00:00Z"));
+}
+
+#[tokio::test]
+async fn policy_refuses_other_registries_and_learns_realms() {
+    let plain_url = reqwest::Url::parse(&plain()).unwrap();
+    let token_url = reqwest::Url::parse(&world("TOKEN")).unwrap();
+    let allowed = [
+        format!(
+            "{}:{}",
+            plain_url.host_str().unwrap(),
+            plain_url.port().unwrap()
+        ),
+        format!(
+            "{}:{}",
+            token_url.host_str().unwrap(),
+            token_url.port().unwrap()
+        ),
+    ];
+    let policy = Arc::new(HostAllowList::new(allowed).unwrap());
+    let shared = client();
+    let restricted = shared.with_policy(policy.clone());
+
+    let repository = unique("public/policy");
+    Pusher::token()
+        .image(
+            &repository,
+            Some("1"),
+            ("linux", "amd64", None),
+            "2024-01-01T00:00:00Z",
+            false,
+        )
+        .await;
+    let before = shared.counters().total();
+    let refused = restricted
+        .list_tags(&Location::new(world("BASIC"), &repository), &basic())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, RegistryError::NotAllowed(_)),
+        "{refused:?}"
+    );
+    assert_eq!(shared.counters().total(), before, "nothing was sent");
+
+    let token_server = reqwest::Url::parse(&world("TOKEN_SERVER")).unwrap();
+    assert!(!policy.allows(&token_server));
+    assert_eq!(
+        restricted
+            .list_tags(
+                &Location::new(world("TOKEN"), &repository),
+                &Auth::Anonymous
+            )
+            .await
+            .unwrap(),
+        ["1"]
+    );
+    assert_eq!(policy.learned_realms(), [world("TOKEN_SERVER")]);
+    assert!(policy.allows(&token_server));
+}
