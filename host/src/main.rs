@@ -20,6 +20,38 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// One-shot scan of every watcher.
+    Scan {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: cli::scan::ScanFormat,
+        /// Only containers whose image matches (repository with or without registry host; repeatable).
+        #[arg(long = "image", value_name = "PATTERN")]
+        images: Vec<String>,
+        /// Exit with code 3 when any update is available.
+        #[arg(long)]
+        fail_on_update: bool,
+    },
+    /// Run the daemon: scheduled scans, Docker events, HTTP + gRPC API.
+    Serve,
+    /// Ask a running server to rescan (everything, or the matching images).
+    Rescan {
+        /// Server base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        server: String,
+        /// Only containers whose image matches (repeatable).
+        #[arg(long = "image", value_name = "PATTERN")]
+        images: Vec<String>,
+        /// Bearer token of the server.
+        #[arg(long, env = "CROWSNEST_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: cli::rescan::RescanFormat,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
     /// Inspect plugins.
     Plugins {
         #[command(subcommand)]
@@ -67,6 +99,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match args.command {
+            Command::Scan { format, images, fail_on_update } => cli::scan::run(&config, format, images, fail_on_update).await,
+            Command::Serve => cli::serve::run(&config).await,
+            Command::Rescan { server, images, token, format, timeout } => {
+                let args = cli::rescan::RescanArgs { server, images, token, format, timeout: std::time::Duration::from_secs(timeout) };
+                cli::rescan::run(&args).await
+            }
             Command::Plugins { command } => match command {
                 PluginsCommand::List { format } => cli::plugins::list(&config, format).await,
                 PluginsCommand::Check { file } => cli::plugins::check(&config, &file).await,

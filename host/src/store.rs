@@ -75,6 +75,13 @@ pub struct StoreConfig {
     /// SQLite database file; created with its parent directory when missing.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// Seconds a repository's tag list is reused before the registry is asked again (0 = never reuse).
+    #[serde(default = "default_tag_cache_ttl")]
+    pub tag_cache_ttl: u64,
+}
+
+fn default_tag_cache_ttl() -> u64 {
+    60
 }
 
 fn default_store_path() -> PathBuf {
@@ -85,6 +92,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: default_store_path(),
+            tag_cache_ttl: default_tag_cache_ttl(),
         }
     }
 }

@@ -10,8 +10,11 @@ const VERSION: &str = "@0.1.0";
 /// The crowsnest worlds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorldKind {
+    /// `registry-provider`.
     Registry,
+    /// `version-strategy`.
     Strategy,
+    /// `trigger`.
     Trigger,
 }
 
@@ -41,11 +44,20 @@ impl WorldKind {
     /// The function imports a component of this world may have.
     fn allowed_imports(self) -> Vec<String> {
         let names: &[&str] = match self {
-            Self::Registry => &["types", "registry-types", "log", "http-client", "oci-client"],
+            Self::Registry => &[
+                "types",
+                "registry-types",
+                "log",
+                "http-client",
+                "oci-client",
+            ],
             Self::Strategy => &["types"],
             Self::Trigger => &["types", "log", "http-client"],
         };
-        names.iter().map(|name| format!("{PACKAGE}/{name}{VERSION}")).collect()
+        names
+            .iter()
+            .map(|name| format!("{PACKAGE}/{name}{VERSION}"))
+            .collect()
     }
 
     fn all() -> [Self; 3] {
@@ -55,8 +67,11 @@ impl WorldKind {
 
 /// A component with what it imports and exports.
 pub struct Component {
+    /// The encoded component.
     pub bytes: Vec<u8>,
+    /// Imported interface names, sorted (type-only interfaces included).
     pub imports: Vec<String>,
+    /// Exported interface names, sorted.
     pub exports: Vec<String>,
     /// The crowsnest world whose exports it has, if any.
     pub world: Option<WorldKind>,
@@ -67,7 +82,9 @@ impl Component {
     pub fn from_core_module(core: &[u8]) -> Result<Self> {
         let mut encoder = ComponentEncoder::default();
         encoder.validate(true);
-        encoder.module(core).context("reading the core module's component type")?;
+        encoder
+            .module(core)
+            .context("reading the core module's component type")?;
         let bytes = encoder.encode().context("encoding the component")?;
         Self::inspect(bytes)
     }
@@ -114,7 +131,10 @@ impl Component {
         if let Some(kind) = expected {
             let allowed = kind.allowed_imports();
             if let Some(extra) = self.imports.iter().find(|import| !allowed.contains(import)) {
-                bail!("imports `{extra}`, which the {} world does not lend", kind.name());
+                bail!(
+                    "imports `{extra}`, which the {} world does not lend",
+                    kind.name()
+                );
             }
         }
         Ok(())

@@ -31,19 +31,55 @@ struct PluginCrate {
 
 /// Built-in plugins embedded in the host binary.
 const BUILTINS: &[PluginCrate] = &[
-    PluginCrate { name: "oci", package: "crowsnest-plugin-oci", world: Some(WorldKind::Registry) },
-    PluginCrate { name: "dockerhub", package: "crowsnest-plugin-dockerhub", world: Some(WorldKind::Registry) },
-    PluginCrate { name: "semver", package: "crowsnest-plugin-semver", world: Some(WorldKind::Strategy) },
-    PluginCrate { name: "regex", package: "crowsnest-plugin-regex", world: Some(WorldKind::Strategy) },
-    PluginCrate { name: "digest", package: "crowsnest-plugin-digest", world: Some(WorldKind::Strategy) },
-    PluginCrate { name: "webhook", package: "crowsnest-plugin-webhook", world: Some(WorldKind::Trigger) },
+    PluginCrate {
+        name: "oci",
+        package: "crowsnest-plugin-oci",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "dockerhub",
+        package: "crowsnest-plugin-dockerhub",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "semver",
+        package: "crowsnest-plugin-semver",
+        world: Some(WorldKind::Strategy),
+    },
+    PluginCrate {
+        name: "regex",
+        package: "crowsnest-plugin-regex",
+        world: Some(WorldKind::Strategy),
+    },
+    PluginCrate {
+        name: "digest",
+        package: "crowsnest-plugin-digest",
+        world: Some(WorldKind::Strategy),
+    },
+    PluginCrate {
+        name: "webhook",
+        package: "crowsnest-plugin-webhook",
+        world: Some(WorldKind::Trigger),
+    },
 ];
 
 /// Hostile and malformed plugins for the host's sandbox tests (never embedded).
 const FIXTURES: &[PluginCrate] = &[
-    PluginCrate { name: "hostile-strategy", package: "crowsnest-fixture-hostile-strategy", world: Some(WorldKind::Strategy) },
-    PluginCrate { name: "hostile-registry", package: "crowsnest-fixture-hostile-registry", world: Some(WorldKind::Registry) },
-    PluginCrate { name: "unknown-world", package: "crowsnest-fixture-unknown-world", world: None },
+    PluginCrate {
+        name: "hostile-strategy",
+        package: "crowsnest-fixture-hostile-strategy",
+        world: Some(WorldKind::Strategy),
+    },
+    PluginCrate {
+        name: "hostile-registry",
+        package: "crowsnest-fixture-hostile-registry",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "unknown-world",
+        package: "crowsnest-fixture-unknown-world",
+        world: None,
+    },
 ];
 
 /// The fixture whose core module (before componentization) is also written as
@@ -143,9 +179,15 @@ fn build_all_plugins() -> Result<()> {
     }
 
     let digest = sources::digest(&root)?;
-    write_file(&builtin_dir.join(sources::DIGEST_FILE), sources::render(&digest).as_bytes())?;
+    write_file(
+        &builtin_dir.join(sources::DIGEST_FILE),
+        sources::render(&digest).as_bytes(),
+    )?;
 
-    println!("{:<18} {:>10} {:>10}  world / exports", "plugin", "core", "component");
+    println!(
+        "{:<18} {:>10} {:>10}  world / exports",
+        "plugin", "core", "component"
+    );
     for (name, core_len, component) in &report {
         println!(
             "{name:<18} {core_len:>10} {:>10}  {} / {}",
@@ -157,7 +199,10 @@ fn build_all_plugins() -> Result<()> {
             println!("{:<41}imports: {}", "", component.imports.join(", "));
         }
     }
-    println!("wrote {} (sources sha256 {digest})", builtin_dir.join(sources::DIGEST_FILE).display());
+    println!(
+        "wrote {} (sources sha256 {digest})",
+        builtin_dir.join(sources::DIGEST_FILE).display()
+    );
     Ok(())
 }
 
@@ -177,7 +222,10 @@ fn check_sources() -> Result<ExitCode> {
     let actual = sources::digest(&root)?;
     let missing: Vec<String> = BUILTINS
         .iter()
-        .map(|plugin| root.join("host/builtin").join(format!("{}.wasm", plugin.name)))
+        .map(|plugin| {
+            root.join("host/builtin")
+                .join(format!("{}.wasm", plugin.name))
+        })
         .filter(|path| !path.is_file())
         .map(|path| path.display().to_string())
         .collect();
@@ -202,13 +250,16 @@ fn check_sources() -> Result<ExitCode> {
 fn build_one_plugin(crate_dir: &Path, out: &Path) -> Result<()> {
     let manifest = crate_dir.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!("{} is not a crate directory (no Cargo.toml)", crate_dir.display());
+        bail!(
+            "{} is not a crate directory (no Cargo.toml)",
+            crate_dir.display()
+        );
     }
     let toolchain = Toolchain::detect()?;
     eprintln!("xtask: building {} with {toolchain}", crate_dir.display());
     let core_path = toolchain.build_manifest(&manifest)?;
-    let core = std::fs::read(&core_path)
-        .with_context(|| format!("reading {}", core_path.display()))?;
+    let core =
+        std::fs::read(&core_path).with_context(|| format!("reading {}", core_path.display()))?;
     let component = Component::from_core_module(&core)
         .with_context(|| format!("componentizing {}", core_path.display()))?;
     if component.world.is_none() {

@@ -22,8 +22,8 @@ pub fn digest(root: &Path) -> Result<String> {
     files.sort();
     let mut hasher = Sha256::new();
     for relative in &files {
-        let contents = std::fs::read(root.join(relative))
-            .with_context(|| format!("reading {relative}"))?;
+        let contents =
+            std::fs::read(root.join(relative)).with_context(|| format!("reading {relative}"))?;
         hasher.update(relative.as_bytes());
         hasher.update([0]);
         hasher.update((contents.len() as u64).to_le_bytes());

@@ -38,7 +38,10 @@ impl fmt::Display for Toolchain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Rustup { .. } => write!(f, "the rustup {TARGET} target"),
-            Self::Debian => write!(f, "{DEBIAN_CARGO} and -Zbuild-std (no rustup {TARGET} target installed)"),
+            Self::Debian => write!(
+                f,
+                "{DEBIAN_CARGO} and -Zbuild-std (no rustup {TARGET} target installed)"
+            ),
         }
     }
 }
@@ -93,7 +96,12 @@ impl Toolchain {
     }
 
     /// Builds one package of the workspace at `workspace`; returns its core wasm.
-    pub fn build_package(&self, workspace: &Path, package: &str, target_dir: &Path) -> Result<PathBuf> {
+    pub fn build_package(
+        &self,
+        workspace: &Path,
+        package: &str,
+        target_dir: &Path,
+    ) -> Result<PathBuf> {
         let mut command = self.cargo_build();
         command
             .current_dir(workspace)
@@ -146,5 +154,6 @@ fn run_for_cdylib(mut command: Command) -> Result<PathBuf> {
             found = Some(PathBuf::from(wasm));
         }
     }
-    found.context("the build produced no cdylib .wasm; is `crate-type = [\"cdylib\"]` set in [lib]?")
+    found
+        .context("the build produced no cdylib .wasm; is `crate-type = [\"cdylib\"]` set in [lib]?")
 }

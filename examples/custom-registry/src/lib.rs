@@ -49,18 +49,28 @@ impl AcmeRegistry {
 
 impl RegistryProvider for AcmeRegistry {
     fn describe() -> PluginInfo {
-        PluginInfo::new("acme", env!("CARGO_PKG_VERSION"), "Acme's in-house registry and its mirror")
-            .key(ConfigKey::required("url", "Registry URL, e.g. https://registry.acme.internal:5000"))
-            .key(ConfigKey::optional("username", "User name"))
-            .key(ConfigKey::optional("password", "Password").secret())
-            .key(ConfigKey::optional("token", "Bearer token (instead of username/password)").secret())
+        PluginInfo::new(
+            "acme",
+            env!("CARGO_PKG_VERSION"),
+            "Acme's in-house registry and its mirror",
+        )
+        .key(ConfigKey::required(
+            "url",
+            "Registry URL, e.g. https://registry.acme.internal:5000",
+        ))
+        .key(ConfigKey::optional("username", "User name"))
+        .key(ConfigKey::optional("password", "Password").secret())
+        .key(ConfigKey::optional("token", "Bearer token (instead of username/password)").secret())
     }
 
     fn configure(settings: &Settings) -> Result<Self, ConfigError> {
         let url = settings.require_http_url("url")?;
         let credentials = match (settings.get("token"), settings.get("username")) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::key("token", "give either token or username/password"))
+                return Err(ConfigError::key(
+                    "token",
+                    "give either token or username/password",
+                ))
             }
             (Some(token), None) => Auth::Bearer(token.to_string()),
             (None, _) => basic_auth_from(settings)?,
@@ -79,7 +89,10 @@ impl RegistryProvider for AcmeRegistry {
 
     fn locate(&self, image: &ImageRef) -> Result<Location, RegistryError> {
         if Self::is_mirror(&image.domain) {
-            log::debug(&format!("{}/{} is looked up on {}", image.domain, image.path, self.domain));
+            log::debug(&format!(
+                "{}/{} is looked up on {}",
+                image.domain, image.path, self.domain
+            ));
         }
         Ok(Location {
             registry_url: self.registry_url.clone(),
@@ -129,8 +142,16 @@ mod tests {
     #[test]
     fn mirror_images_are_looked_up_upstream() {
         let acme = configured(&[("url", "https://registry.acme.internal:5000")]).unwrap();
-        for domain in ["registry.acme.internal:5000", "acme-mirror", "acme-mirror:5001"] {
-            assert_eq!(acme.matches(&image(domain, "team/app")), Some(PRIORITY), "{domain}");
+        for domain in [
+            "registry.acme.internal:5000",
+            "acme-mirror",
+            "acme-mirror:5001",
+        ] {
+            assert_eq!(
+                acme.matches(&image(domain, "team/app")),
+                Some(PRIORITY),
+                "{domain}"
+            );
             let location = acme.locate(&image(domain, "team/app")).unwrap();
             assert_eq!(location.registry_url, "https://registry.acme.internal:5000");
             assert_eq!(location.display, "registry.acme.internal:5000/team/app");
@@ -140,7 +161,9 @@ mod tests {
 
     #[test]
     fn wip_tags_are_hidden() {
-        let tags = ["1.0", "1.1-wip", "1.1", "2.0-wip"].map(String::from).to_vec();
+        let tags = ["1.0", "1.1-wip", "1.1", "2.0-wip"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(without_wip(tags), vec!["1.0", "1.1"]);
     }
 
@@ -151,6 +174,9 @@ mod tests {
         let both = configured(&[("url", "https://r.acme"), ("token", "t"), ("username", "u")]);
         assert_eq!(both.err().and_then(|err| err.key).as_deref(), Some("token"));
         let unknown = configured(&[("url", "https://r.acme"), ("insecure", "true")]);
-        assert_eq!(unknown.err().and_then(|err| err.key).as_deref(), Some("insecure"));
+        assert_eq!(
+            unknown.err().and_then(|err| err.key).as_deref(),
+            Some("insecure")
+        );
     }
 }

@@ -67,14 +67,21 @@ impl RegistryProvider for DockerHub {
     }
 
     fn matches(&self, image: &ImageRef) -> Option<u32> {
-        let served = HUB_DOMAINS.iter().any(|hub| same_domain(&image.domain, hub))
-            || self.mirrors.iter().any(|mirror| same_domain(&image.domain, mirror));
+        let served = HUB_DOMAINS
+            .iter()
+            .any(|hub| same_domain(&image.domain, hub))
+            || self
+                .mirrors
+                .iter()
+                .any(|mirror| same_domain(&image.domain, mirror));
         served.then_some(PRIORITY)
     }
 
     fn locate(&self, image: &ImageRef) -> Result<Location, RegistryError> {
         if image.path.is_empty() {
-            return Err(RegistryError::NameUnknown("empty repository path".to_string()));
+            return Err(RegistryError::NameUnknown(
+                "empty repository path".to_string(),
+            ));
         }
         let repository = hub_repository(&image.path.to_ascii_lowercase());
         Ok(Location {
@@ -115,7 +122,12 @@ mod tests {
     #[test]
     fn serves_hub_domains_and_mirrors() {
         let hub = configured(&[("mirrors", r#"["mirror.local:5000"]"#)]).unwrap();
-        for domain in ["docker.io", "index.docker.io", "registry-1.docker.io", "Mirror.Local:5000"] {
+        for domain in [
+            "docker.io",
+            "index.docker.io",
+            "registry-1.docker.io",
+            "Mirror.Local:5000",
+        ] {
             assert_eq!(hub.matches(&image(domain, "nginx")), Some(100), "{domain}");
         }
         assert_eq!(hub.matches(&image("ghcr.io", "org/app")), None);
@@ -152,6 +164,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_url_by_key() {
-        assert_eq!(configured(&[("url", "registry-1.docker.io")]).unwrap_err().key.as_deref(), Some("url"));
+        assert_eq!(
+            configured(&[("url", "registry-1.docker.io")])
+                .unwrap_err()
+                .key
+                .as_deref(),
+            Some("url")
+        );
     }
 }

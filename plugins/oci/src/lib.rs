@@ -36,7 +36,10 @@ impl RegistryProvider for OciRegistry {
             "url",
             "Registry base URL, e.g. https://registry.example.com:5000",
         ))
-        .key(ConfigKey::optional("username", "User name for the registry"))
+        .key(ConfigKey::optional(
+            "username",
+            "User name for the registry",
+        ))
         .key(ConfigKey::optional("password", "Password or token for the registry").secret())
         .key(ConfigKey::optional(
             "mirrors",
@@ -56,13 +59,18 @@ impl RegistryProvider for OciRegistry {
 
     fn matches(&self, image: &ImageRef) -> Option<u32> {
         let served = same_domain(&image.domain, &self.domain)
-            || self.mirrors.iter().any(|mirror| same_domain(&image.domain, mirror));
+            || self
+                .mirrors
+                .iter()
+                .any(|mirror| same_domain(&image.domain, mirror));
         served.then_some(PRIORITY)
     }
 
     fn locate(&self, image: &ImageRef) -> Result<Location, RegistryError> {
         if image.path.is_empty() {
-            return Err(RegistryError::NameUnknown("empty repository path".to_string()));
+            return Err(RegistryError::NameUnknown(
+                "empty repository path".to_string(),
+            ));
         }
         Ok(Location {
             registry_url: self.registry_url.clone(),
@@ -106,8 +114,14 @@ mod tests {
             ("mirrors", r#"["Mirror.Local:5001"]"#),
         ])
         .unwrap();
-        assert_eq!(registry.matches(&image("127.0.0.1:5000", "team/app")), Some(10));
-        assert_eq!(registry.matches(&image("mirror.local:5001", "team/app")), Some(10));
+        assert_eq!(
+            registry.matches(&image("127.0.0.1:5000", "team/app")),
+            Some(10)
+        );
+        assert_eq!(
+            registry.matches(&image("mirror.local:5001", "team/app")),
+            Some(10)
+        );
         assert_eq!(registry.matches(&image("127.0.0.1:5001", "team/app")), None);
         assert_eq!(registry.matches(&image("docker.io", "library/nginx")), None);
     }
@@ -119,7 +133,9 @@ mod tests {
             ("mirrors", r#"["mirror.local:5001"]"#),
         ])
         .unwrap();
-        let location = registry.locate(&image("mirror.local:5001", "nginx")).unwrap();
+        let location = registry
+            .locate(&image("mirror.local:5001", "nginx"))
+            .unwrap();
         assert_eq!(location.registry_url, "https://registry.example:5000");
         assert_eq!(location.repository, "nginx");
         assert_eq!(location.display, "registry.example:5000/nginx");
@@ -129,9 +145,16 @@ mod tests {
     fn credentials_follow_username() {
         let anonymous = configured(&[("url", "http://r:5000")]).unwrap();
         assert_eq!(anonymous.credentials, Auth::Anonymous);
-        let basic = configured(&[("url", "http://r:5000"), ("username", "u"), ("password", "p")])
-            .unwrap();
-        assert_eq!(basic.credentials, Auth::Basic(("u".to_string(), "p".to_string())));
+        let basic = configured(&[
+            ("url", "http://r:5000"),
+            ("username", "u"),
+            ("password", "p"),
+        ])
+        .unwrap();
+        assert_eq!(
+            basic.credentials,
+            Auth::Basic(("u".to_string(), "p".to_string()))
+        );
     }
 
     #[test]
@@ -140,7 +163,8 @@ mod tests {
         assert_eq!(missing.key.as_deref(), Some("url"));
         let scheme = configured(&[("url", "registry.example")]).unwrap_err();
         assert_eq!(scheme.key.as_deref(), Some("url"));
-        let mirror = configured(&[("url", "http://r"), ("mirrors", r#"["https://m"]"#)]).unwrap_err();
+        let mirror =
+            configured(&[("url", "http://r"), ("mirrors", r#"["https://m"]"#)]).unwrap_err();
         assert_eq!(mirror.key.as_deref(), Some("mirrors"));
         let unknown = configured(&[("url", "http://r"), ("insecure", "true")]).unwrap_err();
         assert_eq!(unknown.key.as_deref(), Some("insecure"));

@@ -3,7 +3,9 @@
 //! The pattern comes from the `regex` option of the container (label), else
 //! from this instance's `regex` setting.
 
-use crowsnest_plugin_sdk::strategy::{extra_option, Decision, OptionError, Options, VersionStrategy};
+use crowsnest_plugin_sdk::strategy::{
+    extra_option, Decision, OptionError, Options, VersionStrategy,
+};
 use crowsnest_plugin_sdk::{ConfigError, ConfigKey, PluginInfo, Settings};
 use versioning::regex::REGEX_OPTION;
 
@@ -48,10 +50,22 @@ impl VersionStrategy for RegexStrategy {
         match (&self.default_pattern, extra_option(options, REGEX_OPTION)) {
             (Some(pattern), None) => {
                 let mut options = options.clone();
-                options.extra.push((REGEX_OPTION.to_string(), pattern.clone()));
-                crowsnest_strategy_glue::run(versioning::regex::choose, current, candidates, &options)
+                options
+                    .extra
+                    .push((REGEX_OPTION.to_string(), pattern.clone()));
+                crowsnest_strategy_glue::run(
+                    versioning::regex::choose,
+                    current,
+                    candidates,
+                    &options,
+                )
             }
-            _ => crowsnest_strategy_glue::run(versioning::regex::choose, current, candidates, options),
+            _ => crowsnest_strategy_glue::run(
+                versioning::regex::choose,
+                current,
+                candidates,
+                options,
+            ),
         }
     }
 }
@@ -80,9 +94,16 @@ mod tests {
     #[test]
     fn configured_pattern_is_the_default() {
         let strategy = configured(Some(r"^v(?P<major>\d+)\.(?P<minor>\d+)$")).unwrap();
-        let candidates = vec!["v1.2".to_string(), "v1.10".to_string(), "latest".to_string()];
+        let candidates = vec![
+            "v1.2".to_string(),
+            "v1.10".to_string(),
+            "latest".to_string(),
+        ];
         let decision = strategy.choose("v1.2", &candidates, &no_options()).unwrap();
-        assert_eq!(decision.offer.map(|offer| offer.tag).as_deref(), Some("v1.10"));
+        assert_eq!(
+            decision.offer.map(|offer| offer.tag).as_deref(),
+            Some("v1.10")
+        );
     }
 
     #[test]

@@ -83,7 +83,9 @@ impl Request {
 
     /// Whether a header of that name (case-insensitive) is set.
     pub fn has_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|(key, _)| key.eq_ignore_ascii_case(name))
+        self.headers
+            .iter()
+            .any(|(key, _)| key.eq_ignore_ascii_case(name))
     }
 
     /// Sends the request through the host.

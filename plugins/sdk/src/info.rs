@@ -17,7 +17,11 @@ pub struct PluginInfo {
 
 impl PluginInfo {
     /// Starts a description with no settings.
-    pub fn new(name: impl Into<String>, version: impl Into<String>, description: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
         Self {
             name: name.into(),
             version: version.into(),
@@ -146,7 +150,9 @@ macro_rules! impl_world_conversions {
         pub(crate) fn settings_from_wit(
             settings: Vec<world_types::Setting>,
         ) -> impl Iterator<Item = (String, String)> {
-            settings.into_iter().map(|setting| (setting.key, setting.value))
+            settings
+                .into_iter()
+                .map(|setting| (setting.key, setting.value))
         }
     };
 }

@@ -10,14 +10,20 @@
 //! | `strategy`    | [`strategy::VersionStrategy`]       | [`export_strategy!`]  |
 //! | `trigger`     | [`trigger::Trigger`]                | [`export_trigger!`]   |
 //!
-//! Enable exactly one feature per plugin crate: each enabled world adds its
-//! component type to the core module and the componentizer would then require
-//! the exports of every one of them.
+//! Enable the feature of the world the plugin implements, one per plugin
+//! crate. Each world's bindings come from their own crate and only describe
+//! the world's imports; the export macro adds the full world (with its
+//! exports) to the plugin crate itself, so the componentizer sees exactly
+//! the exported world. Several features at once are supported for native
+//! builds of a whole workspace (tests, clippy), where nothing is exported.
+//!
+//! [`log`] and [`http`] exist for the worlds that import them (`registry`,
+//! `trigger`). Outside wasm there is no host: logs go to stderr and host
+//! calls fail with an error, so a plugin's logic can be unit-tested natively.
 //!
 //! The value returned by a plugin's `configure` is the plugin instance's state;
 //! the SDK keeps it and hands it to every later call as `&self`. A call that
 //! arrives before a successful `configure` gets a clear error instead.
-
 
 mod info;
 mod instance;

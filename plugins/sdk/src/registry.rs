@@ -1,6 +1,6 @@
 //! Registry providers (`registry-provider` world, cargo feature `registry`).
 //!
-//! Implement [`RegistryProvider`] and export it with [`export_registry!`]:
+//! Implement [`RegistryProvider`] and export it with [`export_registry!`](crate::export_registry):
 //!
 //! ```ignore
 //! use crowsnest_plugin_sdk::registry::*;
@@ -100,7 +100,8 @@ pub mod oci {
     use super::bindings::crowsnest::plugin::oci_client;
     use super::{Auth, Location, ManifestInfo, Platform, RegistryError};
 
-    const NO_HOST: &str = "no crowsnest host outside wasm: the OCI client is only available to the component";
+    const NO_HOST: &str =
+        "no crowsnest host outside wasm: the OCI client is only available to the component";
 
     /// All tags of `target`'s repository, every page followed. Outside wasm
     /// (native unit tests) there is no host: [`RegistryError::Unsupported`].
@@ -145,20 +146,28 @@ pub fn domain_list(settings: &Settings, key: &str) -> Result<Vec<String>, crate:
             ));
         }
     }
-    Ok(domains.into_iter().map(|domain| domain.to_ascii_lowercase()).collect())
+    Ok(domains
+        .into_iter()
+        .map(|domain| domain.to_ascii_lowercase())
+        .collect())
 }
 
 /// [`Auth::Basic`] from the `username` and `password` settings when a
 /// username is set, else [`Auth::Anonymous`]; a password alone is an error.
 pub fn basic_auth_from(settings: &Settings) -> Result<Auth, crate::ConfigError> {
     let username = settings.get("username").filter(|user| !user.is_empty());
-    let password = settings.get("password").filter(|password| !password.is_empty());
+    let password = settings
+        .get("password")
+        .filter(|password| !password.is_empty());
     match (username, password) {
         (Some(username), password) => Ok(Auth::Basic((
             username.to_string(),
             password.unwrap_or_default().to_string(),
         ))),
-        (None, Some(_)) => Err(crate::ConfigError::key("password", "a password needs a username")),
+        (None, Some(_)) => Err(crate::ConfigError::key(
+            "password",
+            "a password needs a username",
+        )),
         (None, None) => Ok(Auth::Anonymous),
     }
 }
@@ -192,8 +201,8 @@ impl<T: RegistryProvider> meta::Guest for RegistryExport<T> {
     fn configure(settings: Vec<wit_types::Setting>) -> Result<(), wit_types::ConfigError> {
         INSTANCE.with(InstanceSlot::clear);
         let info = T::describe();
-        let settings =
-            Settings::new(settings_from_wit(settings), &info.config_keys).map_err(config_error_to_wit)?;
+        let settings = Settings::new(settings_from_wit(settings), &info.config_keys)
+            .map_err(config_error_to_wit)?;
         let instance = T::configure(&settings).map_err(config_error_to_wit)?;
         INSTANCE.with(|slot| slot.install(instance));
         Ok(())

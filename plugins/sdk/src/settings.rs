@@ -39,7 +39,10 @@ impl Settings {
             values.insert(key, value);
         }
         for known in accepted.iter().filter(|known| known.required) {
-            if values.get(&known.name).is_none_or(|value| value.trim().is_empty()) {
+            if values
+                .get(&known.name)
+                .is_none_or(|value| value.trim().is_empty())
+            {
                 return Err(ConfigError::key(&known.name, "required setting is missing"));
             }
         }
@@ -72,7 +75,10 @@ impl Settings {
         match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => Ok(Some(true)),
             "false" | "no" | "off" | "0" => Ok(Some(false)),
-            _ => Err(ConfigError::key(key, format!("`{raw}` is not a boolean (true or false)"))),
+            _ => Err(ConfigError::key(
+                key,
+                format!("`{raw}` is not a boolean (true or false)"),
+            )),
         }
     }
 
@@ -194,7 +200,11 @@ mod tests {
     fn unknown_key_is_rejected_by_name() {
         let err = settings(&[("url", "http://x"), ("colour", "red")]).unwrap_err();
         assert_eq!(err.key.as_deref(), Some("colour"));
-        assert!(err.message.contains("accepted: url, insecure"), "{}", err.message);
+        assert!(
+            err.message.contains("accepted: url, insecure"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -228,7 +238,10 @@ mod tests {
             s.string_map("headers").unwrap(),
             vec![("X-Token".to_string(), "abc".to_string())]
         );
-        assert_eq!(s.require_http_url("url").unwrap().authority(), "reg.example:5000");
+        assert_eq!(
+            s.require_http_url("url").unwrap().authority(),
+            "reg.example:5000"
+        );
     }
 
     #[test]
@@ -240,9 +253,18 @@ mod tests {
             ("mirrors", "mirror.local"),
         ])
         .unwrap();
-        assert_eq!(s.bool("insecure").unwrap_err().key.as_deref(), Some("insecure"));
-        assert_eq!(s.u32("timeout_ms").unwrap_err().key.as_deref(), Some("timeout_ms"));
-        assert_eq!(s.string_list("mirrors").unwrap_err().key.as_deref(), Some("mirrors"));
+        assert_eq!(
+            s.bool("insecure").unwrap_err().key.as_deref(),
+            Some("insecure")
+        );
+        assert_eq!(
+            s.u32("timeout_ms").unwrap_err().key.as_deref(),
+            Some("timeout_ms")
+        );
+        assert_eq!(
+            s.string_list("mirrors").unwrap_err().key.as_deref(),
+            Some("mirrors")
+        );
         assert_eq!(s.http_url("url").unwrap_err().key.as_deref(), Some("url"));
     }
 

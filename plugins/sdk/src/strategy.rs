@@ -1,7 +1,7 @@
 //! Version strategies (`version-strategy` world, cargo feature `strategy`).
 //!
 //! A strategy is a pure function with no imports: implement
-//! [`VersionStrategy`] and export it with [`export_strategy!`].
+//! [`VersionStrategy`] and export it with [`export_strategy!`](crate::export_strategy).
 
 use std::marker::PhantomData;
 
@@ -67,8 +67,8 @@ impl<T: VersionStrategy> meta::Guest for StrategyExport<T> {
     fn configure(settings: Vec<wit_types::Setting>) -> Result<(), wit_types::ConfigError> {
         INSTANCE.with(InstanceSlot::clear);
         let info = T::describe();
-        let settings =
-            Settings::new(settings_from_wit(settings), &info.config_keys).map_err(config_error_to_wit)?;
+        let settings = Settings::new(settings_from_wit(settings), &info.config_keys)
+            .map_err(config_error_to_wit)?;
         let instance = T::configure(&settings).map_err(config_error_to_wit)?;
         INSTANCE.with(|slot| slot.install(instance));
         Ok(())

@@ -1,6 +1,6 @@
 //! Triggers (`trigger` world, cargo feature `trigger`): deliver update events.
 //!
-//! Implement [`Trigger`] and export it with [`export_trigger!`]. Triggers may
+//! Implement [`Trigger`] and export it with [`export_trigger!`](crate::export_trigger). Triggers may
 //! use [`crate::http`] and [`crate::log`].
 
 use std::marker::PhantomData;
@@ -77,8 +77,8 @@ impl<T: Trigger> meta::Guest for TriggerExport<T> {
     fn configure(settings: Vec<wit_types::Setting>) -> Result<(), wit_types::ConfigError> {
         INSTANCE.with(InstanceSlot::clear);
         let info = T::describe();
-        let settings =
-            Settings::new(settings_from_wit(settings), &info.config_keys).map_err(config_error_to_wit)?;
+        let settings = Settings::new(settings_from_wit(settings), &info.config_keys)
+            .map_err(config_error_to_wit)?;
         let instance = T::configure(&settings).map_err(config_error_to_wit)?;
         INSTANCE.with(|slot| slot.install(instance));
         Ok(())

@@ -37,7 +37,9 @@ impl HttpUrl {
                 )))
             }
         };
-        let split_at = after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len());
+        let split_at = after_scheme
+            .find(['/', '?', '#'])
+            .unwrap_or(after_scheme.len());
         let (authority, rest) = after_scheme.split_at(split_at);
         if authority.is_empty() {
             return Err(UrlError(format!("`{raw}` has no host")));
@@ -47,7 +49,10 @@ impl HttpUrl {
                 "`{raw}` carries credentials; use the username/password settings"
             )));
         }
-        if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if authority
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(UrlError(format!("`{raw}` has an invalid host")));
         }
         if let Some((_, port)) = authority.rsplit_once(':') {

@@ -64,13 +64,22 @@ mod tests {
 
     #[test]
     fn semver_verdict_round_trips() {
-        let candidates = vec!["1.25.3".to_string(), "1.26.0".to_string(), "2.0.0-rc1".to_string()];
-        let decision = run(versioning::semver::choose, "1.25.3", &candidates, &Options {
-            include: None,
-            exclude: None,
-            transform: None,
-            extra: Vec::new(),
-        })
+        let candidates = vec![
+            "1.25.3".to_string(),
+            "1.26.0".to_string(),
+            "2.0.0-rc1".to_string(),
+        ];
+        let decision = run(
+            versioning::semver::choose,
+            "1.25.3",
+            &candidates,
+            &Options {
+                include: None,
+                exclude: None,
+                transform: None,
+                extra: Vec::new(),
+            },
+        )
         .unwrap();
         assert!(decision.version_tag);
         assert_eq!(

@@ -30,7 +30,10 @@ impl Webhook {
             .map(drop)
             .map_err(|err| match err {
                 HttpError::Status { status, .. } => {
-                    format!("webhook {} {} answered HTTP {status}", self.method, self.url)
+                    format!(
+                        "webhook {} {} answered HTTP {status}",
+                        self.method, self.url
+                    )
                 }
                 other => format!("webhook {} {} failed: {other}", self.method, self.url),
             })
@@ -41,7 +44,10 @@ impl Webhook {
 fn parse_method(raw: &str) -> Result<String, ConfigError> {
     let method = raw.trim().to_ascii_uppercase();
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(ConfigError::key("method", format!("`{raw}` is not an HTTP method")));
+        return Err(ConfigError::key(
+            "method",
+            format!("`{raw}` is not an HTTP method"),
+        ));
     }
     Ok(method)
 }
@@ -56,7 +62,10 @@ impl Trigger for Webhook {
         .key(ConfigKey::required("url", "Endpoint URL (http:// or https://)").secret())
         .key(ConfigKey::optional("method", "HTTP method (default POST)"))
         .key(ConfigKey::optional("headers", "Extra headers, a table of strings").secret())
-        .key(ConfigKey::optional("timeout_ms", "Request timeout in milliseconds"))
+        .key(ConfigKey::optional(
+            "timeout_ms",
+            "Request timeout in milliseconds",
+        ))
     }
 
     fn configure(settings: &Settings) -> Result<Self, ConfigError> {
@@ -129,7 +138,11 @@ mod tests {
             (&[("url", "http://h"), ("timeout_ms", "soon")], "timeout_ms"),
         ];
         for (pairs, key) in cases {
-            assert_eq!(configured(pairs).unwrap_err().key.as_deref(), Some(key), "{pairs:?}");
+            assert_eq!(
+                configured(pairs).unwrap_err().key.as_deref(),
+                Some(key),
+                "{pairs:?}"
+            );
         }
     }
 

@@ -1,0 +1,157 @@
+//! `crowsnest scan`: one-shot scan of every watcher, as a table or JSON.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::model::{ContainerObject, ScanReport, ScanRequest};
+use crate::scan::{ScanSetupError, Scanner};
+
+/// Output format of `scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanFormat {
+    /// Readable table.
+    Table,
+    /// JSON array of container objects.
+    Json,
+}
+
+/// Exit codes of the contract.
+pub mod exit {
+    /// Scan done.
+    pub const OK: u8 = 0;
+    /// The scan itself failed (a watcher could not be read, setup failed).
+    pub const FAILED: u8 = 1;
+    /// Bad configuration or usage.
+    pub const BAD_CONFIG: u8 = 2;
+    /// `--fail-on-update` and an update is available.
+    pub const UPDATE_AVAILABLE: u8 = 3;
+}
+
+/// Run `scan`.
+pub async fn run(config: &Config, format: ScanFormat, images: Vec<String>, fail_on_update: bool) -> anyhow::Result<ExitCode> {
+    let scanner = match Scanner::new(config).await {
+        Ok(scanner) => scanner,
+        Err(ScanSetupError::Config(err)) => {
+            eprintln!("error: bad configuration: {err}");
+            return Ok(ExitCode::from(exit::BAD_CONFIG));
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(exit::FAILED));
+        }
+    };
+    let request = ScanRequest { images, container_ids: Vec::new() };
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} scanning repositories {pos}/{len} {wide_bar} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress: Option<crate::scan::Progress> = bar.clone().map(|bar| {
+        Arc::new(move |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }) as crate::scan::Progress
+    });
+    let report = scanner.scan_with_progress(&request, progress).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        ScanFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report.containers)?)?,
+        ScanFormat::Table => write_table(&mut out, &report, std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())?,
+    }
+    for failed in &report.watcher_errors {
+        eprintln!("error: watcher `{}`: {}", failed.watcher, failed.message);
+    }
+    if !report.watcher_errors.is_empty() {
+        return Ok(ExitCode::from(exit::FAILED));
+    }
+    if fail_on_update && report.containers.iter().any(|c| c.update_available) {
+        return Ok(ExitCode::from(exit::UPDATE_AVAILABLE));
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// Status column text and colour of one container.
+fn status(container: &ContainerObject) -> (String, &'static str) {
+    if let Some(error) = &container.error {
+        return (format!("error: {}", error.message), "31");
+    }
+    match &container.update_kind {
+        Some(kind) if container.update_available => {
+            let detail = kind.semver_diff.clone().unwrap_or_else(|| kind.kind.clone());
+            (format!("update ({detail})"), "33")
+        }
+        _ if container.result.is_some() => ("up to date".into(), "32"),
+        _ => ("not checked".into(), "2"),
+    }
+}
+
+fn write_table(out: &mut impl Write, report: &ScanReport, colour: bool) -> std::io::Result<()> {
+    let header = ["NAME", "WATCHER", "IMAGE", "CURRENT", "OFFERED", "STATUS"];
+    let rows: Vec<([String; 6], &'static str)> = report
+        .containers
+        .iter()
+        .map(|c| {
+            let current = c.image.tag.value.clone().unwrap_or_else(|| "(digest)".into());
+            let offered = match &c.update_kind {
+                Some(kind) if c.update_available && kind.kind == "digest" => {
+                    format!("new digest {}", short_digest(kind.remote_value.as_deref().unwrap_or_default()))
+                }
+                Some(kind) if c.update_available => kind.remote_value.clone().unwrap_or_default(),
+                _ => "-".into(),
+            };
+            let (text, code) = status(c);
+            (
+                [c.display_name.clone(), c.watcher.clone(), c.image.reference.clone(), current, offered, text],
+                code,
+            )
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for (row, _) in &rows {
+        for (width, cell) in widths.iter_mut().zip(row.iter()).take(5) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let pad = |cells: &[&str]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(out, "{}", pad(&header).trim_end())?;
+    for (row, code) in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        let line = pad(&cells[..5]);
+        if colour {
+            writeln!(out, "{line}  \x1b[{code}m{}\x1b[0m", cells[5])?;
+        } else {
+            writeln!(out, "{line}  {}", cells[5])?;
+        }
+    }
+    let updates = report.containers.iter().filter(|c| c.update_available).count();
+    let errors = report.containers.iter().filter(|c| c.error.is_some()).count();
+    writeln!(
+        out,
+        "\n{} containers, {updates} with updates, {errors} errors, {} repositories, {} ms",
+        report.containers.len(),
+        report.stats.repositories,
+        report.stats.duration_ms
+    )?;
+    Ok(())
+}
+
+fn short_digest(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}

@@ -1,0 +1,440 @@
+//! The daemon's front ends: HTTP API (axum), gRPC API (tonic), Prometheus
+//! metrics, and the background work (start-up scan, schedules, Docker events)
+//! wired together by [`start`].
+
+pub mod auth;
+pub mod grpc;
+pub mod http;
+pub mod openapi;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::discovery::WatcherConfig;
+use crate::metrics::ScanOrigin;
+use crate::model::{ContainerObject, ScanRequest};
+use crate::plugin::Catalog;
+use crate::scheduler::{follow_events, run_schedule, Coordinator, ScanPlan};
+use crate::store::{Store, StoreError};
+
+/// Default HTTP address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Default gRPC address.
+pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:3001";
+
+/// `[server]`, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// HTTP address.
+    pub listen: SocketAddr,
+    /// gRPC address; None = no gRPC server (`grpc_listen = ""`).
+    pub grpc_listen: Option<SocketAddr>,
+    /// Bearer token every route but `/health` requires (from `token` or `token_file`).
+    pub token: Option<String>,
+    /// Follow Docker events to refresh single containers.
+    pub events: bool,
+    /// Quiet time after a container's last event before it is refreshed.
+    pub event_debounce: Duration,
+    /// Scan every watcher at start-up.
+    pub scan_on_start: bool,
+    /// How long shutdown waits for scans and deliveries in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 3001))),
+            token: None,
+            events: true,
+            event_debounce: Duration::from_millis(500),
+            scan_on_start: true,
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A bad `[server]` key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `server.{key}`: {message}")]
+pub struct ServerConfigError {
+    /// Key within `[server]`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The keys `[server]` accepts.
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "grpc_listen",
+    "token",
+    "events",
+    "event_debounce_ms",
+    "scan_on_start",
+    "shutdown_grace_secs",
+];
+
+/// Reads `[server] key` as a `T`, naming the key when its value has the wrong type.
+fn server_value<T: serde::de::DeserializeOwned>(table: &toml::Table, key: &str) -> Result<Option<T>, ServerConfigError> {
+    table
+        .get(key)
+        .map(|value| {
+            value.clone().try_into::<T>().map_err(|error| ServerConfigError {
+                key: key.to_owned(),
+                message: format!("wrong type: {}", error.message().trim()),
+            })
+        })
+        .transpose()
+}
+
+impl ServerConfig {
+    /// Parses `[server]` (`token_file` was already turned into `token` by the config loader).
+    pub fn from_table(table: &toml::Table) -> Result<Self, ServerConfigError> {
+        if let Some(unknown) = table.keys().find(|key| !SERVER_KEYS.contains(&key.as_str())) {
+            return Err(ServerConfigError {
+                key: unknown.clone(),
+                message: format!("unknown key (known: {})", SERVER_KEYS.join(", ")),
+            });
+        }
+        let raw_listen: Option<String> = server_value(table, "listen")?;
+        let raw_grpc_listen: Option<String> = server_value(table, "grpc_listen")?;
+        let raw_token: Option<String> = server_value(table, "token")?;
+        let events: Option<bool> = server_value(table, "events")?;
+        let event_debounce_ms: Option<u64> = server_value(table, "event_debounce_ms")?;
+        let scan_on_start: Option<bool> = server_value(table, "scan_on_start")?;
+        let shutdown_grace_secs: Option<u64> = server_value(table, "shutdown_grace_secs")?;
+        let address = |key: &str, text: &str| {
+            text.trim().parse::<SocketAddr>().map_err(|error| ServerConfigError {
+                key: key.to_owned(),
+                message: format!("`{text}` is not an IP:port address: {error}"),
+            })
+        };
+        let defaults = Self::default();
+        let listen = match raw_listen.as_deref() {
+            Some(text) => address("listen", text)?,
+            None => defaults.listen,
+        };
+        let grpc_listen = match raw_grpc_listen.as_deref().map(str::trim) {
+            Some("") | Some("off") => None,
+            Some(text) => Some(address("grpc_listen", text)?),
+            None => defaults.grpc_listen,
+        };
+        let token = match raw_token {
+            Some(token) if token.trim().is_empty() => {
+                return Err(ServerConfigError {
+                    key: "token".into(),
+                    message: "is empty (remove it to disable authentication)".into(),
+                })
+            }
+            token => token,
+        };
+        Ok(Self {
+            listen,
+            grpc_listen,
+            token,
+            events: events.unwrap_or(defaults.events),
+            event_debounce: event_debounce_ms
+                .map_or(defaults.event_debounce, Duration::from_millis),
+            scan_on_start: scan_on_start.unwrap_or(defaults.scan_on_start),
+            shutdown_grace: shutdown_grace_secs
+                .map_or(defaults.shutdown_grace, Duration::from_secs),
+        })
+    }
+}
+
+/// A loaded plugin, as `GET /api/plugins` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginSummary {
+    /// Plugin name.
+    pub name: String,
+    /// `registry-provider`, `version-strategy` or `trigger`.
+    pub kind: String,
+    /// Plugin version.
+    pub version: String,
+    /// What it does.
+    pub description: String,
+    /// `builtin` or the drop-in file.
+    pub source: String,
+    /// Its configuration keys (name, description, required, secret).
+    #[schema(value_type = Vec<Object>)]
+    pub config_keys: serde_json::Value,
+}
+
+impl PluginSummary {
+    /// Every plugin of `catalog`.
+    pub fn from_catalog(catalog: &Catalog) -> Vec<Self> {
+        catalog
+            .entries()
+            .map(|entry| {
+                let info = &entry.component.info;
+                Self {
+                    name: info.name.clone(),
+                    kind: info.kind.to_string(),
+                    version: info.version.clone(),
+                    description: info.description.clone(),
+                    source: entry.component.source.to_string(),
+                    config_keys: serde_json::to_value(&info.config_keys).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Configuration shown by the read-only routes, secrets already masked.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigInfo {
+    /// `GET /api/watchers`.
+    pub watchers: BTreeMap<String, WatcherConfig>,
+    /// `GET /api/registries` (the scan engine's masked summaries).
+    pub registries: serde_json::Value,
+    /// `GET /api/plugins`.
+    pub plugins: Vec<PluginSummary>,
+}
+
+/// Stored containers as last read, with the JSON of the whole list, reused
+/// until the coordinator says the store changed.
+#[derive(Default)]
+struct ContainerCache {
+    entry: Mutex<Option<CachedContainers>>,
+}
+
+#[derive(Clone)]
+struct CachedContainers {
+    generation: u64,
+    containers: Arc<Vec<ContainerObject>>,
+    json: Bytes,
+}
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// Where containers live.
+    pub store: Store,
+    /// Scans, refreshes, triggers.
+    pub coordinator: Arc<Coordinator>,
+    /// The bearer token.
+    pub token: auth::Token,
+    /// Read-only configuration views.
+    pub info: ConfigInfo,
+    cache: ContainerCache,
+}
+
+impl AppState {
+    /// State over `store` and `coordinator`.
+    pub fn new(store: Store, coordinator: Arc<Coordinator>, token: auth::Token, info: ConfigInfo) -> Self {
+        Self {
+            store,
+            coordinator,
+            token,
+            info,
+            cache: ContainerCache::default(),
+        }
+    }
+
+    /// The stored containers and their JSON array, from the cache when the store did not change.
+    async fn containers(&self) -> Result<(Arc<Vec<ContainerObject>>, Bytes), StoreError> {
+        // Read the generation first: a change during the load leaves the entry stale, never wrong.
+        let generation = self.coordinator.generation();
+        if let Ok(entry) = self.cache.entry.lock() {
+            if let Some(cached) = entry.as_ref().filter(|cached| cached.generation == generation) {
+                return Ok((Arc::clone(&cached.containers), cached.json.clone()));
+            }
+        }
+        let containers: Vec<ContainerObject> = self.store.list_containers().await?;
+        let json = Bytes::from(serde_json::to_vec(&containers)?);
+        let containers = Arc::new(containers);
+        if let Ok(mut entry) = self.cache.entry.lock() {
+            *entry = Some(CachedContainers {
+                generation,
+                containers: Arc::clone(&containers),
+                json: json.clone(),
+            });
+        }
+        Ok((containers, json))
+    }
+}
+
+/// A server that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// An address could not be bound.
+    #[error("cannot listen on {address} ({what}): {source}")]
+    Bind {
+        /// HTTP or gRPC.
+        what: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A watcher's schedule is invalid.
+    #[error("{0}")]
+    Schedule(String),
+}
+
+/// What [`start`] runs besides the API.
+#[derive(Debug, Clone)]
+pub struct Background {
+    /// Watchers to schedule and follow.
+    pub watchers: BTreeMap<String, WatcherConfig>,
+    /// Run cron schedules.
+    pub schedules: bool,
+}
+
+/// A running daemon.
+pub struct RunningServer {
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// Bound gRPC address.
+    pub grpc_addr: Option<SocketAddr>,
+    /// Shared state (store, coordinator).
+    pub state: Arc<AppState>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    grace: Duration,
+}
+
+impl RunningServer {
+    /// Stops accepting requests and background work, then waits (up to the
+    /// configured grace) for scans and trigger deliveries in flight.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.cancel.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(self.grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("front ends did not stop within the grace period");
+        }
+        self.state.coordinator.shutdown(self.grace).await;
+        self.state.coordinator.triggers().shutdown(self.grace).await;
+        tracing::info!("stopped");
+    }
+
+    /// Completes when shutdown was requested.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+}
+
+/// Binds the HTTP (and gRPC) listeners, then starts serving, the start-up
+/// scan, the schedules and the event followers.
+pub async fn start(config: &ServerConfig, state: Arc<AppState>, background: Background) -> Result<RunningServer, ServeError> {
+    let plan = ScanPlan::new(&background.watchers).map_err(ServeError::Schedule)?;
+    let http_listener = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind {
+        what: "HTTP",
+        address: config.listen,
+        source,
+    })?;
+    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Bind {
+        what: "HTTP",
+        address: config.listen,
+        source,
+    })?;
+    let grpc_listener = match config.grpc_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address).await.map_err(|source| ServeError::Bind {
+                what: "gRPC",
+                address,
+                source,
+            })?;
+            let bound = listener.local_addr().map_err(|source| ServeError::Bind {
+                what: "gRPC",
+                address,
+                source,
+            })?;
+            Some((listener, bound))
+        }
+        None => None,
+    };
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+
+    let router = http::router(Arc::clone(&state));
+    let http_cancel = cancel.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(http_listener, router)
+            .with_graceful_shutdown(http_cancel.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "HTTP server failed");
+        }
+    });
+    tracing::info!(address = %http_addr, "HTTP API listening");
+
+    let grpc_addr = grpc_listener.as_ref().map(|(_, bound)| *bound);
+    if let Some((listener, bound)) = grpc_listener {
+        let grpc_state = Arc::clone(&state);
+        let grpc_cancel = cancel.clone();
+        tasks.spawn(async move {
+            if let Err(error) = grpc::serve(grpc_state, listener, grpc_cancel.cancelled_owned()).await {
+                tracing::error!(%error, "gRPC server failed");
+            }
+        });
+        tracing::info!(address = %bound, "gRPC API listening");
+    }
+
+    if config.scan_on_start {
+        let coordinator = Arc::clone(&state.coordinator);
+        tasks.spawn(async move {
+            if let Err(error) = coordinator.scan(ScanRequest::default(), ScanOrigin::Startup).await {
+                tracing::warn!(%error, "start-up scan failed");
+            }
+        });
+    }
+    if background.schedules {
+        for (schedule, jitter, watchers) in plan.timers {
+            tasks.spawn(run_schedule(Arc::clone(&state.coordinator), schedule, jitter, watchers, cancel.clone()));
+        }
+    }
+    if config.events {
+        for (name, watcher) in &background.watchers {
+            tasks.spawn(follow_events(
+                Arc::clone(&state.coordinator),
+                name.clone(),
+                watcher.clone(),
+                config.event_debounce,
+                cancel.clone(),
+            ));
+        }
+    }
+    Ok(RunningServer {
+        http_addr,
+        grpc_addr,
+        state,
+        cancel,
+        tasks,
+        grace: config.shutdown_grace,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServerConfig, ServerConfigError> {
+        ServerConfig::from_table(&text.parse::<toml::Table>().unwrap())
+    }
+
+    #[test]
+    fn server_section_defaults_and_errors_name_the_key() {
+        assert_eq!(parse("").unwrap(), ServerConfig::default());
+        let config = parse("listen = \"127.0.0.1:0\"\ngrpc_listen = \"\"\ntoken = \"t\"\nevent_debounce_ms = 50\n").unwrap();
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.grpc_listen, None);
+        assert_eq!(config.token.as_deref(), Some("t"));
+        assert_eq!(config.event_debounce, Duration::from_millis(50));
+        assert_eq!(parse("listen = \"localhost\"").unwrap_err().key, "listen");
+        assert_eq!(parse("tokn = \"x\"").unwrap_err().key, "tokn");
+        assert_eq!(parse("token = \" \"").unwrap_err().key, "token");
+        assert_eq!(parse("events = \"yes\"").unwrap_err().key, "events");
+    }
+}
