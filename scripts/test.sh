@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The one command that runs every test of crowsnest, on a fresh Debian 12 machine
+# or a developer's: installs what the tests need (apt packages), builds the wasm
+# plugins from source, starts the test world (dockerd, loopback registries, token
+# server), then runs formatting, lint and every test suite.
+#
+#   scripts/test.sh              everything
+#   scripts/test.sh -- ARGS      extra arguments for the host's `cargo test`
+#
+# Services started here are stopped on exit; a dockerd that was already running
+# is used as it is and left alone.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${repo_root}"
+extra_test_args=()
+if [[ "${1:-}" == "--" ]]; then
+    shift
+    extra_test_args=("$@")
+fi
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+# --- 1. System packages -------------------------------------------------------
+# docker.io: the engine; docker-registry: CNCF distribution 2.8; apache2-utils:
+# htpasswd; busybox-static: the FROM-scratch test images; openssl: token-auth
+# certificates. Debian's Rust builds the wasm guests when rustup has no wasm target.
+packages=(docker.io docker-registry apache2-utils busybox-static openssl curl ca-certificates)
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    packages+=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22)
+fi
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "${package}" 2>/dev/null | grep -q "install ok installed" || missing+=("${package}")
+done
+if ((${#missing[@]})); then
+    step "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- 2. Plugins: drift check, then a rebuild from source ----------------------
+step "checking that the embedded plugins match their sources"
+cargo xtask plugins --check
+step "building every wasm plugin from source"
+cargo xtask plugins
+step "building the example drop-in plugin (examples/custom-registry)"
+mkdir -p target/test-env/plugins
+cargo xtask plugin examples/custom-registry --out target/test-env/plugins/acme.wasm
+export CROWSNEST_TEST_EXAMPLE_PLUGIN="${repo_root}/target/test-env/plugins/acme.wasm"
+
+# --- 3. Test world --------------------------------------------------------------
+cleanup() {
+    local status=$?
+    scripts/registries.sh stop >/dev/null 2>&1 || true
+    scripts/dockerd.sh stop >/dev/null 2>&1 || true
+    exit "${status}"
+}
+trap cleanup EXIT
+step "starting dockerd and the loopback registries"
+scripts/dockerd.sh start
+scripts/dockerd.sh build-images
+scripts/registries.sh start
+# shellcheck disable=SC1091
+source target/test-env/registries.env
+
+# --- 4. Format, lint, tests ---------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy (host workspace)"
+cargo clippy --workspace --all-targets -- -D warnings
+step "cargo clippy (plugins workspace, native)"
+cargo clippy --manifest-path plugins/Cargo.toml --workspace --all-targets -- -D warnings
+step "plugin crates' own tests (native): SDK, built-ins, version semantics, golden table, properties"
+cargo test --manifest-path plugins/Cargo.toml --workspace
+cargo test --manifest-path examples/custom-registry/Cargo.toml
+step "host tests: unit, sandbox, CLI, registry protocol, discovery, store, scanner end to end, API"
+cargo test --workspace -- "${extra_test_args[@]}"
