@@ -242,6 +242,9 @@ async fn dropins_load_skip_bad_files_and_replace_builtins() {
     std::fs::write(dir.path().join("d-registry.toml"), "allowed_hosts = [\"127.0.0.1:5999\", \"*.corp.example\"]\n").unwrap();
     std::fs::copy(fixture("hostile-registry.wasm"), dir.path().join("e-bad-grants.wasm")).unwrap();
     std::fs::write(dir.path().join("e-bad-grants.toml"), "allowed = 3\n").unwrap();
+    // A drop-in named like a built-in (its describe() says `semver`) replaces it.
+    let builtin_semver = Path::new(env!("CARGO_MANIFEST_DIR")).join("builtin/semver.wasm");
+    std::fs::copy(&builtin_semver, dir.path().join("f-my-semver.wasm")).unwrap();
     let catalog = Catalog::load(&CatalogOptions {
         dir: Some(dir.path().to_path_buf()),
         cache: ComponentCache::new(Some(dir.path().join("cache"))),
@@ -260,6 +263,8 @@ async fn dropins_load_skip_bad_files_and_replace_builtins() {
     assert!(problems[0].0 == "b-core.wasm" && problems[0].1.contains("core WebAssembly module"), "{problems:?}");
     assert!(problems[1].0 == "c-garbage.wasm" && problems[1].1.contains("not a WebAssembly file"), "{problems:?}");
     assert!(problems[2].0 == "e-bad-grants.wasm" && problems[2].1.contains("unknown field `allowed`"), "{problems:?}");
+    let semver = catalog.find("semver", PluginKind::VersionStrategy).unwrap();
+    assert!(semver.component.source.to_string().ends_with("f-my-semver.wasm"), "{}", semver.component.source);
     // Every built-in is still there.
     for name in ["oci", "dockerhub", "semver", "regex", "digest", "webhook"] {
         assert!(catalog.get(name).is_some(), "{name} missing");

@@ -121,22 +121,10 @@ crowsnest_plugin_sdk::export_registry!(AcmeRegistry);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crowsnest_plugin_sdk::registry::{configure_from, image_ref as image};
 
     fn configured(pairs: &[(&str, &str)]) -> Result<AcmeRegistry, ConfigError> {
-        let settings = Settings::new(
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-            &AcmeRegistry::describe().config_keys,
-        )?;
-        AcmeRegistry::configure(&settings)
-    }
-
-    fn image(domain: &str, path: &str) -> ImageRef {
-        ImageRef {
-            domain: domain.to_string(),
-            path: path.to_string(),
-            tag: Some("1.0".to_string()),
-            digest: None,
-        }
+        configure_from(pairs.iter().copied())
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //! pull-through caches in front of it, whose images are looked up on Hub.
 
 use crowsnest_plugin_sdk::registry::{
-    basic_auth_from, domain_list, same_domain, Auth, ImageRef, Location, RegistryError,
-    RegistryProvider,
+    repository_path, Auth, ImageRef, Location, RegistryError, RegistryProvider, Upstream,
 };
 use crowsnest_plugin_sdk::{ConfigError, ConfigKey, PluginInfo, Settings};
 
@@ -19,11 +18,9 @@ const DEFAULT_URL: &str = "https://registry-1.docker.io";
 /// One configured Docker Hub instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerHub {
-    /// Registry API base URL (overridable to point tests at a local registry).
-    registry_url: String,
-    /// Mirror domains whose images are Hub images.
-    mirrors: Vec<String>,
-    credentials: Auth,
+    /// Hub's registry API (its URL overridable to point tests at a local
+    /// registry), with the mirror domains whose images are Hub images.
+    upstream: Upstream,
 }
 
 /// Hub's name for a repository: one-component names live under `library/`.
@@ -55,44 +52,28 @@ impl RegistryProvider for DockerHub {
     }
 
     fn configure(settings: &Settings) -> Result<Self, ConfigError> {
-        let registry_url = match settings.http_url("url")? {
-            Some(url) => url.registry_base(),
-            None => DEFAULT_URL.to_string(),
-        };
+        let registry_url = settings
+            .http_url("url")?
+            .map_or_else(|| DEFAULT_URL.to_string(), |url| url.registry_base());
         Ok(Self {
-            registry_url,
-            mirrors: domain_list(settings, "mirrors")?,
-            credentials: basic_auth_from(settings)?,
+            upstream: Upstream::configure(registry_url, settings)?,
         })
     }
 
     fn matches(&self, image: &ImageRef) -> Option<u32> {
-        let served = HUB_DOMAINS
-            .iter()
-            .any(|hub| same_domain(&image.domain, hub))
-            || self
-                .mirrors
-                .iter()
-                .any(|mirror| same_domain(&image.domain, mirror));
-        served.then_some(PRIORITY)
+        self.upstream
+            .serves(&image.domain, HUB_DOMAINS)
+            .then_some(PRIORITY)
     }
 
     fn locate(&self, image: &ImageRef) -> Result<Location, RegistryError> {
-        if image.path.is_empty() {
-            return Err(RegistryError::NameUnknown(
-                "empty repository path".to_string(),
-            ));
-        }
-        let repository = hub_repository(&image.path.to_ascii_lowercase());
-        Ok(Location {
-            registry_url: self.registry_url.clone(),
-            display: format!("docker.io/{repository}"),
-            repository,
-        })
+        let repository = hub_repository(&repository_path(image)?.to_ascii_lowercase());
+        let display = format!("docker.io/{repository}");
+        Ok(self.upstream.location(repository, display))
     }
 
     fn credentials(&self, _target: &Location) -> Result<Auth, RegistryError> {
-        Ok(self.credentials.clone())
+        Ok(self.upstream.credentials.clone())
     }
 }
 
@@ -101,22 +82,10 @@ crowsnest_plugin_sdk::export_registry!(DockerHub);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crowsnest_plugin_sdk::registry::{configure_from, image_ref as image};
 
     fn configured(pairs: &[(&str, &str)]) -> Result<DockerHub, ConfigError> {
-        let settings = Settings::new(
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-            &DockerHub::describe().config_keys,
-        )?;
-        DockerHub::configure(&settings)
-    }
-
-    fn image(domain: &str, path: &str) -> ImageRef {
-        ImageRef {
-            domain: domain.to_string(),
-            path: path.to_string(),
-            tag: None,
-            digest: None,
-        }
+        configure_from(pairs.iter().copied())
     }
 
     #[test]

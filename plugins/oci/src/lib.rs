@@ -5,8 +5,7 @@
 //! priority so that vendor plugins win for their own hosts.
 
 use crowsnest_plugin_sdk::registry::{
-    basic_auth_from, domain_list, same_domain, Auth, ImageRef, Location, RegistryError,
-    RegistryProvider,
+    repository_path, Auth, ImageRef, Location, RegistryError, RegistryProvider, Upstream,
 };
 use crowsnest_plugin_sdk::{ConfigError, ConfigKey, PluginInfo, Settings};
 
@@ -16,13 +15,10 @@ const PRIORITY: u32 = 10;
 /// One configured OCI registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OciRegistry {
-    /// Base URL without trailing slash or `/v2`.
-    registry_url: String,
-    /// `host[:port]` of `registry_url`: the image domain served.
+    /// `host[:port]` of the `url` setting: the image domain served.
     domain: String,
-    /// Extra domains whose images live on `registry_url`.
-    mirrors: Vec<String>,
-    credentials: Auth,
+    /// The registry at `url`, with the mirror domains whose images live there.
+    upstream: Upstream,
 }
 
 impl RegistryProvider for OciRegistry {
@@ -50,37 +46,26 @@ impl RegistryProvider for OciRegistry {
     fn configure(settings: &Settings) -> Result<Self, ConfigError> {
         let url = settings.require_http_url("url")?;
         Ok(Self {
-            registry_url: url.registry_base(),
             domain: url.authority().to_string(),
-            mirrors: domain_list(settings, "mirrors")?,
-            credentials: basic_auth_from(settings)?,
+            upstream: Upstream::configure(url.registry_base(), settings)?,
         })
     }
 
     fn matches(&self, image: &ImageRef) -> Option<u32> {
-        let served = same_domain(&image.domain, &self.domain)
-            || self
-                .mirrors
-                .iter()
-                .any(|mirror| same_domain(&image.domain, mirror));
-        served.then_some(PRIORITY)
+        self.upstream
+            .serves(&image.domain, [self.domain.as_str()])
+            .then_some(PRIORITY)
     }
 
     fn locate(&self, image: &ImageRef) -> Result<Location, RegistryError> {
-        if image.path.is_empty() {
-            return Err(RegistryError::NameUnknown(
-                "empty repository path".to_string(),
-            ));
-        }
-        Ok(Location {
-            registry_url: self.registry_url.clone(),
-            repository: image.path.clone(),
-            display: format!("{}/{}", self.domain, image.path),
-        })
+        let path = repository_path(image)?;
+        Ok(self
+            .upstream
+            .location(path.to_string(), format!("{}/{path}", self.domain)))
     }
 
     fn credentials(&self, _target: &Location) -> Result<Auth, RegistryError> {
-        Ok(self.credentials.clone())
+        Ok(self.upstream.credentials.clone())
     }
 }
 
@@ -89,22 +74,10 @@ crowsnest_plugin_sdk::export_registry!(OciRegistry);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crowsnest_plugin_sdk::registry::{configure_from, image_ref as image};
 
     fn configured(pairs: &[(&str, &str)]) -> Result<OciRegistry, ConfigError> {
-        let settings = Settings::new(
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-            &OciRegistry::describe().config_keys,
-        )?;
-        OciRegistry::configure(&settings)
-    }
-
-    fn image(domain: &str, path: &str) -> ImageRef {
-        ImageRef {
-            domain: domain.to_string(),
-            path: path.to_string(),
-            tag: Some("1.0".to_string()),
-            digest: None,
-        }
+        configure_from(pairs.iter().copied())
     }
 
     #[test]
@@ -144,7 +117,7 @@ mod tests {
     #[test]
     fn credentials_follow_username() {
         let anonymous = configured(&[("url", "http://r:5000")]).unwrap();
-        assert_eq!(anonymous.credentials, Auth::Anonymous);
+        assert_eq!(anonymous.upstream.credentials, Auth::Anonymous);
         let basic = configured(&[
             ("url", "http://r:5000"),
             ("username", "u"),
@@ -152,7 +125,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            basic.credentials,
+            basic.upstream.credentials,
             Auth::Basic(("u".to_string(), "p".to_string()))
         );
     }

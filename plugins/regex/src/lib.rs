@@ -3,6 +3,8 @@
 //! The pattern comes from the `regex` option of the container (label), else
 //! from this instance's `regex` setting.
 
+use std::borrow::Cow;
+
 use crowsnest_plugin_sdk::strategy::{
     extra_option, Decision, OptionError, Options, VersionStrategy,
 };
@@ -47,26 +49,17 @@ impl VersionStrategy for RegexStrategy {
         candidates: &[String],
         options: &Options,
     ) -> Result<Decision, OptionError> {
-        match (&self.default_pattern, extra_option(options, REGEX_OPTION)) {
+        let options = match (&self.default_pattern, extra_option(options, REGEX_OPTION)) {
             (Some(pattern), None) => {
-                let mut options = options.clone();
-                options
+                let mut with_default = options.clone();
+                with_default
                     .extra
                     .push((REGEX_OPTION.to_string(), pattern.clone()));
-                crowsnest_strategy_glue::run(
-                    versioning::regex::choose,
-                    current,
-                    candidates,
-                    &options,
-                )
+                Cow::Owned(with_default)
             }
-            _ => crowsnest_strategy_glue::run(
-                versioning::regex::choose,
-                current,
-                candidates,
-                options,
-            ),
-        }
+            _ => Cow::Borrowed(options),
+        };
+        crowsnest_strategy_glue::run(versioning::regex::choose, current, candidates, &options)
     }
 }
 
@@ -75,11 +68,10 @@ crowsnest_plugin_sdk::export_strategy!(RegexStrategy);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crowsnest_plugin_sdk::strategy::configure_from;
 
     fn configured(pattern: Option<&str>) -> Result<RegexStrategy, ConfigError> {
-        let pairs = pattern.map(|p| (REGEX_OPTION.to_string(), p.to_string()));
-        let settings = Settings::new(pairs, &RegexStrategy::describe().config_keys)?;
-        RegexStrategy::configure(&settings)
+        configure_from(pattern.map(|pattern| (REGEX_OPTION, pattern)))
     }
 
     fn no_options() -> Options {

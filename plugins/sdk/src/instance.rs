@@ -39,7 +39,6 @@ impl InstanceSlot {
 }
 
 /// Message for any call made before a successful `configure`.
-#[cfg(any(feature = "registry", feature = "strategy", feature = "trigger"))]
 pub(crate) fn not_configured_message(plugin: &str, call: &str) -> String {
     format!("plugin `{plugin}`: `{call}` called before a successful `configure`")
 }

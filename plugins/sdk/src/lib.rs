@@ -23,12 +23,16 @@
 //!
 //! The value returned by a plugin's `configure` is the plugin instance's state;
 //! the SDK keeps it and hands it to every later call as `&self`. A call that
-//! arrives before a successful `configure` gets a clear error instead.
+//! arrives before a successful `configure` gets a clear error instead. Each
+//! world module's `configure_from` runs the same validation and `configure`
+//! on raw `(key, value)` pairs, so unit tests configure a plugin as the host does.
 
 mod info;
+#[cfg(any(feature = "registry", feature = "strategy", feature = "trigger"))]
 mod instance;
 mod settings;
 pub mod url;
+mod world;
 
 pub use info::{ConfigError, ConfigKey, PluginInfo};
 pub use settings::Settings;

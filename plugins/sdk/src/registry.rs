@@ -33,8 +33,7 @@
 
 use std::marker::PhantomData;
 
-use crate::instance::{not_configured_message, InstanceSlot};
-use crate::{PluginInfo, Settings};
+use crate::{ConfigError, PluginInfo, Settings};
 
 /// Generated bindings of the world.
 #[doc(hidden)]
@@ -44,12 +43,14 @@ pub use bindings::crowsnest::plugin::registry_types::{
     Auth, ImageRef, Location, ManifestInfo, Platform, RegistryError,
 };
 
-use bindings::crowsnest::plugin::types as wit_types;
-use bindings::exports::crowsnest::plugin::{meta, registry};
+use bindings::exports::crowsnest::plugin::registry;
 
-crate::info::impl_world_conversions!(
-    crate::registry::bindings::crowsnest::plugin::types,
-    RegistryProvider
+crate::world::impl_world_glue!(
+    types: crate::registry::bindings::crowsnest::plugin::types,
+    meta_guest: bindings::exports::crowsnest::plugin::meta::Guest,
+    kind: RegistryProvider,
+    plugin: RegistryProvider,
+    export: RegistryExport,
 );
 
 /// A registry provider: which images it serves, where they are looked up and
@@ -61,7 +62,7 @@ pub trait RegistryProvider: Sized + 'static {
     fn describe() -> PluginInfo;
 
     /// Builds the instance state from validated settings.
-    fn configure(settings: &Settings) -> Result<Self, crate::ConfigError>;
+    fn configure(settings: &Settings) -> Result<Self, ConfigError>;
 
     /// Priority with which this instance serves `image`; `None` = not served.
     /// Generic registries answer low (10), vendor plugins higher (100).
@@ -136,11 +137,11 @@ pub fn same_domain(left: &str, right: &str) -> bool {
 
 /// Reads a setting holding a JSON array of registry domains (`host[:port]`,
 /// no scheme or path), e.g. `mirrors = ["mirror.local:5000"]`; lowercased.
-pub fn domain_list(settings: &Settings, key: &str) -> Result<Vec<String>, crate::ConfigError> {
+pub fn domain_list(settings: &Settings, key: &str) -> Result<Vec<String>, ConfigError> {
     let domains = settings.string_list(key)?;
     for domain in &domains {
         if domain.is_empty() || domain.contains("://") || domain.contains('/') {
-            return Err(crate::ConfigError::key(
+            return Err(ConfigError::key(
                 key,
                 format!("`{domain}` is not a registry domain like `mirror.local:5000`"),
             ));
@@ -154,7 +155,7 @@ pub fn domain_list(settings: &Settings, key: &str) -> Result<Vec<String>, crate:
 
 /// [`Auth::Basic`] from the `username` and `password` settings when a
 /// username is set, else [`Auth::Anonymous`]; a password alone is an error.
-pub fn basic_auth_from(settings: &Settings) -> Result<Auth, crate::ConfigError> {
+pub fn basic_auth_from(settings: &Settings) -> Result<Auth, ConfigError> {
     let username = settings.get("username").filter(|user| !user.is_empty());
     let password = settings
         .get("password")
@@ -164,11 +165,76 @@ pub fn basic_auth_from(settings: &Settings) -> Result<Auth, crate::ConfigError> 
             username.to_string(),
             password.unwrap_or_default().to_string(),
         ))),
-        (None, Some(_)) => Err(crate::ConfigError::key(
-            "password",
-            "a password needs a username",
-        )),
+        (None, Some(_)) => Err(ConfigError::key("password", "a password needs a username")),
         (None, None) => Ok(Auth::Anonymous),
+    }
+}
+
+/// The upstream registry of a provider and the mirror domains in front of
+/// it, with the credentials for it: the `mirrors`, `username` and `password`
+/// settings that `oci`, `dockerhub` and similar providers share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Registry API base URL, without trailing slash or `/v2`.
+    pub registry_url: String,
+    /// Mirror domains (lowercased) whose images are looked up on `registry_url`.
+    pub mirrors: Vec<String>,
+    /// Credentials for `registry_url`.
+    pub credentials: Auth,
+}
+
+impl Upstream {
+    /// `registry_url` with the `mirrors` setting (see [`domain_list`]) and the
+    /// `username`/`password` settings (see [`basic_auth_from`]).
+    pub fn configure(registry_url: String, settings: &Settings) -> Result<Self, ConfigError> {
+        Ok(Self {
+            registry_url,
+            mirrors: domain_list(settings, "mirrors")?,
+            credentials: basic_auth_from(settings)?,
+        })
+    }
+
+    /// Whether images of `domain` are served: it is one of `own_domains` or
+    /// one of the mirrors.
+    pub fn serves<'a>(
+        &'a self,
+        domain: &str,
+        own_domains: impl IntoIterator<Item = &'a str>,
+    ) -> bool {
+        own_domains
+            .into_iter()
+            .chain(self.mirrors.iter().map(String::as_str))
+            .any(|served| same_domain(domain, served))
+    }
+
+    /// `repository` on the upstream registry, shown to users as `display`.
+    pub fn location(&self, repository: String, display: String) -> Location {
+        Location {
+            registry_url: self.registry_url.clone(),
+            repository,
+            display,
+        }
+    }
+}
+
+/// The image's repository path; an empty one is [`RegistryError::NameUnknown`].
+pub fn repository_path(image: &ImageRef) -> Result<&str, RegistryError> {
+    if image.path.is_empty() {
+        return Err(RegistryError::NameUnknown(
+            "empty repository path".to_string(),
+        ));
+    }
+    Ok(&image.path)
+}
+
+/// The reference `domain/path` without tag or digest, e.g. for unit tests
+/// of [`RegistryProvider::matches`] and [`RegistryProvider::locate`].
+pub fn image_ref(domain: &str, path: &str) -> ImageRef {
+    ImageRef {
+        domain: domain.to_string(),
+        path: path.to_string(),
+        tag: None,
+        digest: None,
     }
 }
 
@@ -176,60 +242,29 @@ pub fn basic_auth_from(settings: &Settings) -> Result<Auth, crate::ConfigError> 
 #[doc(hidden)]
 pub struct RegistryExport<T>(PhantomData<T>);
 
-thread_local! {
-    static INSTANCE: InstanceSlot = const { InstanceSlot::new() };
-}
-
-fn with_instance<T: RegistryProvider, R>(
-    call: &str,
-    body: impl FnOnce(&T) -> Result<R, RegistryError>,
-) -> Result<R, RegistryError> {
-    match INSTANCE.with(|slot| slot.get::<T>()) {
-        Some(instance) => body(&instance),
-        None => Err(RegistryError::Unsupported(not_configured_message(
-            &T::describe().name,
-            call,
-        ))),
-    }
-}
-
-impl<T: RegistryProvider> meta::Guest for RegistryExport<T> {
-    fn describe() -> wit_types::PluginInfo {
-        plugin_info_to_wit(T::describe())
-    }
-
-    fn configure(settings: Vec<wit_types::Setting>) -> Result<(), wit_types::ConfigError> {
-        INSTANCE.with(InstanceSlot::clear);
-        let info = T::describe();
-        let settings = Settings::new(settings_from_wit(settings), &info.config_keys)
-            .map_err(config_error_to_wit)?;
-        let instance = T::configure(&settings).map_err(config_error_to_wit)?;
-        INSTANCE.with(|slot| slot.install(instance));
-        Ok(())
-    }
-}
-
 impl<T: RegistryProvider> registry::Guest for RegistryExport<T> {
     fn matches(image: ImageRef) -> Option<u32> {
-        match INSTANCE.with(|slot| slot.get::<T>()) {
-            Some(instance) => instance.matches(&image),
-            None => {
-                crate::log::warn(&not_configured_message(&T::describe().name, "matches"));
+        with_instance::<T, _>("matches", |instance| instance.matches(&image)).unwrap_or_else(
+            |message| {
+                crate::log::warn(&message);
                 None
-            }
-        }
+            },
+        )
     }
 
     fn locate(image: ImageRef) -> Result<Location, RegistryError> {
         with_instance::<T, _>("locate", |instance| instance.locate(&image))
+            .map_err(RegistryError::Unsupported)?
     }
 
     fn credentials(target: Location) -> Result<Auth, RegistryError> {
         with_instance::<T, _>("credentials", |instance| instance.credentials(&target))
+            .map_err(RegistryError::Unsupported)?
     }
 
     fn list_tags(target: Location) -> Result<Vec<String>, RegistryError> {
         with_instance::<T, _>("list-tags", |instance| instance.list_tags(&target))
+            .map_err(RegistryError::Unsupported)?
     }
 
     fn resolve(
@@ -241,6 +276,7 @@ impl<T: RegistryProvider> registry::Guest for RegistryExport<T> {
         with_instance::<T, _>("resolve", |instance| {
             instance.resolve(&target, &reference, platform.as_ref(), with_created)
         })
+        .map_err(RegistryError::Unsupported)?
     }
 }
 
@@ -249,14 +285,6 @@ impl<T: RegistryProvider> registry::Guest for RegistryExport<T> {
 #[macro_export]
 macro_rules! export_registry {
     ($provider:ty) => {
-        // Exports exist only in wasm: native builds (unit tests, clippy) cannot
-        // link symbol names such as `crowsnest:plugin/meta@0.1.0#describe`.
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        type __CrowsnestRegistryExport = $crate::registry::RegistryExport<$provider>;
-        #[cfg(target_arch = "wasm32")]
-        $crate::registry::bindings::export_world!(
-            __CrowsnestRegistryExport with_types_in $crate::registry::bindings
-        );
+        $crate::__export_world!(registry, RegistryExport, $provider);
     };
 }

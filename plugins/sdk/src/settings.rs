@@ -19,11 +19,12 @@ pub struct Settings {
 impl Settings {
     /// Validates `pairs` against the accepted keys.
     pub fn new(
-        pairs: impl IntoIterator<Item = (String, String)>,
+        pairs: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
         accepted: &[ConfigKey],
     ) -> Result<Self, ConfigError> {
         let mut values = BTreeMap::new();
         for (key, value) in pairs {
+            let (key, value): (String, String) = (key.into(), value.into());
             if !accepted.iter().any(|known| known.name == key) {
                 let names: Vec<&str> = accepted.iter().map(|known| known.name.as_str()).collect();
                 let message = if names.is_empty() {
@@ -190,10 +191,7 @@ mod tests {
     }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        Settings::new(
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-            &keys(),
-        )
+        Settings::new(pairs.iter().copied(), &keys())
     }
 
     #[test]

@@ -5,8 +5,7 @@
 
 use std::marker::PhantomData;
 
-use crate::instance::{not_configured_message, InstanceSlot};
-use crate::{PluginInfo, Settings};
+use crate::{ConfigError, PluginInfo, Settings};
 
 /// Generated bindings of the world.
 #[doc(hidden)]
@@ -16,12 +15,14 @@ pub use bindings::exports::crowsnest::plugin::strategy::{
     Decision, Offer, OptionError, Options, UpdateKind,
 };
 
-use bindings::crowsnest::plugin::types as wit_types;
-use bindings::exports::crowsnest::plugin::{meta, strategy};
+use bindings::exports::crowsnest::plugin::strategy;
 
-crate::info::impl_world_conversions!(
-    crate::strategy::bindings::crowsnest::plugin::types,
-    VersionStrategy
+crate::world::impl_world_glue!(
+    types: crate::strategy::bindings::crowsnest::plugin::types,
+    meta_guest: bindings::exports::crowsnest::plugin::meta::Guest,
+    kind: VersionStrategy,
+    plugin: VersionStrategy,
+    export: StrategyExport,
 );
 
 /// A version strategy: picks the update for a container among the
@@ -31,7 +32,7 @@ pub trait VersionStrategy: Sized + 'static {
     fn describe() -> PluginInfo;
 
     /// Builds the instance state from validated settings.
-    fn configure(settings: &Settings) -> Result<Self, crate::ConfigError>;
+    fn configure(settings: &Settings) -> Result<Self, ConfigError>;
 
     /// Chooses the update for `current` among `candidates` (registry order).
     fn choose(
@@ -55,39 +56,19 @@ pub fn extra_option<'a>(options: &'a Options, key: &str) -> Option<&'a str> {
 #[doc(hidden)]
 pub struct StrategyExport<T>(PhantomData<T>);
 
-thread_local! {
-    static INSTANCE: InstanceSlot = const { InstanceSlot::new() };
-}
-
-impl<T: VersionStrategy> meta::Guest for StrategyExport<T> {
-    fn describe() -> wit_types::PluginInfo {
-        plugin_info_to_wit(T::describe())
-    }
-
-    fn configure(settings: Vec<wit_types::Setting>) -> Result<(), wit_types::ConfigError> {
-        INSTANCE.with(InstanceSlot::clear);
-        let info = T::describe();
-        let settings = Settings::new(settings_from_wit(settings), &info.config_keys)
-            .map_err(config_error_to_wit)?;
-        let instance = T::configure(&settings).map_err(config_error_to_wit)?;
-        INSTANCE.with(|slot| slot.install(instance));
-        Ok(())
-    }
-}
-
 impl<T: VersionStrategy> strategy::Guest for StrategyExport<T> {
     fn choose(
         current: String,
         candidates: Vec<String>,
         options: Options,
     ) -> Result<Decision, OptionError> {
-        match INSTANCE.with(|slot| slot.get::<T>()) {
-            Some(instance) => instance.choose(&current, &candidates, &options),
-            None => Err(OptionError {
-                option: "configure".to_string(),
-                message: not_configured_message(&T::describe().name, "choose"),
-            }),
-        }
+        with_instance::<T, _>("choose", |instance| {
+            instance.choose(&current, &candidates, &options)
+        })
+        .map_err(|message| OptionError {
+            option: "configure".to_string(),
+            message,
+        })?
     }
 }
 
@@ -96,14 +77,6 @@ impl<T: VersionStrategy> strategy::Guest for StrategyExport<T> {
 #[macro_export]
 macro_rules! export_strategy {
     ($strategy:ty) => {
-        // Exports exist only in wasm: native builds (unit tests, clippy) cannot
-        // link symbol names such as `crowsnest:plugin/meta@0.1.0#describe`.
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        type __CrowsnestStrategyExport = $crate::strategy::StrategyExport<$strategy>;
-        #[cfg(target_arch = "wasm32")]
-        $crate::strategy::bindings::export_world!(
-            __CrowsnestStrategyExport with_types_in $crate::strategy::bindings
-        );
+        $crate::__export_world!(strategy, StrategyExport, $strategy);
     };
 }

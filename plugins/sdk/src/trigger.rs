@@ -5,8 +5,7 @@
 
 use std::marker::PhantomData;
 
-use crate::instance::{not_configured_message, InstanceSlot};
-use crate::{PluginInfo, Settings};
+use crate::{ConfigError, PluginInfo, Settings};
 
 /// Generated bindings of the world.
 #[doc(hidden)]
@@ -14,10 +13,15 @@ pub use crowsnest_plugin_world_trigger as bindings;
 
 pub use bindings::exports::crowsnest::plugin::notifier::UpdateEvent;
 
-use bindings::crowsnest::plugin::types as wit_types;
-use bindings::exports::crowsnest::plugin::{meta, notifier};
+use bindings::exports::crowsnest::plugin::notifier;
 
-crate::info::impl_world_conversions!(crate::trigger::bindings::crowsnest::plugin::types, Trigger);
+crate::world::impl_world_glue!(
+    types: crate::trigger::bindings::crowsnest::plugin::types,
+    meta_guest: bindings::exports::crowsnest::plugin::meta::Guest,
+    kind: Trigger,
+    plugin: Trigger,
+    export: TriggerExport,
+);
 
 /// A trigger: delivers update events somewhere.
 pub trait Trigger: Sized + 'static {
@@ -25,7 +29,7 @@ pub trait Trigger: Sized + 'static {
     fn describe() -> PluginInfo;
 
     /// Builds the instance state from validated settings.
-    fn configure(settings: &Settings) -> Result<Self, crate::ConfigError>;
+    fn configure(settings: &Settings) -> Result<Self, ConfigError>;
 
     /// Delivers one event.
     fn notify(&self, event: &UpdateEvent) -> Result<(), String>;
@@ -55,43 +59,13 @@ pub fn event_to_json(event: &UpdateEvent) -> serde_json::Value {
 #[doc(hidden)]
 pub struct TriggerExport<T>(PhantomData<T>);
 
-thread_local! {
-    static INSTANCE: InstanceSlot = const { InstanceSlot::new() };
-}
-
-fn with_instance<T: Trigger>(
-    call: &str,
-    body: impl FnOnce(&T) -> Result<(), String>,
-) -> Result<(), String> {
-    match INSTANCE.with(|slot| slot.get::<T>()) {
-        Some(instance) => body(&instance),
-        None => Err(not_configured_message(&T::describe().name, call)),
-    }
-}
-
-impl<T: Trigger> meta::Guest for TriggerExport<T> {
-    fn describe() -> wit_types::PluginInfo {
-        plugin_info_to_wit(T::describe())
-    }
-
-    fn configure(settings: Vec<wit_types::Setting>) -> Result<(), wit_types::ConfigError> {
-        INSTANCE.with(InstanceSlot::clear);
-        let info = T::describe();
-        let settings = Settings::new(settings_from_wit(settings), &info.config_keys)
-            .map_err(config_error_to_wit)?;
-        let instance = T::configure(&settings).map_err(config_error_to_wit)?;
-        INSTANCE.with(|slot| slot.install(instance));
-        Ok(())
-    }
-}
-
 impl<T: Trigger> notifier::Guest for TriggerExport<T> {
     fn notify(event: UpdateEvent) -> Result<(), String> {
-        with_instance::<T>("notify", |instance| instance.notify(&event))
+        with_instance::<T, _>("notify", |instance| instance.notify(&event))?
     }
 
     fn notify_batch(events: Vec<UpdateEvent>) -> Result<(), String> {
-        with_instance::<T>("notify-batch", |instance| instance.notify_batch(&events))
+        with_instance::<T, _>("notify-batch", |instance| instance.notify_batch(&events))?
     }
 }
 
@@ -100,14 +74,6 @@ impl<T: Trigger> notifier::Guest for TriggerExport<T> {
 #[macro_export]
 macro_rules! export_trigger {
     ($trigger:ty) => {
-        // Exports exist only in wasm: native builds (unit tests, clippy) cannot
-        // link symbol names such as `crowsnest:plugin/meta@0.1.0#describe`.
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        type __CrowsnestTriggerExport = $crate::trigger::TriggerExport<$trigger>;
-        #[cfg(target_arch = "wasm32")]
-        $crate::trigger::bindings::export_world!(
-            __CrowsnestTriggerExport with_types_in $crate::trigger::bindings
-        );
+        $crate::__export_world!(trigger, TriggerExport, $trigger);
     };
 }

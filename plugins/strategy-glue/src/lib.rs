@@ -4,6 +4,10 @@
 
 use crowsnest_plugin_sdk::strategy::{Decision, Offer, OptionError, Options, UpdateKind};
 
+/// The SDK, for [`settingless_strategy!`]'s expansion in plugin crates.
+#[doc(hidden)]
+pub use crowsnest_plugin_sdk as sdk;
+
 /// The signature shared by `versioning::{semver,regex,digest}::choose`.
 pub type ChooseFn = fn(
     &str,
@@ -24,6 +28,40 @@ pub fn run(
             option: err.option,
             message: err.message,
         })
+}
+
+/// Implements `VersionStrategy` for the unit struct `$strategy`: a built-in
+/// strategy that takes no settings and whose whole logic is one `versioning`
+/// choose function, run through [`run`]. Its version is the plugin crate's.
+#[macro_export]
+macro_rules! settingless_strategy {
+    (
+        $strategy:ident,
+        name: $name:literal,
+        description: $description:literal,
+        choose: $choose:path $(,)?
+    ) => {
+        impl $crate::sdk::strategy::VersionStrategy for $strategy {
+            fn describe() -> $crate::sdk::PluginInfo {
+                $crate::sdk::PluginInfo::new($name, env!("CARGO_PKG_VERSION"), $description)
+            }
+
+            fn configure(
+                _settings: &$crate::sdk::Settings,
+            ) -> Result<Self, $crate::sdk::ConfigError> {
+                Ok(Self)
+            }
+
+            fn choose(
+                &self,
+                current: &str,
+                candidates: &[String],
+                options: &$crate::sdk::strategy::Options,
+            ) -> Result<$crate::sdk::strategy::Decision, $crate::sdk::strategy::OptionError> {
+                $crate::run($choose, current, candidates, options)
+            }
+        }
+    };
 }
 
 /// WIT options as the versioning crate's options.

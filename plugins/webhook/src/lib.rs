@@ -91,13 +91,10 @@ crowsnest_plugin_sdk::export_trigger!(Webhook);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crowsnest_plugin_sdk::trigger::configure_from;
 
     fn configured(pairs: &[(&str, &str)]) -> Result<Webhook, ConfigError> {
-        let settings = Settings::new(
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-            &Webhook::describe().config_keys,
-        )?;
-        Webhook::configure(&settings)
+        configure_from(pairs.iter().copied())
     }
 
     #[test]
