@@ -559,9 +559,12 @@ impl DockerWatcher {
                 source,
             })?;
 
-        let inspections: Vec<(ContainerSummary, Result<ContainerInspectResponse, String>)> =
+        let inspections: Vec<(ContainerSummary, Result<Option<ContainerInspectResponse>, String>)> =
             futures::stream::iter(summaries)
                 .map(|summary| async move {
+                    if listing_is_complete(&summary) {
+                        return (summary, Ok(None));
+                    }
                     let id = summary.id.clone().unwrap_or_default();
                     let inspected = self
                         .docker
@@ -570,7 +573,7 @@ impl DockerWatcher {
                             None::<bollard::query_parameters::InspectContainerOptions>,
                         )
                         .await;
-                    (summary, inspected)
+                    (summary, inspected.map(Some))
                 })
                 .buffered(INSPECT_CONCURRENCY)
                 .filter_map(|(summary, inspected)| async move {
@@ -597,8 +600,8 @@ impl DockerWatcher {
         let image_ids: HashSet<String> = inspections
             .iter()
             .filter_map(|(summary, inspected)| match inspected {
-                Ok(details) => details.image.clone(),
-                Err(_) => summary.image_id.clone(),
+                Ok(Some(details)) => details.image.clone(),
+                Ok(None) | Err(_) => summary.image_id.clone(),
             })
             .collect();
         let images = self.inspect_images(image_ids).await;
@@ -636,7 +639,7 @@ impl DockerWatcher {
         let images = self
             .inspect_images(details.image.iter().cloned().collect())
             .await;
-        Ok(self.assemble(summary, Ok(details), &images))
+        Ok(self.assemble(summary, Ok(Some(details)), &images))
     }
 
     /// Stream of container lifecycle events (create, start, destroy, die, rename).
@@ -726,7 +729,7 @@ impl DockerWatcher {
     fn assemble(
         &self,
         summary: ContainerSummary,
-        inspected: Result<ContainerInspectResponse, String>,
+        inspected: Result<Option<ContainerInspectResponse>, String>,
         images: &HashMap<String, Result<ImageInspect, String>>,
     ) -> DiscoveredContainer {
         let mut errors = Vec::new();
@@ -737,7 +740,15 @@ impl DockerWatcher {
             .cloned();
         let summary_status = summary.state.map(|state| state.to_string());
         let (id, name, status, image_reference, image_id, labels) = match inspected {
-            Ok(details) => {
+            Ok(None) => (
+                summary.id,
+                summary_name,
+                summary_status,
+                summary.image,
+                summary.image_id,
+                summary.labels,
+            ),
+            Ok(Some(details)) => {
                 let config = details.config.unwrap_or_default();
                 (
                     details.id.or(summary.id),
@@ -811,6 +822,22 @@ impl DockerWatcher {
         }
         container
     }
+}
+
+/// Whether a container listing already says everything discovery needs, so
+/// that the per-container inspection (the bulk of a large host's discovery
+/// time) can be skipped. The listing shows the image reference the container
+/// was created with unless that reference has since moved to another image;
+/// the engine then lists the image id, and only an inspection tells the
+/// original reference.
+fn listing_is_complete(summary: &ContainerSummary) -> bool {
+    let listed_image = summary.image.as_deref().unwrap_or_default();
+    summary.id.is_some()
+        && summary.image_id.is_some()
+        && summary.state.is_some()
+        && !listed_image.is_empty()
+        && !listed_image.starts_with("sha256:")
+        && summary.image_id.as_deref() != Some(listed_image)
 }
 
 /// What discovery found on one watcher.

@@ -116,7 +116,11 @@ impl ScanKey {
 
 impl Coordinator {
     /// A coordinator over `engine`.
-    pub fn new(engine: Arc<dyn ScanEngine>, triggers: Arc<TriggerDispatcher>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        engine: Arc<dyn ScanEngine>,
+        triggers: Arc<TriggerDispatcher>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             engine,
             triggers,
@@ -158,7 +162,10 @@ impl Coordinator {
     pub async fn scan(self: &Arc<Self>, request: ScanRequest, origin: ScanOrigin) -> ScanOutcome {
         let key = ScanKey::of(&request);
         let shared = {
-            let mut in_flight = self.in_flight.lock().map_err(|_| ScanInterrupted("scan table poisoned".into()))?;
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .map_err(|_| ScanInterrupted("scan table poisoned".into()))?;
             if let Some(scan) = in_flight.get(&key) {
                 tracing::debug!(?key, "joining the scan in flight");
                 scan.clone()
@@ -171,16 +178,29 @@ impl Coordinator {
         shared.await
     }
 
-    fn start_scan(self: &Arc<Self>, key: ScanKey, request: ScanRequest, origin: ScanOrigin) -> SharedScan {
+    fn start_scan(
+        self: &Arc<Self>,
+        key: ScanKey,
+        request: ScanRequest,
+        origin: ScanOrigin,
+    ) -> SharedScan {
         self.started_scans.fetch_add(1, Ordering::Relaxed);
         let this = Arc::clone(self);
         let task = self.tasks.spawn(async move {
             let started = Instant::now();
             let report = Arc::new(this.engine.scan(request).await);
             this.generation.fetch_add(1, Ordering::AcqRel);
-            let container_errors = report.containers.iter().filter(|c| c.error.is_some()).count();
-            this.metrics
-                .record_scan(origin, started.elapsed(), container_errors, report.watcher_errors.len());
+            let container_errors = report
+                .containers
+                .iter()
+                .filter(|c| c.error.is_some())
+                .count();
+            this.metrics.record_scan(
+                origin,
+                started.elapsed(),
+                container_errors,
+                report.watcher_errors.len(),
+            );
             tracing::info!(
                 origin = origin.as_str(),
                 containers = report.containers.len(),
@@ -204,7 +224,9 @@ impl Coordinator {
         });
         let this = Arc::clone(self);
         async move {
-            let outcome = task.await.map_err(|error| ScanInterrupted(error.to_string()));
+            let outcome = task
+                .await
+                .map_err(|error| ScanInterrupted(error.to_string()));
             if outcome.is_err() {
                 // The task died before removing itself; later requests must start afresh.
                 if let Ok(mut in_flight) = this.in_flight.lock() {
@@ -218,7 +240,11 @@ impl Coordinator {
     }
 
     /// Re-checks one container and fires automatic triggers for it.
-    pub async fn refresh(&self, watcher: &str, container_id: &str) -> Result<Option<ContainerObject>, String> {
+    pub async fn refresh(
+        &self,
+        watcher: &str,
+        container_id: &str,
+    ) -> Result<Option<ContainerObject>, String> {
         let refreshed = self.engine.refresh_container(watcher, container_id).await;
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(Some(container)) = &refreshed {
@@ -239,8 +265,13 @@ impl Coordinator {
     /// Waits up to `grace` for scans and their follow-ups to finish.
     pub async fn shutdown(&self, grace: Duration) {
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
-            tracing::warn!("scans still running at shutdown; abandoning them (stored results stay consistent)");
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "scans still running at shutdown; abandoning them (stored results stay consistent)"
+            );
         }
     }
 }
@@ -272,7 +303,10 @@ impl Schedule {
     }
 
     /// The first time strictly after `after` (local time zone).
-    pub fn next_after(&self, after: chrono::DateTime<chrono::Local>) -> Option<chrono::DateTime<chrono::Local>> {
+    pub fn next_after(
+        &self,
+        after: chrono::DateTime<chrono::Local>,
+    ) -> Option<chrono::DateTime<chrono::Local>> {
         self.cron.find_next_occurrence(&after, false).ok()
     }
 }
@@ -291,7 +325,8 @@ impl ScanPlan {
         let mut by_schedule: BTreeMap<String, (Schedule, u64, Vec<String>)> = BTreeMap::new();
         for (name, watcher) in watchers {
             let text = watcher.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE);
-            let schedule = Schedule::parse(text).map_err(|error| format!("watchers.{name}.schedule: {error}"))?;
+            let schedule = Schedule::parse(text)
+                .map_err(|error| format!("watchers.{name}.schedule: {error}"))?;
             let jitter = watcher.jitter.unwrap_or(DEFAULT_JITTER_SECS);
             let entry = by_schedule
                 .entry(text.trim().to_owned())
@@ -320,7 +355,10 @@ pub async fn run_schedule(
     loop {
         let now = chrono::Local::now();
         let Some(next) = schedule.next_after(now) else {
-            tracing::warn!(schedule = schedule.as_str(), "schedule has no future occurrence; scheduled scans stop");
+            tracing::warn!(
+                schedule = schedule.as_str(),
+                "schedule has no future occurrence; scheduled scans stop"
+            );
             return;
         };
         let until_next = (next - now).to_std().unwrap_or_default();
@@ -336,7 +374,10 @@ pub async fn run_schedule(
         }
         // The engine scans every watcher in one pass; watchers sharing a timer
         // are covered by it.
-        if let Err(error) = coordinator.scan(ScanRequest::default(), ScanOrigin::Schedule).await {
+        if let Err(error) = coordinator
+            .scan(ScanRequest::default(), ScanOrigin::Schedule)
+            .await
+        {
             tracing::warn!(%error, "scheduled scan failed");
         }
     }
@@ -357,7 +398,9 @@ pub async fn follow_events(
     let mut since: Option<SystemTime> = None;
     let mut backoff = Duration::from_millis(500);
     'connect: loop {
-        let watcher = match DockerWatcher::connect(watcher_name.clone(), watcher_config.clone()).await {
+        let watcher = match DockerWatcher::connect(watcher_name.clone(), watcher_config.clone())
+            .await
+        {
             Ok(watcher) => watcher,
             Err(error) => {
                 tracing::warn!(watcher = %watcher_name, %error, retry_in_ms = backoff.as_millis() as u64, "cannot follow Docker events");
@@ -435,18 +478,33 @@ async fn sleep_until_option(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-async fn apply_event(coordinator: &Coordinator, watcher: &str, container_id: &str, action: ContainerAction) {
+async fn apply_event(
+    coordinator: &Coordinator,
+    watcher: &str,
+    container_id: &str,
+    action: ContainerAction,
+) {
     let outcome = if action == ContainerAction::Destroy {
         coordinator.forget(container_id).await.map(|()| "forgotten")
     } else {
         coordinator
             .refresh(watcher, container_id)
             .await
-            .map(|found| if found.is_some() { "refreshed" } else { "not watched" })
+            .map(|found| {
+                if found.is_some() {
+                    "refreshed"
+                } else {
+                    "not watched"
+                }
+            })
     };
     match outcome {
-        Ok(what) => tracing::debug!(%watcher, container = %container_id, action = action.as_str(), what, "event applied"),
-        Err(error) => tracing::warn!(%watcher, container = %container_id, action = action.as_str(), %error, "event could not be applied"),
+        Ok(what) => {
+            tracing::debug!(%watcher, container = %container_id, action = action.as_str(), what, "event applied")
+        }
+        Err(error) => {
+            tracing::warn!(%watcher, container = %container_id, action = action.as_str(), %error, "event could not be applied")
+        }
     }
 }
 
@@ -478,7 +536,11 @@ mod tests {
             })
         }
 
-        fn refresh_container<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Option<ContainerObject>, String>> {
+        fn refresh_container<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Option<ContainerObject>, String>> {
             Box::pin(async { Ok(None) })
         }
 
@@ -490,7 +552,11 @@ mod tests {
     async fn coordinator(engine: Arc<GatedEngine>) -> Arc<Coordinator> {
         let store = Store::open_in_memory().await.unwrap();
         let metrics = Arc::new(Metrics::new());
-        let triggers = Arc::new(TriggerDispatcher::new(Vec::new(), store, Arc::clone(&metrics)));
+        let triggers = Arc::new(TriggerDispatcher::new(
+            Vec::new(),
+            store,
+            Arc::clone(&metrics),
+        ));
         Arc::new(Coordinator::new(engine, triggers, metrics))
     }
 
@@ -505,7 +571,9 @@ mod tests {
         for _ in 0..10 {
             let coordinator = Arc::clone(&coordinator);
             callers.push(tokio::spawn(async move {
-                coordinator.scan(ScanRequest::default(), ScanOrigin::Http).await
+                coordinator
+                    .scan(ScanRequest::default(), ScanOrigin::Http)
+                    .await
             }));
         }
         let images = ScanRequest {
@@ -513,24 +581,38 @@ mod tests {
             container_ids: vec![],
         };
         let coordinator_for_images = Arc::clone(&coordinator);
-        let image_scan = tokio::spawn(async move { coordinator_for_images.scan(images, ScanOrigin::Http).await });
+        let image_scan =
+            tokio::spawn(
+                async move { coordinator_for_images.scan(images, ScanOrigin::Http).await },
+            );
         while engine.scans.load(Ordering::SeqCst) < 2 {
             tokio::task::yield_now().await;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(engine.scans.load(Ordering::SeqCst), 2, "10 equal requests share one scan");
+        assert_eq!(
+            engine.scans.load(Ordering::SeqCst),
+            2,
+            "10 equal requests share one scan"
+        );
         engine.gate.notify_waiters();
         let answers: Vec<usize> = futures::future::join_all(callers)
             .await
             .into_iter()
             .map(|answer| answer.unwrap().unwrap().stats.containers)
             .collect();
-        assert!(answers.iter().all(|answer| *answer == answers[0]), "{answers:?}");
+        assert!(
+            answers.iter().all(|answer| *answer == answers[0]),
+            "{answers:?}"
+        );
         assert_eq!(image_scan.await.unwrap().unwrap().stats.containers % 100, 2);
         assert_eq!(coordinator.started_scans(), 2);
         // Once finished, a new request starts a new scan.
         let coordinator_again = Arc::clone(&coordinator);
-        let again = tokio::spawn(async move { coordinator_again.scan(ScanRequest::default(), ScanOrigin::Http).await });
+        let again = tokio::spawn(async move {
+            coordinator_again
+                .scan(ScanRequest::default(), ScanOrigin::Http)
+                .await
+        });
         while engine.scans.load(Ordering::SeqCst) < 3 {
             tokio::task::yield_now().await;
         }
@@ -542,23 +624,62 @@ mod tests {
     #[test]
     fn schedules_accept_optional_seconds_and_name_bad_keys() {
         let hourly = Schedule::parse(DEFAULT_SCHEDULE).unwrap();
-        let base = chrono::Local.with_ymd_and_hms(2025, 6, 3, 10, 15, 0).unwrap();
-        assert_eq!(hourly.next_after(base).unwrap(), chrono::Local.with_ymd_and_hms(2025, 6, 3, 11, 0, 0).unwrap());
+        let base = chrono::Local
+            .with_ymd_and_hms(2025, 6, 3, 10, 15, 0)
+            .unwrap();
+        assert_eq!(
+            hourly.next_after(base).unwrap(),
+            chrono::Local
+                .with_ymd_and_hms(2025, 6, 3, 11, 0, 0)
+                .unwrap()
+        );
         let every_ten_seconds = Schedule::parse("*/10 * * * * *").unwrap();
         assert_eq!(
             every_ten_seconds.next_after(base).unwrap(),
-            chrono::Local.with_ymd_and_hms(2025, 6, 3, 10, 15, 10).unwrap()
+            chrono::Local
+                .with_ymd_and_hms(2025, 6, 3, 10, 15, 10)
+                .unwrap()
         );
         let watchers = BTreeMap::from([
-            ("a".to_owned(), WatcherConfig { jitter: Some(5), ..Default::default() }),
-            ("b".to_owned(), WatcherConfig { jitter: Some(9), ..Default::default() }),
-            ("c".to_owned(), WatcherConfig { schedule: Some("*/5 * * * *".into()), ..Default::default() }),
+            (
+                "a".to_owned(),
+                WatcherConfig {
+                    jitter: Some(5),
+                    ..Default::default()
+                },
+            ),
+            (
+                "b".to_owned(),
+                WatcherConfig {
+                    jitter: Some(9),
+                    ..Default::default()
+                },
+            ),
+            (
+                "c".to_owned(),
+                WatcherConfig {
+                    schedule: Some("*/5 * * * *".into()),
+                    ..Default::default()
+                },
+            ),
         ]);
         let plan = ScanPlan::new(&watchers).unwrap();
         assert_eq!(plan.timers.len(), 2);
-        let shared = plan.timers.iter().find(|(_, _, names)| names.len() == 2).unwrap();
+        let shared = plan
+            .timers
+            .iter()
+            .find(|(_, _, names)| names.len() == 2)
+            .unwrap();
         assert_eq!(shared.1, Duration::from_secs(9));
-        let bad = BTreeMap::from([("x".to_owned(), WatcherConfig { schedule: Some("every hour".into()), ..Default::default() })]);
-        assert!(ScanPlan::new(&bad).unwrap_err().starts_with("watchers.x.schedule"));
+        let bad = BTreeMap::from([(
+            "x".to_owned(),
+            WatcherConfig {
+                schedule: Some("every hour".into()),
+                ..Default::default()
+            },
+        )]);
+        assert!(ScanPlan::new(&bad)
+            .unwrap_err()
+            .starts_with("watchers.x.schedule"));
     }
 }

@@ -136,7 +136,10 @@ pub struct TriggerOptions {
     pub allowed_hosts: Vec<String>,
 }
 
-fn serialize_millis<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_millis<S: serde::Serializer>(
+    value: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_u64(value.as_millis() as u64)
 }
 
@@ -180,7 +183,9 @@ impl TriggerOptions {
             let text = value
                 .as_str()
                 .ok_or_else(|| error("threshold", "must be a string".into()))?;
-            options.threshold = text.parse().map_err(|message| error("threshold", message))?;
+            options.threshold = text
+                .parse()
+                .map_err(|message| error("threshold", message))?;
         }
         if let Some(value) = settings.get("mode") {
             options.mode = match value.as_str().map(str::to_ascii_lowercase).as_deref() {
@@ -207,15 +212,24 @@ impl TriggerOptions {
             let millis = value
                 .as_integer()
                 .and_then(|n| u64::try_from(n).ok())
-                .ok_or_else(|| error("retry_backoff_ms", "must be a non-negative integer".into()))?;
+                .ok_or_else(|| {
+                    error("retry_backoff_ms", "must be a non-negative integer".into())
+                })?;
             options.retry_backoff = Duration::from_millis(millis);
         }
         if let Some(value) = settings.get("allowed_hosts") {
             let hosts = value
                 .as_array()
-                .map(|items| items.iter().map(|item| item.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|item| item.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
                 .and_then(|hosts| hosts)
-                .ok_or_else(|| error("allowed_hosts", "must be an array of host patterns".into()))?;
+                .ok_or_else(|| {
+                    error("allowed_hosts", "must be an array of host patterns".into())
+                })?;
             HostAllowList::new(&hosts).map_err(|message| error("allowed_hosts", message))?;
             options.allowed_hosts = hosts;
         }
@@ -238,7 +252,10 @@ pub fn update_event(container: &ContainerObject) -> Option<UpdateEvent> {
         semver_diff: kind.semver_diff.clone(),
         local_value: kind.local_value.clone().unwrap_or_default(),
         remote_value: kind.remote_value.clone().unwrap_or_default(),
-        link: container.result.as_ref().and_then(|result| result.link.clone()),
+        link: container
+            .result
+            .as_ref()
+            .and_then(|result| result.link.clone()),
     })
 }
 
@@ -266,19 +283,30 @@ pub fn label_verdict(options: &ContainerOptions, name: &str, plugin: &str) -> La
             .map(str::trim)
             .filter(|entry| !entry.is_empty())
             .map(|entry| match entry.split_once(':') {
-                Some((trigger, threshold)) => (trigger.trim().to_ascii_lowercase(), Some(threshold.trim().to_owned())),
+                Some((trigger, threshold)) => (
+                    trigger.trim().to_ascii_lowercase(),
+                    Some(threshold.trim().to_owned()),
+                ),
                 None => (entry.to_ascii_lowercase(), None),
             })
             .collect()
     };
-    let names_this = |trigger: &str| trigger == name.to_ascii_lowercase() || trigger == qualified.to_ascii_lowercase();
-    if entries(&options.trigger_exclude).iter().any(|(trigger, _)| names_this(trigger)) {
+    let names_this = |trigger: &str| {
+        trigger == name.to_ascii_lowercase() || trigger == qualified.to_ascii_lowercase()
+    };
+    if entries(&options.trigger_exclude)
+        .iter()
+        .any(|(trigger, _)| names_this(trigger))
+    {
         return LabelVerdict::Excluded;
     }
     if options.trigger_include.is_none() {
         return LabelVerdict::Allowed(None);
     }
-    match entries(&options.trigger_include).into_iter().find(|(trigger, _)| names_this(trigger)) {
+    match entries(&options.trigger_include)
+        .into_iter()
+        .find(|(trigger, _)| names_this(trigger))
+    {
         Some((_, threshold)) => LabelVerdict::Allowed(threshold.and_then(|t| t.parse().ok())),
         None => LabelVerdict::Excluded,
     }
@@ -289,7 +317,10 @@ pub trait Notifier: Send + Sync + 'static {
     /// Deliver one event.
     fn notify<'a>(&'a self, event: &'a UpdateEvent) -> BoxFuture<'a, Result<(), DeliveryError>>;
     /// Deliver several events at once.
-    fn notify_batch<'a>(&'a self, events: &'a [UpdateEvent]) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    fn notify_batch<'a>(
+        &'a self,
+        events: &'a [UpdateEvent],
+    ) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
 
 impl Notifier for TriggerPlugin {
@@ -297,7 +328,10 @@ impl Notifier for TriggerPlugin {
         Box::pin(TriggerPlugin::notify(self, event))
     }
 
-    fn notify_batch<'a>(&'a self, events: &'a [UpdateEvent]) -> BoxFuture<'a, Result<(), DeliveryError>> {
+    fn notify_batch<'a>(
+        &'a self,
+        events: &'a [UpdateEvent],
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(TriggerPlugin::notify_batch(self, events))
     }
 }
@@ -327,7 +361,12 @@ impl fmt::Debug for ConfiguredTrigger {
 
 impl ConfiguredTrigger {
     /// A trigger delivering through `notifier`.
-    pub fn new(name: impl Into<String>, plugin: impl Into<String>, options: TriggerOptions, notifier: Box<dyn Notifier>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        plugin: impl Into<String>,
+        options: TriggerOptions,
+        notifier: Box<dyn Notifier>,
+    ) -> Self {
         Self {
             name: name.into(),
             plugin: plugin.into(),
@@ -396,7 +435,9 @@ pub struct TriggerDispatcher {
 
 impl fmt::Debug for TriggerDispatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TriggerDispatcher").field("triggers", &self.triggers).finish_non_exhaustive()
+        f.debug_struct("TriggerDispatcher")
+            .field("triggers", &self.triggers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -444,7 +485,8 @@ impl TriggerDispatcher {
             let mut hosts = options.allowed_hosts.clone();
             hosts.extend(entry.grants.allowed_hosts.iter().cloned());
             if let Some(url) = instance.get_str("url") {
-                let parsed = url::Url::parse(url).map_err(|err| setup_error(Some("url"), format!("not a URL: {err}")))?;
+                let parsed = url::Url::parse(url)
+                    .map_err(|err| setup_error(Some("url"), format!("not a URL: {err}")))?;
                 let host = parsed
                     .host_str()
                     .ok_or_else(|| setup_error(Some("url"), "has no host".into()))?;
@@ -453,7 +495,8 @@ impl TriggerDispatcher {
                     None => host.to_owned(),
                 });
             }
-            let allow = HostAllowList::new(&hosts).map_err(|message| setup_error(Some("allowed_hosts"), message))?;
+            let allow = HostAllowList::new(&hosts)
+                .map_err(|message| setup_error(Some("allowed_hosts"), message))?;
             let settings = instance.plugin_settings(HOST_KEYS);
             let secret_keys: HashSet<&str> = entry
                 .component
@@ -468,14 +511,35 @@ impl TriggerDispatcher {
                 .map(|(key, value)| {
                     let lowered = key.to_ascii_lowercase();
                     let secret = secret_keys.contains(key.as_str())
-                        || ["password", "token", "secret", "key"].iter().any(|word| lowered.contains(word));
-                    (key.clone(), if secret { "********".to_owned() } else { value.clone() })
+                        || ["password", "token", "secret", "key"]
+                            .iter()
+                            .any(|word| lowered.contains(word));
+                    (
+                        key.clone(),
+                        if secret {
+                            "********".to_owned()
+                        } else {
+                            value.clone()
+                        },
+                    )
                 })
                 .collect();
-            let plugin = TriggerPlugin::new(&entry.component, name, settings, Arc::new(allow), http.clone(), limits.clone())
-                .await
-                .map_err(|err| setup_error(None, err.to_string()))?;
-            let mut trigger = ConfiguredTrigger::new(name.clone(), instance.plugin.clone(), options, Box::new(plugin));
+            let plugin = TriggerPlugin::new(
+                &entry.component,
+                name,
+                settings,
+                Arc::new(allow),
+                http.clone(),
+                limits,
+            )
+            .await
+            .map_err(|err| setup_error(None, err.to_string()))?;
+            let mut trigger = ConfiguredTrigger::new(
+                name.clone(),
+                instance.plugin.clone(),
+                options,
+                Box::new(plugin),
+            );
             trigger.masked_settings = masked_settings;
             triggers.push(trigger);
         }
@@ -508,16 +572,24 @@ impl TriggerDispatcher {
             }
             let mut events = Vec::new();
             for container in containers {
-                let Some(event) = update_event(container) else { continue };
+                let Some(event) = update_event(container) else {
+                    continue;
+                };
                 let (options, _) = ContainerOptions::from_labels(&container.labels);
                 let threshold = match label_verdict(&options, &trigger.name, &trigger.plugin) {
                     LabelVerdict::Excluded => continue,
-                    LabelVerdict::Allowed(threshold) => threshold.unwrap_or(trigger.options.threshold),
+                    LabelVerdict::Allowed(threshold) => {
+                        threshold.unwrap_or(trigger.options.threshold)
+                    }
                 };
                 if !threshold.reached(&event.kind, event.semver_diff.as_deref()) {
                     continue;
                 }
-                let key = (trigger.name.clone(), event.container_id.clone(), result_key(&event));
+                let key = (
+                    trigger.name.clone(),
+                    event.container_id.clone(),
+                    result_key(&event),
+                );
                 if trigger.options.once {
                     match self.store.was_notified(&key.0, &key.1, &key.2).await {
                         Ok(true) => continue,
@@ -527,7 +599,11 @@ impl TriggerDispatcher {
                         }
                     }
                 }
-                let newly_pending = self.pending.lock().map(|mut pending| pending.insert(key.clone())).unwrap_or(true);
+                let newly_pending = self
+                    .pending
+                    .lock()
+                    .map(|mut pending| pending.insert(key.clone()))
+                    .unwrap_or(true);
                 if newly_pending {
                     events.push((key, event));
                 }
@@ -556,14 +632,23 @@ impl TriggerDispatcher {
 
     /// Delivers `container`'s update through trigger `name` now (threshold,
     /// labels and `once` do not apply), with retries; returns when done.
-    pub async fn run_now(&self, name: &str, container: &ContainerObject) -> Result<(), TriggerRunError> {
+    pub async fn run_now(
+        &self,
+        name: &str,
+        container: &ContainerObject,
+    ) -> Result<(), TriggerRunError> {
         let trigger = self
             .triggers
             .iter()
             .find(|trigger| trigger.name == name)
             .ok_or_else(|| TriggerRunError::UnknownTrigger(name.to_owned()))?;
-        let event = update_event(container).ok_or_else(|| TriggerRunError::NoUpdate(container.id.clone()))?;
-        let key = (trigger.name.clone(), event.container_id.clone(), result_key(&event));
+        let event = update_event(container)
+            .ok_or_else(|| TriggerRunError::NoUpdate(container.id.clone()))?;
+        let key = (
+            trigger.name.clone(),
+            event.container_id.clone(),
+            result_key(&event),
+        );
         let delivery = Delivery {
             trigger: Arc::clone(trigger),
             store: self.store.clone(),
@@ -571,17 +656,25 @@ impl TriggerDispatcher {
             pending: Arc::clone(&self.pending),
             cancel: self.cancel.clone(),
         };
-        delivery.run(vec![(key, event)]).await.map_err(|message| TriggerRunError::Delivery {
-            trigger: name.to_owned(),
-            message,
-        })
+        delivery
+            .run(vec![(key, event)])
+            .await
+            .map_err(|message| TriggerRunError::Delivery {
+                trigger: name.to_owned(),
+                message,
+            })
     }
 
     /// Waits up to `grace` for background deliveries, then abandons the rest.
     pub async fn shutdown(&self, grace: Duration) {
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
-            tracing::warn!("trigger deliveries still running at shutdown; abandoning their retries");
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "trigger deliveries still running at shutdown; abandoning their retries"
+            );
             self.cancel.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
         }
@@ -590,7 +683,11 @@ impl TriggerDispatcher {
     /// Waits until no delivery is under way (for tests and benchmarks).
     pub async fn idle(&self) {
         loop {
-            let busy = self.pending.lock().map(|pending| !pending.is_empty()).unwrap_or(false);
+            let busy = self
+                .pending
+                .lock()
+                .map(|pending| !pending.is_empty())
+                .unwrap_or(false);
             if !busy {
                 return;
             }
@@ -694,7 +791,10 @@ mod tests {
         assert!(!reached(Threshold::MajorOnly, "minor"));
         assert!(reached(Threshold::MinorOnly, "minor"));
         assert!(!reached(Threshold::MinorOnly, "patch"));
-        assert!(Threshold::MajorOnly.reached("digest", None), "digest updates pass every threshold");
+        assert!(
+            Threshold::MajorOnly.reached("digest", None),
+            "digest updates pass every threshold"
+        );
         assert!("bogus".parse::<Threshold>().is_err());
         assert_eq!("minor-only".parse::<Threshold>(), Ok(Threshold::MinorOnly));
     }
@@ -715,9 +815,17 @@ mod tests {
         assert!(!options.once && !options.auto);
         assert_eq!(options.retries, 1);
         assert_eq!(options.retry_backoff, Duration::from_millis(5));
-        let error = TriggerOptions::parse("ops", &instance("plugin = \"webhook\"\nmode = \"burst\"\n")).unwrap_err();
-        assert_eq!(error.to_string(), "trigger `ops`: key `triggers.ops.mode`: must be `simple` or `batch`");
-        assert!(TriggerOptions::parse("ops", &instance("plugin = \"webhook\"\nonce = \"yes\"\n")).is_err());
+        let error =
+            TriggerOptions::parse("ops", &instance("plugin = \"webhook\"\nmode = \"burst\"\n"))
+                .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "trigger `ops`: key `triggers.ops.mode`: must be `simple` or `batch`"
+        );
+        assert!(
+            TriggerOptions::parse("ops", &instance("plugin = \"webhook\"\nonce = \"yes\"\n"))
+                .is_err()
+        );
     }
 
     #[test]
@@ -727,11 +835,24 @@ mod tests {
             trigger_exclude: exclude.map(str::to_owned),
             ..Default::default()
         };
-        assert_eq!(label_verdict(&options(None, None), "ops", "webhook"), LabelVerdict::Allowed(None));
-        assert_eq!(label_verdict(&options(None, Some("ops")), "ops", "webhook"), LabelVerdict::Excluded);
-        assert_eq!(label_verdict(&options(Some("other"), None), "ops", "webhook"), LabelVerdict::Excluded);
         assert_eq!(
-            label_verdict(&options(Some("other, webhook.ops:major-only"), None), "ops", "webhook"),
+            label_verdict(&options(None, None), "ops", "webhook"),
+            LabelVerdict::Allowed(None)
+        );
+        assert_eq!(
+            label_verdict(&options(None, Some("ops")), "ops", "webhook"),
+            LabelVerdict::Excluded
+        );
+        assert_eq!(
+            label_verdict(&options(Some("other"), None), "ops", "webhook"),
+            LabelVerdict::Excluded
+        );
+        assert_eq!(
+            label_verdict(
+                &options(Some("other, webhook.ops:major-only"), None),
+                "ops",
+                "webhook"
+            ),
             LabelVerdict::Allowed(Some(Threshold::MajorOnly))
         );
         assert_eq!(

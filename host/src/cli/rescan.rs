@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::model::{ContainerObject, ScanReport};
+use crate::model::ContainerObject;
 
 /// Output format of `rescan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,7 +39,10 @@ pub async fn run(args: &RescanArgs) -> anyhow::Result<ExitCode> {
     let (url, body) = if args.images.is_empty() {
         (format!("{base}/api/containers/watch"), None)
     } else {
-        (format!("{base}/api/scan"), Some(serde_json::json!({ "images": args.images })))
+        (
+            format!("{base}/api/scan"),
+            Some(serde_json::json!({ "images": args.images })),
+        )
     };
     let client = reqwest::Client::builder()
         .timeout(args.timeout)
@@ -52,13 +55,24 @@ pub async fn run(args: &RescanArgs) -> anyhow::Result<ExitCode> {
     if let Some(body) = &body {
         request = request.json(body);
     }
-    let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
-    let text = response.text().await.with_context(|| format!("reading the answer of {url}"))?;
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("reading the answer of {url}"))?;
     if !status.is_success() {
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
-            .and_then(|value| value.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .and_then(|value| {
+                value
+                    .get("error")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_owned)
+            })
             .unwrap_or(text);
         eprintln!("error: {url} answered {status}: {message}");
         return Ok(ExitCode::from(1));
@@ -79,18 +93,26 @@ pub async fn run(args: &RescanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The part of a [`ScanReport`] the table needs.
+/// The part of a scan report (`POST /api/scan`) the table needs.
 #[derive(serde::Deserialize)]
 struct ScanReportAnswer {
     containers: Vec<ContainerObject>,
 }
 
 /// Prints containers as aligned columns; a failed check says so, never "up to date".
-pub fn write_table(out: &mut impl std::io::Write, containers: &[ContainerObject]) -> std::io::Result<()> {
+pub fn write_table(
+    out: &mut impl std::io::Write,
+    containers: &[ContainerObject],
+) -> std::io::Result<()> {
     let rows: Vec<[String; 5]> = containers
         .iter()
         .map(|container| {
-            let current = container.image.tag.value.clone().unwrap_or_else(|| "-".into());
+            let current = container
+                .image
+                .tag
+                .value
+                .clone()
+                .unwrap_or_else(|| "-".into());
             let (available, state) = if let Some(error) = &container.error {
                 ("-".to_owned(), format!("error: {}", error.message))
             } else if container.update_available {
@@ -103,7 +125,13 @@ pub fn write_table(out: &mut impl std::io::Write, containers: &[ContainerObject]
             } else {
                 ("-".to_owned(), "up to date".to_owned())
             };
-            [container.display_name.clone(), container.image.reference.clone(), current, available, state]
+            [
+                container.display_name.clone(),
+                container.image.reference.clone(),
+                current,
+                available,
+                state,
+            ]
         })
         .collect();
     let header = ["NAME", "IMAGE", "CURRENT", "AVAILABLE", "STATUS"];
@@ -125,10 +153,11 @@ pub fn write_table(out: &mut impl std::io::Write, containers: &[ContainerObject]
     };
     writeln!(out, "{}", line(header))?;
     for row in &rows {
-        writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3], &row[4]]))?;
+        writeln!(
+            out,
+            "{}",
+            line([&row[0], &row[1], &row[2], &row[3], &row[4]])
+        )?;
     }
     Ok(())
 }
-
-// Keeps the answer type of `POST /api/scan` and this client in step.
-const _: fn(ScanReport) = |_| {};

@@ -90,6 +90,7 @@ fn status(container: &ContainerObject) -> (String, &'static str) {
             (format!("update ({detail})"), "33")
         }
         _ if container.result.is_some() => ("up to date".into(), "32"),
+        _ if container.image.tag.value.is_none() => ("pinned by digest: no tag to follow".into(), "2"),
         _ => ("not checked".into(), "2"),
     }
 }

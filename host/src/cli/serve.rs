@@ -9,7 +9,9 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::scan::{ScanSetupError, Scanner};
 use crate::scheduler::Coordinator;
-use crate::server::{self, AppState, Background, ConfigInfo, PluginSummary, RunningServer, ServerConfig};
+use crate::server::{
+    self, AppState, Background, ConfigInfo, PluginSummary, RunningServer, ServerConfig,
+};
 use crate::triggers::TriggerDispatcher;
 
 /// Why the daemon could not start.
@@ -25,36 +27,56 @@ pub enum StartError {
 
 /// Builds the scanner, triggers and API state from `config` and starts serving.
 pub async fn start(config: &Config) -> Result<RunningServer, StartError> {
-    let server_config = ServerConfig::from_table(&config.server).map_err(|error| StartError::Config(error.to_string()))?;
+    let server_config = ServerConfig::from_table(&config.server)
+        .map_err(|error| StartError::Config(error.to_string()))?;
     let scanner = Scanner::new(config).await.map_err(|error| match error {
         ScanSetupError::Config(error) => StartError::Config(error.to_string()),
-        other => StartError::Runtime(anyhow::Error::new(other).context("cannot set up the scanner")),
+        other => {
+            StartError::Runtime(anyhow::Error::new(other).context("cannot set up the scanner"))
+        }
     })?;
     let metrics = Arc::new(Metrics::new());
     metrics.set_request_counters(scanner.registry_client().counters());
-    let triggers = TriggerDispatcher::from_config(config, scanner.catalog(), scanner.store().clone(), Arc::clone(&metrics))
-        .await
-        .map_err(|error| StartError::Config(error.to_string()))?;
+    let triggers = TriggerDispatcher::from_config(
+        config,
+        scanner.catalog(),
+        scanner.store().clone(),
+        Arc::clone(&metrics),
+    )
+    .await
+    .map_err(|error| StartError::Config(error.to_string()))?;
     let info = ConfigInfo {
         watchers: scanner.watchers().clone(),
-        registries: serde_json::to_value(scanner.registries()).context("cannot describe the registries")?,
+        registries: serde_json::to_value(scanner.registries())
+            .context("cannot describe the registries")?,
         plugins: PluginSummary::from_catalog(scanner.catalog()),
     };
     let store = scanner.store().clone();
     let watchers = scanner.watchers().clone();
-    let coordinator = Arc::new(Coordinator::new(Arc::new(scanner), Arc::new(triggers), metrics));
+    let coordinator = Arc::new(Coordinator::new(
+        Arc::new(scanner),
+        Arc::new(triggers),
+        metrics,
+    ));
     let state = Arc::new(AppState::new(
         store,
         coordinator,
         server::auth::Token::new(server_config.token.as_deref()),
         info,
     ));
-    server::start(&server_config, state, Background { watchers, schedules: true })
-        .await
-        .map_err(|error| match error {
-            server::ServeError::Schedule(message) => StartError::Config(message),
-            other => StartError::Runtime(other.into()),
-        })
+    server::start(
+        &server_config,
+        state,
+        Background {
+            watchers,
+            schedules: true,
+        },
+    )
+    .await
+    .map_err(|error| match error {
+        server::ServeError::Schedule(message) => StartError::Config(message),
+        other => StartError::Runtime(other.into()),
+    })
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down gracefully.
@@ -70,7 +92,10 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     eprintln!(
         "crowsnest serving HTTP on http://{}{}",
         running.http_addr,
-        running.grpc_addr.map(|addr| format!(", gRPC on {addr}")).unwrap_or_default()
+        running
+            .grpc_addr
+            .map(|addr| format!(", gRPC on {addr}"))
+            .unwrap_or_default()
     );
     wait_for_signal().await?;
     running.shutdown().await;

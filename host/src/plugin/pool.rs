@@ -244,6 +244,10 @@ impl<W: World> InstancePool<W> {
     /// instance may be poisoned: the next call gets a fresh one).
     pub fn finish<R>(&self, checkout: Checkout<'_, W>, result: wasmtime::Result<R>) -> Result<R, PluginError> {
         let result = checkout.live.outcome(result);
+        crate::metrics::record_plugin_call(&self.label, result.is_ok());
+        if matches!(result, Err(PluginError::Trap { .. })) {
+            crate::metrics::record_plugin_trap(&self.label);
+        }
         if result.is_ok() {
             self.put_back(checkout.live);
         } else {

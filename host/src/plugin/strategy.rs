@@ -139,7 +139,7 @@ impl StrategyPlugin {
         let offer = match decision.offer {
             None => None,
             Some(offer) => {
-                if !candidates.iter().any(|candidate| *candidate == offer.tag) {
+                if !candidates.contains(&offer.tag) {
                     let shown: String = offer.tag.chars().take(64).collect();
                     return Err(PluginError::Malformed {
                         plugin: self.name.clone(),

@@ -140,10 +140,11 @@ impl ContainerPlan {
             return;
         };
         let options = &self.container.options;
+        let labels = &self.container.labels;
         let (strategy_name, named_by) = match (&options.strategy, &target.instance.strategy) {
-            (Some(label), _) => (label.as_str(), "label `crowsnest.strategy`"),
-            (None, Some(registry)) => (registry.as_str(), "registry `strategy`"),
-            (None, None) => (scan.strategy.as_str(), "[scan] strategy"),
+            (Some(label), _) => (label.as_str(), format!("label `{}`", label_key(labels, "strategy"))),
+            (None, Some(registry)) => (registry.as_str(), format!("registry `{}` key `strategy`", target.instance.name)),
+            (None, None) => (scan.strategy.as_str(), "[scan] strategy".to_string()),
         };
         let Some(strategy) = strategies.get(strategy_name) else {
             let mut known: Vec<&str> = strategies.keys().map(String::as_str).collect();
@@ -154,11 +155,13 @@ impl ContainerPlan {
             ));
             return;
         };
-        let regex = options
-            .strategy_regex
-            .clone()
-            .or_else(|| target.instance.regex.clone())
-            .or_else(|| scan.regex.clone());
+        // Where the pattern came from, so that an error names what the user wrote.
+        let (regex, regex_source) = match (&options.strategy_regex, &target.instance.regex, &scan.regex) {
+            (Some(label), _, _) => (Some(label.clone()), format!("label `{}`", label_key(labels, "strategy.regex"))),
+            (None, Some(key), _) => (Some(key.clone()), format!("registry `{}` key `regex`", target.instance.name)),
+            (None, None, Some(key)) => (Some(key.clone()), "[scan] regex".to_string()),
+            (None, None, None) => (None, "label `crowsnest.strategy.regex` (or a `regex` key)".to_string()),
+        };
         let strategy_options = StrategyOptions {
             include: options.tag_include.clone(),
             exclude: options.tag_exclude.clone(),
@@ -171,7 +174,11 @@ impl ContainerPlan {
                 self.decision = Some(decision);
             }
             Err(StrategyError::InvalidOption { option, message }) => {
-                self.error = Some(format!("{}: {message}", option_source(&option, strategy_name)));
+                let source = match option.as_str() {
+                    "regex" => regex_source,
+                    other => option_source(other, strategy_name, labels),
+                };
+                self.error = Some(format!("{source}: {message}"));
             }
             Err(StrategyError::Plugin(err)) => self.error = Some(err.to_string()),
         }
@@ -299,14 +306,25 @@ impl ContainerPlan {
     }
 }
 
-/// Which label or key an option came from, for error messages.
-fn option_source(option: &str, strategy: &str) -> String {
+/// Which label an option other than `regex` came from, for error messages.
+fn option_source(option: &str, strategy: &str, labels: &std::collections::BTreeMap<String, String>) -> String {
     match option {
-        "include" => "label `crowsnest.tag.include`".into(),
-        "exclude" => "label `crowsnest.tag.exclude`".into(),
-        "transform" => "label `crowsnest.tag.transform`".into(),
-        "regex" => "label `crowsnest.strategy.regex` (or the `regex` key)".into(),
+        "include" => format!("label `{}`", label_key(labels, "tag.include")),
+        "exclude" => format!("label `{}`", label_key(labels, "tag.exclude")),
+        "transform" => format!("label `{}`", label_key(labels, "tag.transform")),
         other => format!("option `{other}` of strategy `{strategy}`"),
+    }
+}
+
+/// The label key the container used for `suffix`: `crowsnest.SUFFIX`, or its
+/// `wud.SUFFIX` twin when only that one is set (the `crowsnest.*` label wins).
+fn label_key(labels: &std::collections::BTreeMap<String, String>, suffix: &str) -> String {
+    let crowsnest = format!("crowsnest.{suffix}");
+    let wud = format!("wud.{suffix}");
+    if !labels.contains_key(&crowsnest) && labels.contains_key(&wud) {
+        wud
+    } else {
+        crowsnest
     }
 }
 
@@ -344,6 +362,17 @@ mod tests {
             "https://x/releases/tag/v1.26.3"
         );
         assert_eq!(link_from_template("https://x/${raw}", "v2.0"), "https://x/v2.0");
+    }
+
+    #[test]
+    fn errors_name_the_label_the_container_used() {
+        let labels: std::collections::BTreeMap<String, String> = [("wud.tag.exclude", "["), ("wud.tag.include", "a"), ("crowsnest.tag.include", "b")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(option_source("exclude", "semver", &labels), "label `wud.tag.exclude`");
+        assert_eq!(option_source("include", "semver", &labels), "label `crowsnest.tag.include`");
+        assert_eq!(option_source("transform", "semver", &labels), "label `crowsnest.tag.transform`");
     }
 
     #[test]

@@ -87,6 +87,9 @@ impl Default for ScanConfig {
 /// (registry instance, registry URL, repository): one tag listing each.
 type RepositoryKey = (String, String, String);
 
+/// A repository's tags, or why they could not be listed.
+type TagListing = Result<Arc<Vec<String>>, String>;
+
 /// Called as repositories complete (for progress bars): (done, total).
 pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
@@ -286,7 +289,9 @@ impl Scanner {
             .filter(|c| request.container_ids.is_empty() || request.container_ids.iter().any(|id| id_matches(c, id)))
             .filter(|c| request.images.is_empty() || request.images.iter().any(|pattern| deployed_image_matches(c, pattern)))
             .collect();
+        eprintln!("TIMING discovery {:?}", started.elapsed());
         let containers = self.check(selected, &mut report.stats, progress).await;
+        eprintln!("TIMING check done {:?}", started.elapsed());
         self.persist(&containers, if full { Some(&complete_watchers) } else { None }).await;
         report.stats.containers = containers.len();
         report.stats.duration_ms = started.elapsed().as_millis() as u64;
@@ -354,6 +359,7 @@ impl Scanner {
     /// decide, resolve digests once per (repository, tag, platform).
     async fn check(&self, discovered: Vec<DiscoveredContainer>, stats: &mut ScanStats, progress: Option<Progress>) -> Vec<ContainerObject> {
         let inner = &self.inner;
+        let t0 = Instant::now();
         let mut plans = Vec::with_capacity(discovered.len());
         for container in discovered {
             plans.push(ContainerPlan::new(container, &inner.registries).await);
@@ -371,10 +377,11 @@ impl Scanner {
             }
         }
         stats.repositories = groups.len();
+        eprintln!("TIMING plans {:?}", t0.elapsed());
         let total = groups.len();
         let cache_hits = std::sync::atomic::AtomicUsize::new(0);
         let done = std::sync::atomic::AtomicUsize::new(0);
-        let listings: Vec<(RepositoryKey, Result<Arc<Vec<String>>, String>)> = futures::stream::iter(groups.keys().cloned())
+        let listings: Vec<(RepositoryKey, TagListing)> = futures::stream::iter(groups.keys().cloned())
             .map(|key| {
                 let target = groups[&key]
                     .first()
@@ -404,10 +411,12 @@ impl Scanner {
                 plans[index].set_tags(tags.clone());
             }
         }
+        eprintln!("TIMING tags {:?}", t0.elapsed());
         // Strategy decisions (pure guest calls).
         for plan in &mut plans {
             plan.decide(&inner.strategies, &inner.scan).await;
         }
+        eprintln!("TIMING decide {:?}", t0.elapsed());
         // One digest lookup per (instance, repository, tag, platform).
         let mut lookups: BTreeMap<check::DigestKey, Vec<usize>> = BTreeMap::new();
         for (index, plan) in plans.iter().enumerate() {

@@ -19,7 +19,11 @@ pub struct Token {
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.digest.is_some() { "Token(set)" } else { "Token(none)" })
+        f.write_str(if self.digest.is_some() {
+            "Token(set)"
+        } else {
+            "Token(none)"
+        })
     }
 }
 
@@ -70,7 +74,10 @@ impl Token {
 
 /// axum middleware: 401 with `WWW-Authenticate` unless the bearer token matches.
 pub async fn require_token(State(token): State<Token>, request: Request, next: Next) -> Response {
-    let authorization = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
     match token.check(authorization) {
         Ok(()) => next.run(request).await,
         Err(error) => {
@@ -83,9 +90,10 @@ pub async fn require_token(State(token): State<Token>, request: Request, next: N
                 axum::Json(serde_json::json!({ "error": error.to_string() })),
             )
                 .into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
             response
         }
     }
@@ -102,7 +110,10 @@ mod tests {
         let token = Token::new(Some("s3cret"));
         assert!(token.is_set());
         assert_eq!(token.check(None), Err(AuthError::Missing));
-        assert_eq!(token.check(Some(b"Basic czNjcmV0")), Err(AuthError::Missing));
+        assert_eq!(
+            token.check(Some(b"Basic czNjcmV0")),
+            Err(AuthError::Missing)
+        );
         assert_eq!(token.check(Some(b"Bearer wrong")), Err(AuthError::Invalid));
         assert_eq!(token.check(Some(b"Bearer s3cre")), Err(AuthError::Invalid));
         assert_eq!(token.check(Some(b"Bearer s3cret")), Ok(()));

@@ -53,8 +53,14 @@ pub fn to_proto(container: &ContainerObject) -> proto::Container {
         remote_value: kind.and_then(|kind| kind.remote_value.clone()),
         semver_diff: kind.and_then(|kind| kind.semver_diff.clone()),
         error: container.error.as_ref().map(|error| error.message.clone()),
-        result_tag: container.result.as_ref().and_then(|result| result.tag.clone()),
-        result_digest: container.result.as_ref().and_then(|result| result.digest.clone()),
+        result_tag: container
+            .result
+            .as_ref()
+            .and_then(|result| result.tag.clone()),
+        result_digest: container
+            .result
+            .as_ref()
+            .and_then(|result| result.digest.clone()),
         json: serde_json::to_string(container).unwrap_or_default(),
     }
 }
@@ -81,20 +87,36 @@ impl Crowsnest for Service {
             watcher: filter.watcher,
             update_available: filter.update_available,
         };
-        let (containers, _) = self.state.containers().await.map_err(internal)?;
-        let selected: Vec<ContainerObject> = containers.iter().filter(|c| filter.matches(c)).cloned().collect();
+        let snapshot = self.state.containers().await.map_err(internal)?;
+        let selected: Vec<ContainerObject> = snapshot
+            .containers
+            .iter()
+            .filter(|c| filter.matches(c))
+            .cloned()
+            .collect();
         Ok(Response::new(list(&selected)))
     }
 
-    async fn get_container(&self, request: Request<proto::ContainerId>) -> Result<Response<proto::Container>, Status> {
+    async fn get_container(
+        &self,
+        request: Request<proto::ContainerId>,
+    ) -> Result<Response<proto::Container>, Status> {
         let id = request.into_inner().id;
-        let container: Option<ContainerObject> = self.state.store.get_container(&id).await.map_err(internal)?;
+        let container: Option<ContainerObject> = self
+            .state
+            .store
+            .get_container(&id)
+            .await
+            .map_err(internal)?;
         container
             .map(|container| Response::new(to_proto(&container)))
             .ok_or_else(|| Status::not_found(format!("no container with id `{id}`")))
     }
 
-    async fn watch_all(&self, _request: Request<proto::WatchAllRequest>) -> Result<Response<proto::ContainerList>, Status> {
+    async fn watch_all(
+        &self,
+        _request: Request<proto::WatchAllRequest>,
+    ) -> Result<Response<proto::ContainerList>, Status> {
         let report = self
             .state
             .coordinator
@@ -102,13 +124,20 @@ impl Crowsnest for Service {
             .await
             .map_err(|error| Status::unavailable(error.to_string()))?;
         if report.containers.is_empty() && !report.watcher_errors.is_empty() {
-            let messages: Vec<&str> = report.watcher_errors.iter().map(|error| error.message.as_str()).collect();
+            let messages: Vec<&str> = report
+                .watcher_errors
+                .iter()
+                .map(|error| error.message.as_str())
+                .collect();
             return Err(Status::unavailable(messages.join("; ")));
         }
         Ok(Response::new(list(&report.containers)))
     }
 
-    async fn watch_container(&self, request: Request<proto::ContainerId>) -> Result<Response<proto::Container>, Status> {
+    async fn watch_container(
+        &self,
+        request: Request<proto::ContainerId>,
+    ) -> Result<Response<proto::Container>, Status> {
         let id = request.into_inner().id;
         let stored: ContainerObject = self
             .state
@@ -117,14 +146,24 @@ impl Crowsnest for Service {
             .await
             .map_err(internal)?
             .ok_or_else(|| Status::not_found(format!("no container with id `{id}`")))?;
-        match self.state.coordinator.refresh(&stored.watcher, &stored.id).await {
+        match self
+            .state
+            .coordinator
+            .refresh(&stored.watcher, &stored.id)
+            .await
+        {
             Ok(Some(container)) => Ok(Response::new(to_proto(&container))),
-            Ok(None) => Err(Status::not_found(format!("container `{id}` is gone or no longer watched"))),
+            Ok(None) => Err(Status::not_found(format!(
+                "container `{id}` is gone or no longer watched"
+            ))),
             Err(error) => Err(Status::unavailable(error)),
         }
     }
 
-    async fn scan_images(&self, request: Request<proto::ScanImagesRequest>) -> Result<Response<proto::ContainerList>, Status> {
+    async fn scan_images(
+        &self,
+        request: Request<proto::ScanImagesRequest>,
+    ) -> Result<Response<proto::ContainerList>, Status> {
         let body = request.into_inner();
         let scan = super::http::ScanBody {
             images: body.images,
@@ -141,7 +180,10 @@ impl Crowsnest for Service {
         Ok(Response::new(list(&report.containers)))
     }
 
-    async fn list_plugins(&self, _request: Request<proto::ListPluginsRequest>) -> Result<Response<proto::PluginList>, Status> {
+    async fn list_plugins(
+        &self,
+        _request: Request<proto::ListPluginsRequest>,
+    ) -> Result<Response<proto::PluginList>, Status> {
         Ok(Response::new(proto::PluginList {
             plugins: self
                 .state
@@ -168,10 +210,15 @@ pub struct TokenInterceptor {
 
 impl tonic::service::Interceptor for TokenInterceptor {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let authorization = request.metadata().get("authorization").map(|value| value.as_bytes());
+        let authorization = request
+            .metadata()
+            .get("authorization")
+            .map(|value| value.as_bytes());
         match self.token.check(authorization) {
             Ok(()) => Ok(request),
-            Err(error @ (AuthError::Missing | AuthError::Invalid)) => Err(Status::unauthenticated(error.to_string())),
+            Err(error @ (AuthError::Missing | AuthError::Invalid)) => {
+                Err(Status::unauthenticated(error.to_string()))
+            }
         }
     }
 }
@@ -183,7 +230,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<CrowsnestServer<Service>>().await;
+    health_reporter
+        .set_serving::<CrowsnestServer<Service>>()
+        .await;
     let interceptor = TokenInterceptor {
         token: state.token.clone(),
     };

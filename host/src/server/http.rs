@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
@@ -54,7 +54,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/openapi.json", get(openapi_document))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .route_layer(middleware::from_fn_with_state(state.token.clone(), super::auth::require_token));
+        .route_layer(middleware::from_fn_with_state(
+            state.token.clone(),
+            super::auth::require_token,
+        ));
     Router::new()
         .route("/health", get(health))
         .merge(protected)
@@ -99,7 +102,13 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = %self.status, error = %self.message, "API request failed");
         }
-        (self.status, Json(ErrorBody { error: self.message })).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -128,7 +137,10 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
 }
 
 /// Filters of `GET /api/containers`.
@@ -154,18 +166,37 @@ impl ContainerFilter {
         self.name
             .as_ref()
             .is_none_or(|name| &container.name == name || &container.display_name == name)
-            && self.watcher.as_ref().is_none_or(|watcher| &container.watcher == watcher)
+            && self
+                .watcher
+                .as_ref()
+                .is_none_or(|watcher| &container.watcher == watcher)
             && self
                 .update_available
                 .is_none_or(|wanted| container.update_available == wanted)
     }
 }
 
+/// Whether `Accept-Encoding` allows gzip (`gzip` listed without `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|param| param.replace(' ', "").eq_ignore_ascii_case("q=0"));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
 fn json_bytes(bytes: Bytes) -> Response {
     let mut response = Response::new(Body::from(bytes));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -179,14 +210,32 @@ fn json_bytes(bytes: Bytes) -> Response {
     security(("bearer" = [])))]
 pub async fn list_containers(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     filter: Result<Query<ContainerFilter>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(filter) = filter?;
-    let (containers, json) = state.containers().await?;
+    let snapshot = state.containers().await?;
     if filter.is_empty() {
-        return Ok(json_bytes(json));
+        // The whole list is served from the cache; compressed once when the client takes gzip.
+        let mut response = if accepts_gzip(&headers) {
+            let mut response = json_bytes(snapshot.gzip_json());
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            response
+        } else {
+            json_bytes(snapshot.json.clone())
+        };
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        return Ok(response);
     }
-    let selected: Vec<&ContainerObject> = containers.iter().filter(|c| filter.matches(c)).collect();
+    let selected: Vec<&ContainerObject> = snapshot
+        .containers
+        .iter()
+        .filter(|c| filter.matches(c))
+        .collect();
     Ok(Json(selected).into_response())
 }
 
@@ -198,7 +247,10 @@ pub async fn list_containers(
         (status = 404, description = "Unknown id", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get_container(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<ContainerObject>> {
+pub async fn get_container(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContainerObject>> {
     stored_container(&state, &id).await.map(Json)
 }
 
@@ -218,10 +270,20 @@ async fn stored_container(state: &AppState, id: &str) -> ApiResult<ContainerObje
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn watch_all(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
-    let report = state.coordinator.scan(ScanRequest::default(), ScanOrigin::Http).await?;
+    let report = state
+        .coordinator
+        .scan(ScanRequest::default(), ScanOrigin::Http)
+        .await?;
     if report.containers.is_empty() && !report.watcher_errors.is_empty() {
-        let messages: Vec<&str> = report.watcher_errors.iter().map(|error| error.message.as_str()).collect();
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, messages.join("; ")));
+        let messages: Vec<&str> = report
+            .watcher_errors
+            .iter()
+            .map(|error| error.message.as_str())
+            .collect();
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            messages.join("; "),
+        ));
     }
     Ok(Json(&report.containers).into_response())
 }
@@ -235,11 +297,16 @@ pub async fn watch_all(State(state): State<Arc<AppState>>) -> ApiResult<Response
         (status = 503, description = "The Docker engine could not be asked", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn watch_container(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<ContainerObject>> {
+pub async fn watch_container(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContainerObject>> {
     let stored = stored_container(&state, &id).await?;
     match state.coordinator.refresh(&stored.watcher, &stored.id).await {
         Ok(Some(container)) => Ok(Json(container)),
-        Ok(None) => Err(ApiError::not_found(format!("container `{id}` is gone or no longer watched"))),
+        Ok(None) => Err(ApiError::not_found(format!(
+            "container `{id}` is gone or no longer watched"
+        ))),
         Err(error) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error)),
     }
 }
@@ -268,7 +335,9 @@ impl ScanBody {
         match (self.all, images.is_empty()) {
             (true, true) => Ok(ScanRequest::default()),
             (true, false) => Err("give either `images` or `\"all\": true`, not both".into()),
-            (false, true) => Err("give `images` (a non-empty array of image patterns) or `\"all\": true`".into()),
+            (false, true) => {
+                Err("give `images` (a non-empty array of image patterns) or `\"all\": true`".into())
+            }
             (false, false) => Ok(ScanRequest {
                 images,
                 container_ids: Vec::new(),
@@ -287,7 +356,8 @@ impl ScanBody {
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn scan_images(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult<Response> {
-    let body: ScanBody = serde_json::from_slice(&body).map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))?;
+    let body: ScanBody = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))?;
     let request = body.request().map_err(ApiError::bad_request)?;
     let report = state.coordinator.scan(request, ScanOrigin::Http).await?;
     Ok(Json(report.as_ref()).into_response())
@@ -363,11 +433,24 @@ pub async fn run_trigger(
     Path((id, name)): Path<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let container = stored_container(&state, &id).await?;
-    match state.coordinator.triggers().run_now(&name, &container).await {
-        Ok(()) => Ok(Json(serde_json::json!({ "delivered": true, "trigger": name, "container": id }))),
-        Err(error @ TriggerRunError::UnknownTrigger(_)) => Err(ApiError::not_found(error.to_string())),
-        Err(error @ TriggerRunError::NoUpdate(_)) => Err(ApiError::new(StatusCode::CONFLICT, error.to_string())),
-        Err(error @ TriggerRunError::Delivery { .. }) => Err(ApiError::new(StatusCode::BAD_GATEWAY, error.to_string())),
+    match state
+        .coordinator
+        .triggers()
+        .run_now(&name, &container)
+        .await
+    {
+        Ok(()) => Ok(Json(
+            serde_json::json!({ "delivered": true, "trigger": name, "container": id }),
+        )),
+        Err(error @ TriggerRunError::UnknownTrigger(_)) => {
+            Err(ApiError::not_found(error.to_string()))
+        }
+        Err(error @ TriggerRunError::NoUpdate(_)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, error.to_string()))
+        }
+        Err(error @ TriggerRunError::Delivery { .. }) => {
+            Err(ApiError::new(StatusCode::BAD_GATEWAY, error.to_string()))
+        }
     }
 }
 
@@ -429,8 +512,8 @@ pub async fn health() -> Json<serde_json::Value> {
               (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
-    let (containers, _) = state.containers().await?;
-    let text = state.coordinator.metrics().render(&containers);
+    let snapshot = state.containers().await?;
+    let text = state.coordinator.metrics().render(&snapshot.containers);
     Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response())
 }
 
@@ -439,10 +522,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn gzip_is_taken_unless_refused() {
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            headers
+        };
+        assert!(accepts_gzip(&headers("gzip")));
+        assert!(accepts_gzip(&headers("br, gzip;q=0.5")));
+        assert!(accepts_gzip(&headers("*")));
+        assert!(!accepts_gzip(&headers("gzip;q=0")));
+        assert!(!accepts_gzip(&headers("br, deflate")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
     fn scan_body_needs_images_or_all() {
-        let parse = |text: &str| serde_json::from_str::<ScanBody>(text).map_err(|e| e.to_string()).and_then(|b| b.request());
+        let parse = |text: &str| {
+            serde_json::from_str::<ScanBody>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.request())
+        };
         assert_eq!(parse(r#"{"all": true}"#).unwrap(), ScanRequest::default());
-        assert_eq!(parse(r#"{"images": ["nginx", " "]}"#).unwrap().images, vec!["nginx".to_owned()]);
+        assert_eq!(
+            parse(r#"{"images": ["nginx", " "]}"#).unwrap().images,
+            vec!["nginx".to_owned()]
+        );
         assert!(parse(r#"{}"#).is_err());
         assert!(parse(r#"{"images": []}"#).is_err());
         assert!(parse(r#"{"all": true, "images": ["x"]}"#).is_err());

@@ -85,14 +85,20 @@ const SERVER_KEYS: &[&str] = &[
 ];
 
 /// Reads `[server] key` as a `T`, naming the key when its value has the wrong type.
-fn server_value<T: serde::de::DeserializeOwned>(table: &toml::Table, key: &str) -> Result<Option<T>, ServerConfigError> {
+fn server_value<T: serde::de::DeserializeOwned>(
+    table: &toml::Table,
+    key: &str,
+) -> Result<Option<T>, ServerConfigError> {
     table
         .get(key)
         .map(|value| {
-            value.clone().try_into::<T>().map_err(|error| ServerConfigError {
-                key: key.to_owned(),
-                message: format!("wrong type: {}", error.message().trim()),
-            })
+            value
+                .clone()
+                .try_into::<T>()
+                .map_err(|error| ServerConfigError {
+                    key: key.to_owned(),
+                    message: format!("wrong type: {}", error.message().trim()),
+                })
         })
         .transpose()
 }
@@ -100,7 +106,10 @@ fn server_value<T: serde::de::DeserializeOwned>(table: &toml::Table, key: &str) 
 impl ServerConfig {
     /// Parses `[server]` (`token_file` was already turned into `token` by the config loader).
     pub fn from_table(table: &toml::Table) -> Result<Self, ServerConfigError> {
-        if let Some(unknown) = table.keys().find(|key| !SERVER_KEYS.contains(&key.as_str())) {
+        if let Some(unknown) = table
+            .keys()
+            .find(|key| !SERVER_KEYS.contains(&key.as_str()))
+        {
             return Err(ServerConfigError {
                 key: unknown.clone(),
                 message: format!("unknown key (known: {})", SERVER_KEYS.join(", ")),
@@ -114,10 +123,12 @@ impl ServerConfig {
         let scan_on_start: Option<bool> = server_value(table, "scan_on_start")?;
         let shutdown_grace_secs: Option<u64> = server_value(table, "shutdown_grace_secs")?;
         let address = |key: &str, text: &str| {
-            text.trim().parse::<SocketAddr>().map_err(|error| ServerConfigError {
-                key: key.to_owned(),
-                message: format!("`{text}` is not an IP:port address: {error}"),
-            })
+            text.trim()
+                .parse::<SocketAddr>()
+                .map_err(|error| ServerConfigError {
+                    key: key.to_owned(),
+                    message: format!("`{text}` is not an IP:port address: {error}"),
+                })
         };
         let defaults = Self::default();
         let listen = match raw_listen.as_deref() {
@@ -212,8 +223,35 @@ struct ContainerCache {
 #[derive(Clone)]
 struct CachedContainers {
     generation: u64,
-    containers: Arc<Vec<ContainerObject>>,
-    json: Bytes,
+    snapshot: ContainerSnapshot,
+}
+
+/// The stored containers at one moment, with their JSON (and, on demand, gzipped JSON).
+#[derive(Clone)]
+pub struct ContainerSnapshot {
+    /// The containers, ordered by watcher then name.
+    pub containers: Arc<Vec<ContainerObject>>,
+    /// Their JSON array.
+    pub json: Bytes,
+    gzip: Arc<std::sync::OnceLock<Bytes>>,
+}
+
+impl ContainerSnapshot {
+    /// The JSON array, gzip-compressed once per snapshot.
+    pub fn gzip_json(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                use std::io::Write as _;
+                let mut encoder = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.json.len() / 8),
+                    flate2::Compression::default(),
+                );
+                // Writing into a Vec cannot fail.
+                let _ = encoder.write_all(&self.json);
+                Bytes::from(encoder.finish().unwrap_or_default())
+            })
+            .clone()
+    }
 }
 
 /// Everything a request handler needs.
@@ -231,7 +269,12 @@ pub struct AppState {
 
 impl AppState {
     /// State over `store` and `coordinator`.
-    pub fn new(store: Store, coordinator: Arc<Coordinator>, token: auth::Token, info: ConfigInfo) -> Self {
+    pub fn new(
+        store: Store,
+        coordinator: Arc<Coordinator>,
+        token: auth::Token,
+        info: ConfigInfo,
+    ) -> Self {
         Self {
             store,
             coordinator,
@@ -242,25 +285,30 @@ impl AppState {
     }
 
     /// The stored containers and their JSON array, from the cache when the store did not change.
-    async fn containers(&self) -> Result<(Arc<Vec<ContainerObject>>, Bytes), StoreError> {
+    pub async fn containers(&self) -> Result<ContainerSnapshot, StoreError> {
         // Read the generation first: a change during the load leaves the entry stale, never wrong.
         let generation = self.coordinator.generation();
         if let Ok(entry) = self.cache.entry.lock() {
-            if let Some(cached) = entry.as_ref().filter(|cached| cached.generation == generation) {
-                return Ok((Arc::clone(&cached.containers), cached.json.clone()));
+            if let Some(cached) = entry
+                .as_ref()
+                .filter(|cached| cached.generation == generation)
+            {
+                return Ok(cached.snapshot.clone());
             }
         }
         let containers: Vec<ContainerObject> = self.store.list_containers().await?;
-        let json = Bytes::from(serde_json::to_vec(&containers)?);
-        let containers = Arc::new(containers);
+        let snapshot = ContainerSnapshot {
+            json: Bytes::from(serde_json::to_vec(&containers)?),
+            containers: Arc::new(containers),
+            gzip: Arc::default(),
+        };
         if let Ok(mut entry) = self.cache.entry.lock() {
             *entry = Some(CachedContainers {
                 generation,
-                containers: Arc::clone(&containers),
-                json: json.clone(),
+                snapshot: snapshot.clone(),
             });
         }
-        Ok((containers, json))
+        Ok(snapshot)
     }
 }
 
@@ -311,7 +359,10 @@ impl RunningServer {
         tracing::info!("shutting down");
         self.cancel.cancel();
         self.tasks.close();
-        if tokio::time::timeout(self.grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(self.grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("front ends did not stop within the grace period");
         }
         self.state.coordinator.shutdown(self.grace).await;
@@ -327,25 +378,36 @@ impl RunningServer {
 
 /// Binds the HTTP (and gRPC) listeners, then starts serving, the start-up
 /// scan, the schedules and the event followers.
-pub async fn start(config: &ServerConfig, state: Arc<AppState>, background: Background) -> Result<RunningServer, ServeError> {
+pub async fn start(
+    config: &ServerConfig,
+    state: Arc<AppState>,
+    background: Background,
+) -> Result<RunningServer, ServeError> {
     let plan = ScanPlan::new(&background.watchers).map_err(ServeError::Schedule)?;
-    let http_listener = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind {
-        what: "HTTP",
-        address: config.listen,
-        source,
-    })?;
-    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Bind {
-        what: "HTTP",
-        address: config.listen,
-        source,
-    })?;
-    let grpc_listener = match config.grpc_listen {
-        Some(address) => {
-            let listener = TcpListener::bind(address).await.map_err(|source| ServeError::Bind {
-                what: "gRPC",
-                address,
+    let http_listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                what: "HTTP",
+                address: config.listen,
                 source,
             })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            what: "HTTP",
+            address: config.listen,
+            source,
+        })?;
+    let grpc_listener = match config.grpc_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    what: "gRPC",
+                    address,
+                    source,
+                })?;
             let bound = listener.local_addr().map_err(|source| ServeError::Bind {
                 what: "gRPC",
                 address,
@@ -375,7 +437,9 @@ pub async fn start(config: &ServerConfig, state: Arc<AppState>, background: Back
         let grpc_state = Arc::clone(&state);
         let grpc_cancel = cancel.clone();
         tasks.spawn(async move {
-            if let Err(error) = grpc::serve(grpc_state, listener, grpc_cancel.cancelled_owned()).await {
+            if let Err(error) =
+                grpc::serve(grpc_state, listener, grpc_cancel.cancelled_owned()).await
+            {
                 tracing::error!(%error, "gRPC server failed");
             }
         });
@@ -385,14 +449,23 @@ pub async fn start(config: &ServerConfig, state: Arc<AppState>, background: Back
     if config.scan_on_start {
         let coordinator = Arc::clone(&state.coordinator);
         tasks.spawn(async move {
-            if let Err(error) = coordinator.scan(ScanRequest::default(), ScanOrigin::Startup).await {
+            if let Err(error) = coordinator
+                .scan(ScanRequest::default(), ScanOrigin::Startup)
+                .await
+            {
                 tracing::warn!(%error, "start-up scan failed");
             }
         });
     }
     if background.schedules {
         for (schedule, jitter, watchers) in plan.timers {
-            tasks.spawn(run_schedule(Arc::clone(&state.coordinator), schedule, jitter, watchers, cancel.clone()));
+            tasks.spawn(run_schedule(
+                Arc::clone(&state.coordinator),
+                schedule,
+                jitter,
+                watchers,
+                cancel.clone(),
+            ));
         }
     }
     if config.events {
@@ -427,7 +500,10 @@ mod tests {
     #[test]
     fn server_section_defaults_and_errors_name_the_key() {
         assert_eq!(parse("").unwrap(), ServerConfig::default());
-        let config = parse("listen = \"127.0.0.1:0\"\ngrpc_listen = \"\"\ntoken = \"t\"\nevent_debounce_ms = 50\n").unwrap();
+        let config = parse(
+            "listen = \"127.0.0.1:0\"\ngrpc_listen = \"\"\ntoken = \"t\"\nevent_debounce_ms = 50\n",
+        )
+        .unwrap();
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.grpc_listen, None);
         assert_eq!(config.token.as_deref(), Some("t"));

@@ -276,7 +276,9 @@ mod tests {
                 remote_value: None,
                 semver_diff: None,
             }),
-            error: Some(ErrorInfo { message: "m".into() }),
+            error: Some(ErrorInfo {
+                message: "m".into(),
+            }),
             labels: BTreeMap::new(),
         }
     }
@@ -288,7 +290,10 @@ mod tests {
             return resolve(document, &document["components"]["schemas"][name]);
         }
         if let Some(variants) = schema.get("oneOf").and_then(Value::as_array) {
-            if let Some(object) = variants.iter().find(|v| v.get("type").and_then(Value::as_str) != Some("null")) {
+            if let Some(object) = variants
+                .iter()
+                .find(|v| v.get("type").and_then(Value::as_str) != Some("null"))
+            {
                 return resolve(document, object);
             }
         }
@@ -298,7 +303,9 @@ mod tests {
     /// Every key of `value` (recursively through objects) is a property of `schema`, and back.
     fn assert_same_shape(document: &Value, schema: &Value, value: &Value, path: &str) {
         let schema = resolve(document, schema);
-        let Some(object) = value.as_object() else { return };
+        let Some(object) = value.as_object() else {
+            return;
+        };
         let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
             return; // free-form map (labels)
         };
@@ -316,7 +323,12 @@ mod tests {
     fn container_schema_matches_the_model() {
         let document: Value = serde_json::from_slice(document_json()).unwrap();
         let value = serde_json::to_value(populated_container()).unwrap();
-        assert_same_shape(&document, &document["components"]["schemas"]["Container"], &value, "Container");
+        assert_same_shape(
+            &document,
+            &document["components"]["schemas"]["Container"],
+            &value,
+            "Container",
+        );
         let report = serde_json::to_value(ScanReport {
             containers: vec![populated_container()],
             watcher_errors: vec![WatcherError {
@@ -326,7 +338,12 @@ mod tests {
             stats: ScanStats::default(),
         })
         .unwrap();
-        assert_same_shape(&document, &document["components"]["schemas"]["Report"], &report, "Report");
+        assert_same_shape(
+            &document,
+            &document["components"]["schemas"]["Report"],
+            &report,
+            "Report",
+        );
     }
 
     #[test]
@@ -356,7 +373,10 @@ mod tests {
         for reference in text.split("\"$ref\": \"").skip(1) {
             let target = reference.split('"').next().unwrap();
             let name = target.strip_prefix("#/components/schemas/").unwrap();
-            assert!(document["components"]["schemas"].get(name).is_some(), "dangling $ref {target}");
+            assert!(
+                document["components"]["schemas"].get(name).is_some(),
+                "dangling $ref {target}"
+            );
         }
         assert!(document["components"]["securitySchemes"]["bearer"].is_object());
     }

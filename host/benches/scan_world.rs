@@ -1,0 +1,523 @@
+//! Full-scan benchmark on a large local world: prints figures, asserts nothing.
+//!
+//! `cargo bench --bench scan_world` builds (idempotently) 100 repositories with
+//! three tags each in the plain loopback registry and 600 created-not-started
+//! containers across them on the test Docker engine, then times full scans
+//! (`Scanner::scan`, `tag_cache_ttl = 0` so every scan really asks the
+//! registry) and prints: wall time of the first and warm scans, registry
+//! requests per scan (the registry client's own counters) and peak RSS
+//! (`VmHWM`). Targets (issue #3): ≤ 150 requests per scan, < 0.5 s, < 50 MB.
+//!
+//! Needs `scripts/dockerd.sh start` and `scripts/registries.sh start`.
+//! The containers and local tags are removed at the end unless
+//! `CROWSNEST_BENCH_KEEP=1`; the registry content stays (setup reuses it).
+//! Environment: `CROWSNEST_BENCH_REPOSITORIES`, `CROWSNEST_BENCH_CONTAINERS`,
+//! `CROWSNEST_BENCH_SCANS` override the world size and the number of scans.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, RemoveImageOptions,
+    TagImageOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+
+use crowsnest::config::Config;
+use crowsnest::model::ScanRequest;
+use crowsnest::scan::Scanner;
+
+/// Namespace of the benchmark's repositories.
+const NAMESPACE: &str = "crowsnest-bench";
+/// Label on every benchmark container (for reuse and cleanup).
+const BENCH_LABEL: &str = "crowsnest-bench";
+/// Tags of every repository, and the local image each one holds.
+const TAGS: [(&str, &str); 3] = [
+    ("1.0", "crowsnest-bench/busybox:1.0"),
+    ("1.1", "crowsnest-bench/busybox:1.1"),
+    ("2.0", "crowsnest-bench/busybox:2.0"),
+];
+/// The shared test images (`scripts/dockerd.sh build-images`) the benchmark's
+/// own images derive from: a label on top gives them their own image ids, so
+/// the hundreds of tags the world adds never show on the shared images.
+const SHARED_IMAGES: [&str; 3] = ["crowsnest-test/busybox:1.0", "crowsnest-test/busybox:1.1", "crowsnest-test/busybox:2.0"];
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Setup requests in flight (registry and Docker).
+const SETUP_CONCURRENCY: usize = 8;
+
+struct World {
+    registry: String,
+    repositories: usize,
+    containers: usize,
+    socket: PathBuf,
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `host:port` of the plain registry from `target/test-env/registries.env`.
+fn plain_registry() -> String {
+    let from_file = std::fs::read_to_string(repo_root().join("target/test-env/registries.env"))
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                line.trim()
+                    .trim_start_matches("export ")
+                    .strip_prefix("CROWSNEST_TEST_REGISTRY_PLAIN=")
+                    .map(str::to_string)
+            })
+        });
+    std::env::var("CROWSNEST_TEST_REGISTRY_PLAIN")
+        .ok()
+        .or(from_file)
+        .unwrap_or_else(|| "http://127.0.0.1:5001".into())
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn repository(index: usize) -> String {
+    format!("{NAMESPACE}/r{index:03}")
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with(field))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Resets `VmHWM` to the current RSS (Linux ≥ 4.0), so that the peak of the
+/// scans is measured apart from the world setup.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn docker_cli(socket: &Path, args: &[&str]) -> Result<String> {
+    let output = Command::new("docker")
+        .arg("--host")
+        .arg(format!("unix://{}", socket.display()))
+        .args(args)
+        .output()
+        .context("run the docker CLI")?;
+    ensure!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// `FROM shared` plus a label, tagged `image` (legacy builder, no network).
+fn build_derived_image(socket: &Path, shared: &str, image: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .arg("--host")
+        .arg(format!("unix://{}", socket.display()))
+        .args(["build", "--quiet", "--tag", image, "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("run docker build")?;
+    child
+        .stdin
+        .take()
+        .context("docker build stdin")?
+        .write_all(format!("FROM {shared}\nLABEL crowsnest-bench-base=\"{image}\"\n").as_bytes())?;
+    let output = child.wait_with_output()?;
+    ensure!(output.status.success(), "docker build {image}: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(())
+}
+
+/// The manifest of `repository:tag` (Docker schema 2), or `None` when absent.
+async fn manifest(http: &reqwest::Client, registry: &str, repository: &str, tag: &str) -> Result<Option<Vec<u8>>> {
+    let response = http
+        .get(format!("http://{registry}/v2/{repository}/manifests/{tag}"))
+        .header("Accept", DOCKER_MANIFEST)
+        .send()
+        .await?;
+    if response.status().as_u16() == 404 {
+        return Ok(None);
+    }
+    ensure!(response.status().is_success(), "GET manifest {repository}:{tag}: {}", response.status());
+    Ok(Some(response.bytes().await?.to_vec()))
+}
+
+/// Blob digests (config and layers) a schema-2 manifest references.
+fn blobs_of(manifest: &[u8]) -> Result<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_slice(manifest)?;
+    let mut digests = vec![value["config"]["digest"].as_str().context("config digest")?.to_string()];
+    for layer in value["layers"].as_array().context("layers")? {
+        digests.push(layer["digest"].as_str().context("layer digest")?.to_string());
+    }
+    Ok(digests)
+}
+
+/// Pushes the three seed images once with the docker CLI (into `NAMESPACE/seed`);
+/// returns their manifests, in `TAGS` order.
+async fn seed(world: &World, http: &reqwest::Client) -> Result<Vec<Vec<u8>>> {
+    let seed = format!("{NAMESPACE}/seed");
+    let mut manifests = Vec::new();
+    for (tag, image) in TAGS {
+        if let Some(existing) = manifest(http, &world.registry, &seed, tag).await? {
+            manifests.push(existing);
+            continue;
+        }
+        let target = format!("{}/{seed}:{tag}", world.registry);
+        docker_cli(&world.socket, &["tag", image, &target])?;
+        docker_cli(&world.socket, &["push", "--quiet", &target])?;
+        docker_cli(&world.socket, &["rmi", "--no-prune", &target])?;
+        manifests.push(manifest(http, &world.registry, &seed, tag).await?.context("seed manifest after push")?);
+    }
+    Ok(manifests)
+}
+
+/// Gives `repository` the three tags: blobs mounted from the seed, manifests PUT.
+async fn fill_repository(world: &World, http: &reqwest::Client, repository: &str, manifests: &[Vec<u8>]) -> Result<bool> {
+    let listed = http
+        .get(format!("http://{}/v2/{repository}/tags/list", world.registry))
+        .send()
+        .await?;
+    if listed.status().is_success() {
+        let tags: serde_json::Value = listed.json().await?;
+        let present: Vec<&str> = tags["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+        if TAGS.iter().all(|(tag, _)| present.contains(tag)) {
+            return Ok(false);
+        }
+    }
+    for ((tag, _), manifest) in TAGS.iter().zip(manifests) {
+        for digest in blobs_of(manifest)? {
+            let mounted = http
+                .post(format!(
+                    "http://{}/v2/{repository}/blobs/uploads/?mount={digest}&from={NAMESPACE}/seed",
+                    world.registry
+                ))
+                .send()
+                .await?;
+            ensure!(mounted.status().as_u16() == 201, "mount {digest} into {repository}: {}", mounted.status());
+        }
+        let put = http
+            .put(format!("http://{}/v2/{repository}/manifests/{tag}", world.registry))
+            .header("Content-Type", DOCKER_MANIFEST)
+            .body(manifest.clone())
+            .send()
+            .await?;
+        ensure!(put.status().is_success(), "PUT {repository}:{tag}: {}", put.status());
+    }
+    Ok(true)
+}
+
+/// Local image reference of container `index`: repositories round-robin,
+/// tags in thirds (two thirds have an update, one third is current).
+fn container_image(world: &World, index: usize) -> String {
+    let (tag, _) = TAGS[(index / world.repositories) % TAGS.len()];
+    format!("{}/{}:{tag}", world.registry, repository(index % world.repositories))
+}
+
+async fn bench_containers(docker: &Docker) -> Result<Vec<(String, String)>> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{BENCH_LABEL}=1")])]);
+    let listed = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?;
+    Ok(listed
+        .into_iter()
+        .filter_map(|c| Some((c.id?, c.image.unwrap_or_default())))
+        .collect())
+}
+
+/// Builds the world (idempotent): registry content, local tags, containers.
+async fn setup(world: &World, docker: &Docker) -> Result<()> {
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    let manifests = seed(world, &http).await?;
+    let filled: Vec<Result<bool>> = futures::stream::iter(0..world.repositories)
+        .map(|index| {
+            let http = &http;
+            let manifests = &manifests;
+            async move { fill_repository(world, http, &repository(index), manifests).await }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    let mut pushed = 0;
+    for result in filled {
+        pushed += usize::from(result?);
+    }
+
+    // Local tags, so that containers name the registry's repositories.
+    let tags: Vec<Result<()>> = futures::stream::iter((0..world.repositories).flat_map(|r| TAGS.iter().map(move |t| (r, *t))))
+        .map(|(index, (tag, image))| async move {
+            docker
+                .tag_image(
+                    image,
+                    Some(TagImageOptions {
+                        repo: Some(format!("{}/{}", world.registry, repository(index))),
+                        tag: Some(tag.to_string()),
+                    }),
+                )
+                .await
+                .with_context(|| format!("tag {image}"))
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    tags.into_iter().collect::<Result<Vec<()>>>()?;
+
+    let existing = bench_containers(docker).await?;
+    let wanted: Vec<String> = (0..world.containers).map(|i| container_image(world, i)).collect();
+    let mut have: Vec<String> = existing.iter().map(|(_, image)| image.clone()).collect();
+    let mut want = wanted.clone();
+    have.sort();
+    want.sort();
+    let mut created = 0;
+    if have != want {
+        remove_containers(docker, &existing).await;
+        let results: Vec<Result<()>> = futures::stream::iter(wanted.iter().enumerate())
+            .map(|(index, image)| async move {
+                let labels = HashMap::from([
+                    (BENCH_LABEL.to_string(), "1".to_string()),
+                    ("crowsnest.watch".to_string(), "true".to_string()),
+                ]);
+                docker
+                    .create_container(
+                        Some(CreateContainerOptions {
+                            name: Some(format!("crowsnest-bench-{index:04}")),
+                            ..Default::default()
+                        }),
+                        ContainerCreateBody {
+                            image: Some(image.clone()),
+                            labels: Some(labels),
+                            host_config: Some(HostConfig {
+                                network_mode: Some("none".into()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("create a container from {image}"))?;
+                Ok(())
+            })
+            .buffer_unordered(SETUP_CONCURRENCY)
+            .collect()
+            .await;
+        for result in results {
+            result?;
+            created += 1;
+        }
+    }
+    println!(
+        "world: {} repositories × {} tags in {} ({pushed} filled now), {} containers ({created} created now); setup {:.1} s",
+        world.repositories,
+        TAGS.len(),
+        world.registry,
+        world.containers,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn remove_containers(docker: &Docker, containers: &[(String, String)]) {
+    futures::stream::iter(containers)
+        .for_each_concurrent(SETUP_CONCURRENCY, |(id, _)| async move {
+            let removed = docker
+                .remove_container(
+                    id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            if let Err(err) = removed {
+                eprintln!("cleanup: cannot remove container {id}: {err}");
+            }
+        })
+        .await;
+}
+
+async fn cleanup(world: &World, docker: &Docker) -> Result<()> {
+    let containers = bench_containers(docker).await?;
+    remove_containers(docker, &containers).await;
+    futures::stream::iter((0..world.repositories).flat_map(|r| TAGS.iter().map(move |(tag, _)| (r, *tag))))
+        .for_each_concurrent(SETUP_CONCURRENCY, |(index, tag)| async move {
+            let reference = format!("{}/{}:{tag}", world.registry, repository(index));
+            let removed = docker
+                .remove_image(
+                    &reference,
+                    Some(RemoveImageOptions {
+                        noprune: true,
+                        ..Default::default()
+                    }),
+                    None,
+                )
+                .await;
+            if let Err(err) = removed {
+                eprintln!("cleanup: cannot untag {reference}: {err}");
+            }
+        })
+        .await;
+    println!("cleanup: removed {} containers and the local tags", containers.len());
+    Ok(())
+}
+
+fn config_for(world: &World, dir: &Path) -> Result<Config> {
+    let path = dir.join("config.toml");
+    // Docker Hub points at a loopback registry: a stray watched container can
+    // never make the benchmark reach the internet.
+    let text = format!(
+        "[watchers.local]\nsocket = \"{}\"\nwatch_all = true\nwatch_by_default = false\n\n\
+         [store]\npath = \"{}\"\ntag_cache_ttl = 0\n\n\
+         [registries.hub]\nplugin = \"dockerhub\"\nurl = \"http://127.0.0.1:5003\"\n",
+        world.socket.display(),
+        dir.join("store.db").display(),
+    );
+    std::fs::write(&path, text)?;
+    Config::load(Some(&path)).map_err(|err| anyhow::anyhow!("{err}"))
+}
+
+async fn measure(world: &World, scans: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = config_for(world, dir.path())?;
+    let rss_before = status_kib("VmRSS:");
+    let peak_reset = reset_peak_rss();
+    let setup_started = Instant::now();
+    let scanner = Scanner::new(&config).await.map_err(|err| anyhow::anyhow!("scanner setup: {err}"))?;
+    let setup_time = setup_started.elapsed();
+    let counters = scanner.registry_client().counters();
+    let request = ScanRequest::default();
+
+    let mut times = Vec::new();
+    let mut requests = Vec::new();
+    for run in 0..scans {
+        let before = counters.total();
+        let started = Instant::now();
+        let report = scanner.scan(&request).await;
+        let elapsed = started.elapsed();
+        let sent = counters.total() - before;
+        let mine = report
+            .containers
+            .iter()
+            .filter(|c| c.labels.get(BENCH_LABEL).map(String::as_str) == Some("1"))
+            .count();
+        let updates = report.containers.iter().filter(|c| c.update_available).count();
+        let errors: Vec<&str> = report
+            .containers
+            .iter()
+            .filter_map(|c| c.error.as_ref().map(|e| e.message.as_str()))
+            .collect();
+        println!(
+            "scan {}: {:>7.1} ms, {sent} registry requests, {} containers ({mine} of the world), {} repositories, {} digest lookups, {updates} updates, {} errors{}",
+            run + 1,
+            elapsed.as_secs_f64() * 1000.0,
+            report.containers.len(),
+            report.stats.repositories,
+            report.stats.digest_lookups,
+            errors.len(),
+            errors.first().map(|e| format!(" (first: {e})")).unwrap_or_default(),
+        );
+        if !report.watcher_errors.is_empty() {
+            bail!("watcher failed: {:?}", report.watcher_errors);
+        }
+        times.push(elapsed);
+        requests.push(sent);
+    }
+    // Where the time goes: Docker discovery alone (list + inspect), same watchers.
+    let mut discovery_times = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let found = crowsnest::discovery::discover_all(scanner.watchers()).await;
+        discovery_times.push(started.elapsed());
+        ensure!(found.iter().all(|w| w.containers.is_ok()), "discovery failed");
+    }
+    discovery_times.sort();
+    let warm: Vec<Duration> = times.iter().skip(1).copied().collect();
+    let mut sorted = warm.clone();
+    sorted.sort();
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+    let best = sorted.first().copied().unwrap_or_default();
+    println!();
+    println!("scanner setup (plugins, store):      {:>8.1} ms", setup_time.as_secs_f64() * 1000.0);
+    println!("full scan, first:                    {:>8.1} ms   (target < 500 ms)", times[0].as_secs_f64() * 1000.0);
+    println!(
+        "full scan, warm median / best:       {:>8.1} ms / {:.1} ms",
+        median.as_secs_f64() * 1000.0,
+        best.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  of which Docker discovery (median): {:>8.1} ms",
+        discovery_times[discovery_times.len() / 2].as_secs_f64() * 1000.0
+    );
+    println!("registry requests per scan:          {:>8}      (target <= 150) {requests:?}", requests.iter().max().copied().unwrap_or(0));
+    for count in counters.snapshot() {
+        println!("  {} status {:?}: {}", count.origin, count.status, count.count);
+    }
+    println!(
+        "peak RSS (VmHWM{}):             {:>8.1} MB   (target < 50 MB; RSS before the scanner {:.1} MB)",
+        if peak_reset { ", scanner only" } else { ", whole process" },
+        status_kib("VmHWM:") as f64 / 1024.0,
+        rss_before as f64 / 1024.0
+    );
+    println!("RSS now:                             {:>8.1} MB", status_kib("VmRSS:") as f64 / 1024.0);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let world = World {
+        registry: plain_registry(),
+        repositories: env_number("CROWSNEST_BENCH_REPOSITORIES", 100).max(1),
+        containers: env_number("CROWSNEST_BENCH_CONTAINERS", 600),
+        socket: std::env::var_os("CROWSNEST_TEST_DOCKER_SOCKET")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
+    };
+    let scans = env_number("CROWSNEST_BENCH_SCANS", 5).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let docker = Docker::connect_with_unix(&world.socket.display().to_string(), 120, bollard::API_DEFAULT_VERSION)
+            .context("connect to the test Docker engine (scripts/dockerd.sh start)")?;
+        docker.ping().await.context("the test Docker engine does not answer (scripts/dockerd.sh start)")?;
+        for shared in SHARED_IMAGES {
+            if docker.inspect_image(shared).await.is_err() {
+                let status = Command::new(repo_root().join("scripts/dockerd.sh")).arg("build-images").status()?;
+                ensure!(status.success(), "scripts/dockerd.sh build-images failed");
+                break;
+            }
+        }
+        for ((_, image), shared) in TAGS.iter().zip(SHARED_IMAGES) {
+            if docker.inspect_image(image).await.is_err() {
+                build_derived_image(&world.socket, shared, image)?;
+            }
+        }
+        setup(&world, &docker).await?;
+        let measured = measure(&world, scans).await;
+        if std::env::var("CROWSNEST_BENCH_KEEP").is_ok_and(|v| v == "1") {
+            println!("CROWSNEST_BENCH_KEEP=1: the world stays for the next run");
+        } else {
+            cleanup(&world, &docker).await?;
+        }
+        measured
+    })
+}

@@ -1,0 +1,505 @@
+//! The HTTP API over real HTTP, against `crowsnest serve` started in-process on
+//! loopback with a real Docker engine and a real registry (see
+//! `tests/support/control_plane.rs`): every route, auth failures, malformed
+//! JSON, unknown ids, `/v1/update` with `host:port` images, the OpenAPI document
+//! against the live routes, and single-flight scans.
+
+#[path = "support/control_plane.rs"]
+mod world;
+
+use std::time::Duration;
+
+use crowsnest::server::http::ROUTES;
+use serde_json::Value;
+use world::{config_text, parse_config, Container, Registry};
+
+const TOKEN: &str = "t0p-s3cret-token";
+
+struct Fixture {
+    registry: Registry,
+    app: Container,
+    lib: Container,
+    _store: tempfile::TempDir,
+    server: crowsnest::server::RunningServer,
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Registry with `cn/app` 1.0, 2.0 and `cn/lib` 1.0, 1.1; containers on app:1.0 and lib:1.0.
+async fn fixture(server_extra: &str) -> Fixture {
+    world::ensure_docker();
+    let registry = Registry::start();
+    let app_refs = registry.push("cn/app", &["1.0", "2.0"]);
+    let lib_refs = registry.push("cn/lib", &["1.0", "1.1"]);
+    let app = Container::run(&app_refs[0], &[]);
+    let lib = Container::run(&lib_refs[0], &[]);
+    let store = tempfile::tempdir().unwrap();
+    let text = config_text(
+        &store.path().join("crowsnest.db"),
+        &format!("scan_on_start = false\n{server_extra}"),
+        "[triggers.hook]\nplugin = \"webhook\"\nurl = \"http://127.0.0.1:9/never\"\nauto = false\nretries = 0\n",
+    );
+    let server = crowsnest::cli::serve::start(&parse_config(&text))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.http_addr);
+    Fixture {
+        registry,
+        app,
+        lib,
+        _store: store,
+        server,
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Fixture {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap())
+    }
+
+    async fn json(&self, method: &str, path: &str, body: Option<&str>, expected: u16) -> Value {
+        let (status, _, text) = self.call(method, path, Some(TOKEN), body).await;
+        assert_eq!(status, expected, "{method} {path}: {text}");
+        serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path} is not JSON: {text}"))
+    }
+
+    /// Registry requests the server sent to our registry so far (from `/metrics`).
+    async fn registry_requests(&self) -> u64 {
+        let (_, _, text) = self.call("GET", "/metrics", Some(TOKEN), None).await;
+        let origin = format!("origin=\"{}\"", self.registry.origin());
+        text.lines()
+            .filter(|line| {
+                line.starts_with("crowsnest_registry_requests_total{") && line.contains(&origin)
+            })
+            .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    }
+}
+
+fn names(containers: &Value) -> Vec<String> {
+    let mut names: Vec<String> = containers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn error_of(text: &str) -> String {
+    let value: Value =
+        serde_json::from_str(text).unwrap_or_else(|_| panic!("error body is not JSON: {text}"));
+    value["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no `error` in {text}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_with_auth_errors_and_filters() {
+    let _serial = world::serial().await;
+    let fx = fixture(&format!("token = \"{TOKEN}\"")).await;
+    let mut both = vec![fx.app.name.clone(), fx.lib.name.clone()];
+    both.sort();
+
+    // Health needs no token; everything else does.
+    let (status, _, text) = fx.call("GET", "/health", None, None).await;
+    assert_eq!((status, text.as_str()), (200, "{\"status\":\"ok\"}"));
+    for (method, path) in [
+        ("GET", "/api/containers"),
+        ("POST", "/api/containers/watch"),
+        ("GET", "/metrics"),
+        ("GET", "/api/openapi.json"),
+        ("POST", "/v1/update"),
+    ] {
+        let (status, headers, text) = fx.call(method, path, None, None).await;
+        assert_eq!(status, 401, "{method} {path} without token");
+        assert!(headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+        assert!(error_of(&text).contains("missing bearer token"));
+        let (status, headers, text) = fx.call(method, path, Some("wrong"), None).await;
+        assert_eq!(status, 401, "{method} {path} with a wrong token");
+        assert!(headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
+        assert_eq!(error_of(&text), "invalid bearer token");
+    }
+
+    // Synchronous full rescan, WUD's shape: an array of container objects.
+    let scanned = fx.json("POST", "/api/containers/watch", None, 200).await;
+    assert_eq!(names(&scanned), both);
+    let app = scanned
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == fx.app.id.as_str())
+        .unwrap();
+    assert_eq!(app["error"], Value::Null, "{app}");
+    assert_eq!(app["updateAvailable"], true, "{app}");
+    assert_eq!(app["updateKind"]["remoteValue"], "2.0");
+    assert_eq!(app["updateKind"]["semverDiff"], "major");
+
+    // Listing and filters.
+    assert_eq!(
+        names(&fx.json("GET", "/api/containers", None, 200).await),
+        both
+    );
+    assert_eq!(
+        names(
+            &fx.json(
+                "GET",
+                &format!("/api/containers?name={}", fx.app.name),
+                None,
+                200
+            )
+            .await
+        ),
+        vec![fx.app.name.clone()]
+    );
+    assert_eq!(
+        names(
+            &fx.json("GET", "/api/containers?watcher=local", None, 200)
+                .await
+        ),
+        both
+    );
+    assert_eq!(
+        names(
+            &fx.json("GET", "/api/containers?watcher=elsewhere", None, 200)
+                .await
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(
+            &fx.json("GET", "/api/containers?updateAvailable=true", None, 200)
+                .await
+        ),
+        both
+    );
+    assert_eq!(
+        names(
+            &fx.json("GET", "/api/containers?updateAvailable=false", None, 200)
+                .await
+        ),
+        Vec::<String>::new()
+    );
+    let (status, _, text) = fx
+        .call(
+            "GET",
+            "/api/containers?updateAvailable=maybe",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(!error_of(&text).is_empty());
+
+    // One container; unknown ids.
+    let one = fx
+        .json("GET", &format!("/api/containers/{}", fx.lib.id), None, 200)
+        .await;
+    assert_eq!(one["name"], fx.lib.name.as_str());
+    assert_eq!(one["updateKind"]["remoteValue"], "1.1");
+    let missing = fx
+        .json("GET", "/api/containers/0000deadbeef", None, 404)
+        .await;
+    assert!(missing["error"].as_str().unwrap().contains("0000deadbeef"));
+    let watched = fx
+        .json(
+            "POST",
+            &format!("/api/containers/{}/watch", fx.app.id),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(watched["id"], fx.app.id.as_str());
+    fx.json("POST", "/api/containers/0000deadbeef/watch", None, 404)
+        .await;
+
+    // Batch rescan by image: with and without registry host:port, and all.
+    let report = fx
+        .json("POST", "/api/scan", Some(r#"{"images": ["cn/lib"]}"#), 200)
+        .await;
+    assert_eq!(names(&report["containers"]), vec![fx.lib.name.clone()]);
+    let report = fx
+        .json(
+            "POST",
+            "/api/scan",
+            Some(&format!(
+                r#"{{"images": ["{}/cn/app"]}}"#,
+                fx.registry.host()
+            )),
+            200,
+        )
+        .await;
+    assert_eq!(names(&report["containers"]), vec![fx.app.name.clone()]);
+    assert!(report["stats"].is_object() && report["watcherErrors"].is_array());
+    let report = fx
+        .json("POST", "/api/scan", Some(r#"{"all": true}"#), 200)
+        .await;
+    assert_eq!(names(&report["containers"]), both);
+    for bad in [
+        "{not json",
+        r#"{"images": []}"#,
+        r#"{"imagez": ["x"]}"#,
+        r#"{"images": "cn/app"}"#,
+        "",
+    ] {
+        let (status, _, text) = fx.call("POST", "/api/scan", Some(TOKEN), Some(bad)).await;
+        assert_eq!(status, 400, "body {bad:?}: {text}");
+        assert!(!error_of(&text).is_empty());
+    }
+
+    // Watchtower-compatible update, `host:port` images included.
+    let report = fx
+        .json(
+            "POST",
+            &format!("/v1/update?image={}/cn/app", fx.registry.host()),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(names(&report["containers"]), vec![fx.app.name.clone()]);
+    let report = fx
+        .json(
+            "POST",
+            &format!("/v1/update?image=cn/lib,{}/cn/app:1.0", fx.registry.host()),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(names(&report["containers"]), both);
+    let report = fx
+        .json("POST", "/v1/update?image=127.0.0.1:1/cn/app", None, 200)
+        .await;
+    assert_eq!(
+        names(&report["containers"]),
+        Vec::<String>::new(),
+        "another port is another registry"
+    );
+
+    // Configuration views, secrets masked.
+    let watchers = fx.json("GET", "/api/watchers", None, 200).await;
+    assert!(watchers["local"]["socket"].is_string());
+    assert!(fx
+        .json("GET", "/api/registries", None, 200)
+        .await
+        .is_array());
+    let triggers = fx.json("GET", "/api/triggers", None, 200).await;
+    assert_eq!(triggers[0]["name"], "hook");
+    assert_eq!(triggers[0]["auto"], false);
+    assert_eq!(triggers[0]["settings"]["url"], "********");
+    assert!(!triggers.to_string().contains("/never"));
+    let plugins = fx.json("GET", "/api/plugins", None, 200).await;
+    let plugin_names: Vec<&str> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        plugin_names.contains(&"webhook") && plugin_names.contains(&"oci"),
+        "{plugin_names:?}"
+    );
+
+    // Manual trigger run: unknown trigger, and a delivery that cannot succeed.
+    fx.json(
+        "POST",
+        &format!("/api/containers/{}/triggers/nope", fx.app.id),
+        None,
+        404,
+    )
+    .await;
+    let failed = fx
+        .json(
+            "POST",
+            &format!("/api/containers/{}/triggers/hook", fx.app.id),
+            None,
+            502,
+        )
+        .await;
+    assert!(failed["error"].as_str().unwrap().contains("hook"));
+
+    // Metrics.
+    let (status, headers, metrics) = fx.call("GET", "/metrics", Some(TOKEN), None).await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    for needle in [
+        "crowsnest_scans_total{origin=\"http\"}",
+        "crowsnest_containers{watcher=\"local\",status=\"update_available\"} 2",
+        // Three `/v1/update` calls (which run the `auto = false` triggers) and one manual run.
+        "crowsnest_trigger_deliveries_total{trigger=\"hook\",outcome=\"failure\"} 4",
+        "crowsnest_scan_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+    assert!(fx.registry_requests().await > 0);
+
+    // Unknown route and wrong method.
+    let (status, _, text) = fx.call("GET", "/api/nothing", Some(TOKEN), None).await;
+    assert_eq!(status, 404);
+    error_of(&text);
+    let (status, _, text) = fx.call("GET", "/api/scan", Some(TOKEN), None).await;
+    assert_eq!(status, 405);
+    error_of(&text);
+
+    // The `crowsnest rescan` client against the live server.
+    let rescan = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+            .arg("rescan")
+            .arg("--server")
+            .arg(&fx.base)
+            .args(args)
+            .env_remove("CROWSNEST_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let output = rescan(&["--token", TOKEN, "--image", "cn/lib", "--format", "json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(names(&answer["containers"]), vec![fx.lib.name.clone()]);
+    let output = rescan(&["--token", TOKEN]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.starts_with("NAME")
+            && table.contains(&fx.app.name)
+            && table.contains("update available"),
+        "{table}"
+    );
+    let output = rescan(&[]);
+    assert_eq!(output.status.code(), Some(1), "no token: refused");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+
+    // The OpenAPI document lists exactly the routes, and each answers on the live server.
+    let document = fx.json("GET", "/api/openapi.json", None, 200).await;
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(
+        paths
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum::<usize>(),
+        ROUTES.len()
+    );
+    for (method, path) in ROUTES {
+        assert!(
+            paths[*path].get(*method).is_some(),
+            "{method} {path} missing from the document"
+        );
+        let live = path.replace("{id}", &fx.lib.id).replace("{name}", "hook");
+        let body = (*path == "/api/scan").then_some(r#"{"all": true}"#);
+        let (status, _, text) = fx
+            .call(&method.to_uppercase(), &live, Some(TOKEN), body)
+            .await;
+        assert!(
+            status != 404 && status != 405,
+            "{method} {live} answered {status}: {text}"
+        );
+        let documented: Vec<&String> = paths[*path][*method]["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert!(
+            documented.contains(&&status.to_string()),
+            "{method} {path} answered undocumented {status}"
+        );
+    }
+    fx.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_token_routes_are_open_but_v1_update_refuses() {
+    let _serial = world::serial().await;
+    let fx = fixture("").await;
+    let (status, _, text) = fx.call("GET", "/api/containers", None, None).await;
+    assert_eq!((status, text.as_str()), (200, "[]"));
+    let (status, _, text) = fx.call("POST", "/v1/update?image=cn/app", None, None).await;
+    assert_eq!(status, 403);
+    assert!(error_of(&text).contains("token"));
+    let (status, _, _) = fx.call("POST", "/v1/update", Some("anything"), None).await;
+    assert_eq!(status, 403);
+    fx.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_full_rescans_share_one_scan() {
+    let _serial = world::serial().await;
+    let fx = fixture(&format!("token = \"{TOKEN}\"")).await;
+    // One scan alone, for the registry requests one scan costs (tag cache is off).
+    fx.json("POST", "/api/containers/watch", None, 200).await;
+    let before_single = fx.registry_requests().await;
+    fx.json("POST", "/api/containers/watch", None, 200).await;
+    let one_scan = fx.registry_requests().await - before_single;
+    assert!(one_scan > 0);
+
+    let scans_before = fx.server.state.coordinator.started_scans();
+    let before = fx.registry_requests().await;
+    let answers = futures::future::join_all(
+        (0..10).map(|_| fx.call("POST", "/api/containers/watch", Some(TOKEN), None)),
+    )
+    .await;
+    let after = fx.registry_requests().await;
+    assert_eq!(
+        fx.server.state.coordinator.started_scans() - scans_before,
+        1,
+        "10 requests, one scan"
+    );
+    assert_eq!(
+        after - before,
+        one_scan,
+        "one scan's worth of registry requests"
+    );
+    let first: Value = serde_json::from_str(&answers[0].2).unwrap();
+    assert_eq!(first.as_array().unwrap().len(), 2);
+    for (status, _, body) in &answers {
+        assert_eq!(*status, 200);
+        assert_eq!(
+            serde_json::from_str::<Value>(body).unwrap(),
+            first,
+            "every caller gets the full answer"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    fx.server.shutdown().await;
+}

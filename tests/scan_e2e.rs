@@ -1,0 +1,763 @@
+//! End-to-end scans against a real Docker engine and real distribution
+//! registries on loopback (see `tests/common/mod.rs` for the world).
+//!
+//! Needs `scripts/dockerd.sh start` and `scripts/registries.sh start` (the
+//! latter is started on demand). Every test uses repositories unique to it and
+//! limits its scans to its own images (or, for full scans, to containers it
+//! labelled `crowsnest.watch=true` under `watch_by_default = false`), so the
+//! tests run in parallel. Docker Hub is always pointed at the loopback token
+//! registry: no scan ever leaves the machine.
+
+mod common;
+
+use std::sync::Mutex;
+
+use common::{container, find, images, CountingProxy, TestWorld, BASE_1_0, BASE_1_1, BASE_2_0, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST};
+use crowsnest::model::ContainerObject;
+
+/// Full scans (no image filter) see every opted-in container on the daemon:
+/// they run one at a time.
+static FULL_SCANS: Mutex<()> = Mutex::new(());
+
+/// A watcher on the test daemon, plus extra TOML.
+fn watcher(extra: &str) -> String {
+    format!("[watchers.local]\nsocket = \"{}\"\n{extra}\n", common::docker_socket().display())
+}
+
+fn assert_tag_update(object: &ContainerObject, from: &str, to: &str, diff: &str) {
+    assert!(object.error.is_none(), "{}: unexpected error {:?}", object.name, object.error);
+    assert!(object.update_available, "{}: no update found: {object:#?}", object.name);
+    let kind = object.update_kind.as_ref().expect("updateKind");
+    assert_eq!(kind.kind, "tag");
+    assert_eq!(kind.local_value.as_deref(), Some(from));
+    assert_eq!(kind.remote_value.as_deref(), Some(to));
+    assert_eq!(kind.semver_diff.as_deref(), Some(diff));
+    let result = object.result.as_ref().expect("result");
+    assert_eq!(result.tag.as_deref(), Some(to));
+    assert_eq!(object.image.tag.value.as_deref(), Some(from));
+    assert!(object.image.tag.semver);
+}
+
+fn assert_up_to_date(object: &ContainerObject, tag: &str) {
+    assert!(object.error.is_none(), "{}: unexpected error {:?}", object.name, object.error);
+    assert!(
+        !object.update_available,
+        "{}: unexpected update {:?}",
+        object.name, object.update_kind
+    );
+    assert!(object.update_kind.is_none());
+    assert_eq!(object.result.as_ref().and_then(|r| r.tag.as_deref()), Some(tag));
+}
+
+fn assert_error_mentions(object: &ContainerObject, words: &[&str]) {
+    assert!(!object.update_available, "{}: a failed check must not offer an update", object.name);
+    assert!(object.update_kind.is_none());
+    let message = object
+        .error
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}: expected an error, got {object:#?}", object.name))
+        .message
+        .to_lowercase();
+    for word in words {
+        assert!(
+            message.contains(&word.to_lowercase()),
+            "error {message:?} does not mention {word:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_update_found_and_none_found() {
+    let world = TestWorld::new("update");
+    let plain = world.registries.plain.clone();
+    let app = format!("{plain}/{}", world.repository("app"));
+    let lib = format!("{plain}/{}", world.repository("lib"));
+    world.push(BASE_1_0, &format!("{app}:1.0"));
+    world.push(BASE_1_1, &format!("{app}:1.1"));
+    world.push(BASE_2_0, &format!("{app}:2.0"));
+    world.push(BASE_1_0, &format!("{lib}:1.0"));
+    world.push(BASE_1_1, &format!("{lib}:1.1"));
+    let old = world.run(&format!("{app}:1.0"), &[]);
+    let newest = world.run(&format!("{app}:2.0"), &[]);
+    let minor = world.run(
+        &format!("{lib}:1.0"),
+        &[("crowsnest.link.template", "https://example.test/v${major}.${minor}")],
+    );
+
+    let config = world.config(&watcher(""));
+    let scanner = world.scanner(&config).await;
+    let report = scanner.scan(&images(&[&app, &lib])).await;
+    assert!(report.watcher_errors.is_empty(), "{:?}", report.watcher_errors);
+    assert_eq!(report.containers.len(), 3);
+    assert_eq!(report.stats.repositories, 2);
+
+    let old = container(&report, &old);
+    assert_tag_update(old, "1.0", "2.0", "major");
+    assert_eq!(old.watcher, "local");
+    assert_eq!(old.status, "running");
+    assert_eq!(
+        old.image.registry.name, plain,
+        "an unconfigured loopback registry gets an automatic instance"
+    );
+    assert_eq!(old.image.registry.url, format!("http://{plain}/v2"));
+    assert_eq!(old.image.registry.lookup_image, app);
+    assert_eq!(old.image.name, world.repository("app"));
+    assert_eq!(old.image.reference, format!("{app}:1.0"));
+    assert_eq!(old.image.architecture, "amd64");
+    assert_eq!(old.image.os, "linux");
+    assert!(!old.image.digest.watch, "version tags are not digest-watched");
+    assert!(old.image.digest.value.as_deref().is_some_and(|d| d.starts_with("sha256:")));
+    assert_eq!(old.labels.get(common::WORLD_LABEL), Some(&world.id));
+
+    assert_up_to_date(container(&report, &newest), "2.0");
+
+    let minor = container(&report, &minor);
+    assert_tag_update(minor, "1.0", "1.1", "minor");
+    assert_eq!(
+        minor.result.as_ref().and_then(|r| r.link.as_deref()),
+        Some("https://example.test/v1.1")
+    );
+
+    // The results are in the store.
+    let stored: Vec<ContainerObject> = scanner.store().list_containers().await.expect("store readable");
+    assert_eq!(find(&stored, &old.id), old);
+}
+
+/// Pushes `BASE` (already pushed as `{repository}:src-{tag}`) plus a made-up
+/// arm64 sibling as a two-platform index under `tag`; returns the index digest.
+async fn push_index(world: &TestWorld, repository: &str, base: &str, tag: &str) -> String {
+    let plain = world.registries.plain.clone();
+    world.push(base, &format!("{plain}/{repository}:src-{tag}"));
+    let api = world.registry_api(&plain);
+    let (amd64, media_type) = api.manifest(repository, &format!("src-{tag}")).await;
+    assert_eq!(media_type, DOCKER_MANIFEST);
+    let mut arm64: serde_json::Value = serde_json::from_slice(&amd64).expect("manifest JSON");
+    let arm64_config = serde_json::json!({
+        "architecture": "arm64", "os": "linux", "variant": "v8",
+        "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
+        "crowsnest-e2e": format!("{repository}:{tag}"),
+    });
+    let config_bytes = serde_json::to_vec(&arm64_config).expect("config JSON");
+    let config_digest = api.put_blob(repository, &config_bytes).await;
+    arm64["config"]["digest"] = config_digest.into();
+    arm64["config"]["size"] = config_bytes.len().into();
+    let arm64_bytes = serde_json::to_vec(&arm64).expect("manifest JSON");
+    let arm64_digest = api
+        .put_manifest(repository, &format!("arm64-{tag}"), DOCKER_MANIFEST, &arm64_bytes)
+        .await;
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST_LIST,
+        "manifests": [
+            {"mediaType": DOCKER_MANIFEST, "digest": arm64_digest, "size": arm64_bytes.len(),
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+            {"mediaType": DOCKER_MANIFEST, "digest": common::sha256_digest(&amd64), "size": amd64.len(),
+             "platform": {"architecture": "amd64", "os": "linux"}},
+        ],
+    });
+    let index_bytes = serde_json::to_vec(&index).expect("index JSON");
+    api.put_manifest(repository, tag, DOCKER_MANIFEST_LIST, &index_bytes).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_arch_index_images() {
+    let world = TestWorld::new("multiarch");
+    let plain = world.registries.plain.clone();
+    let repository = world.repository("multi");
+    let image = format!("{plain}/{repository}");
+    let index_1_0 = push_index(&world, &repository, BASE_1_0, "1.0").await;
+    push_index(&world, &repository, BASE_2_0, "2.0").await;
+    let index_latest = push_index(&world, &repository, BASE_1_1, "latest").await;
+    // Docker pulls the amd64 entry of each index and records the index digest.
+    world.pull(&format!("{image}:1.0"));
+    world.pull(&format!("{image}:latest"));
+    let versioned = world.run(&format!("{image}:1.0"), &[]);
+    let latest = world.run(&format!("{image}:latest"), &[]);
+
+    let config = world.config(&watcher(""));
+    let scanner = world.scanner(&config).await;
+    let report = scanner.scan(&images(&[&image])).await;
+
+    let versioned = container(&report, &versioned);
+    assert_tag_update(versioned, "1.0", "2.0", "major");
+    assert_eq!(
+        versioned.image.digest.value.as_deref(),
+        Some(index_1_0.as_str()),
+        "local digest is the index digest"
+    );
+    assert_eq!(versioned.image.architecture, "amd64");
+
+    let latest = container(&report, &latest);
+    assert!(latest.error.is_none(), "{:?}", latest.error);
+    assert!(latest.image.digest.watch);
+    assert_eq!(latest.image.digest.value.as_deref(), Some(index_latest.as_str()));
+    assert_eq!(
+        latest.image.digest.repo.as_deref(),
+        Some(index_latest.as_str()),
+        "the index digest is compared, as Docker records it"
+    );
+    assert!(!latest.update_available, "same index: {:?}", latest.update_kind);
+    assert_eq!(latest.result.as_ref().and_then(|r| r.tag.as_deref()), Some("latest"));
+
+    // A new index under `latest` is a digest update.
+    let new_latest = push_index(&world, &repository, BASE_2_0, "latest").await;
+    let report = scanner.scan(&images(&[&image])).await;
+    let latest = container(&report, &latest.id);
+    assert!(latest.update_available, "{latest:#?}");
+    let kind = latest.update_kind.as_ref().expect("updateKind");
+    assert_eq!(kind.kind, "digest");
+    assert_eq!(kind.local_value.as_deref(), Some(index_latest.as_str()));
+    assert_eq!(kind.remote_value.as_deref(), Some(new_latest.as_str()));
+    assert_eq!(kind.semver_diff, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_pinned_images() {
+    let world = TestWorld::new("pinned");
+    let plain = world.registries.plain.clone();
+    let image = format!("{plain}/{}", world.repository("pinned"));
+    let digest_1_0 = world.push(BASE_1_0, &format!("{image}:1.0"));
+    world.push(BASE_2_0, &format!("{image}:2.0"));
+    let by_digest = world.run(&format!("{image}@{digest_1_0}"), &[]);
+    let tag_and_digest = world.run(&format!("{image}:1.0@{digest_1_0}"), &[]);
+
+    let config = world.config(&watcher(""));
+    let scanner = world.scanner(&config).await;
+    let report = scanner.scan(&images(&[&image])).await;
+
+    // Pinned by digest only: no tag to compare, never reported as up to date.
+    let pinned = container(&report, &by_digest);
+    assert_eq!(pinned.image.reference, format!("{image}@{digest_1_0}"));
+    assert_eq!(pinned.image.tag.value, None);
+    assert_eq!(pinned.image.digest.value.as_deref(), Some(digest_1_0.as_str()));
+    assert!(!pinned.update_available);
+    assert!(pinned.update_kind.is_none());
+    assert!(pinned.error.is_none(), "{:?}", pinned.error);
+    assert!(
+        pinned.result.is_none(),
+        "nothing was looked up for a digest-only reference: {:?}",
+        pinned.result
+    );
+
+    // `name:tag@digest`: the tag is compared as usual.
+    let both = container(&report, &tag_and_digest);
+    assert_tag_update(both, "1.0", "2.0", "major");
+    assert_eq!(both.image.digest.value.as_deref(), Some(digest_1_0.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_watching_on_latest() {
+    let world = TestWorld::new("latest");
+    let plain = world.registries.plain.clone();
+    let image = format!("{plain}/{}", world.repository("rolling"));
+    let first = world.push(BASE_1_0, &format!("{image}:latest"));
+    let running = world.run(&format!("{image}:latest"), &[]);
+    let unwatched = world.run(&format!("{image}:latest"), &[("crowsnest.watch.digest", "false")]);
+
+    let config = world.config(&watcher(""));
+    let scanner = world.scanner(&config).await;
+    let report = scanner.scan(&images(&[&image])).await;
+    let object = container(&report, &running);
+    assert!(object.error.is_none(), "{:?}", object.error);
+    assert!(object.image.digest.watch);
+    assert!(!object.image.tag.semver);
+    assert_eq!(object.image.digest.value.as_deref(), Some(first.as_str()));
+    assert_eq!(object.image.digest.repo.as_deref(), Some(first.as_str()));
+    assert!(!object.update_available);
+    assert_eq!(report.stats.digest_lookups, 1);
+
+    // A different image pushed to the same tag.
+    let second = world.push(BASE_2_0, &format!("{image}:latest"));
+    assert_ne!(first, second);
+    let report = scanner.scan(&images(&[&image])).await;
+    let object = container(&report, &running);
+    assert!(object.update_available, "{object:#?}");
+    let kind = object.update_kind.as_ref().expect("updateKind");
+    assert_eq!(kind.kind, "digest");
+    assert_eq!(kind.local_value.as_deref(), Some(first.as_str()));
+    assert_eq!(kind.remote_value.as_deref(), Some(second.as_str()));
+    assert_eq!(kind.semver_diff, None);
+    let result = object.result.as_ref().expect("result");
+    assert_eq!(result.tag.as_deref(), Some("latest"));
+    assert_eq!(result.digest.as_deref(), Some(second.as_str()));
+
+    // `crowsnest.watch.digest=false` turns digest watching off.
+    let off = container(&report, &unwatched);
+    assert!(!off.image.digest.watch);
+    assert!(!off.update_available);
+    assert_eq!(off.image.digest.repo, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_registry_with_right_and_wrong_credentials() {
+    let world = TestWorld::new("basic");
+    let basic = world.registries.basic.clone();
+    let (user, password) = world.registries.basic_user.clone();
+    world.login(&basic, &user, &password);
+    let image = format!("{basic}/{}", world.repository("private"));
+    world.push(BASE_1_0, &format!("{image}:1.0"));
+    world.push(BASE_1_1, &format!("{image}:1.0.1"));
+    world.push(BASE_1_1, &format!("{image}:1.1"));
+    let id = world.run(&format!("{image}:1.0"), &[]);
+
+    let right = world.config_named(
+        "right.toml",
+        &format!(
+            "{}[registries.private]\nplugin = \"oci\"\nurl = \"http://{basic}\"\nusername = \"{user}\"\npassword = \"{password}\"\n",
+            watcher("")
+        ),
+    );
+    let report = world.scanner(&right).await.scan(&images(&[&image])).await;
+    let object = container(&report, &id);
+    assert_tag_update(object, "1.0", "1.1", "minor");
+    assert_eq!(object.image.registry.name, "private");
+    assert_eq!(object.image.registry.url, format!("http://{basic}/v2"));
+
+    let wrong = world.config_named(
+        "wrong.toml",
+        &format!(
+            "{}[registries.private]\nplugin = \"oci\"\nurl = \"http://{basic}\"\nusername = \"{user}\"\npassword = \"not-{password}\"\n",
+            watcher("")
+        ),
+    );
+    let report = world.scanner(&wrong).await.scan(&images(&[&image])).await;
+    let object = container(&report, &id);
+    assert_error_mentions(object, &["unauthorized", "private"]);
+    assert!(
+        !object.error.as_ref().expect("error").message.contains(&password),
+        "the password never shows"
+    );
+
+    // No credentials at all: unauthorized too, never "up to date".
+    let none = world.config_named("none.toml", &watcher(""));
+    let report = world.scanner(&none).await.scan(&images(&[&image])).await;
+    assert_error_mentions(container(&report, &id), &["unauthorized"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_auth_registry_with_right_and_wrong_credentials() {
+    let world = TestWorld::new("token");
+    let token = world.registries.token.clone();
+    let (user, password) = world.registries.token_user.clone();
+    world.login(&token, &user, &password);
+    let image = format!("{token}/{}", world.repository("private"));
+    world.push(BASE_1_0, &format!("{image}:1.0"));
+    world.push(BASE_2_0, &format!("{image}:1.0.1"));
+    world.push(BASE_2_0, &format!("{image}:1.0.2"));
+    let id = world.run(&format!("{image}:1.0"), &[]);
+
+    // Three-part tags are another shape than `1.0`: nothing to offer.
+    let right = world.config_named(
+        "right.toml",
+        &format!(
+            "{}[registries.tokened]\nplugin = \"oci\"\nurl = \"http://{token}\"\nusername = \"{user}\"\npassword = \"{password}\"\n",
+            watcher("")
+        ),
+    );
+    let report = world.scanner(&right).await.scan(&images(&[&image])).await;
+    let object = container(&report, &id);
+    assert_up_to_date(object, "1.0");
+    assert_eq!(object.image.registry.name, "tokened");
+
+    world.push(BASE_2_0, &format!("{image}:1.1"));
+    let report = world.scanner(&right).await.scan(&images(&[&image])).await;
+    assert_tag_update(container(&report, &id), "1.0", "1.1", "minor");
+
+    let wrong = world.config_named(
+        "wrong.toml",
+        &format!(
+            "{}[registries.tokened]\nplugin = \"oci\"\nurl = \"http://{token}\"\nusername = \"{user}\"\npassword = \"wrong\"\n",
+            watcher("")
+        ),
+    );
+    let report = world.scanner(&wrong).await.scan(&images(&[&image])).await;
+    assert_error_mentions(container(&report, &id), &["unauthorized", "tokened"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_hub_like_registry_with_anonymous_tokens() {
+    let world = TestWorld::new("hub");
+    let token = world.registries.token.clone();
+    let (user, password) = world.registries.token_user.clone();
+    world.login(&token, &user, &password);
+    // Anonymous pull is allowed under `public/` on the token server.
+    let path = format!("public/{}", world.id);
+    world.push(BASE_1_0, &format!("{token}/{path}:1.0"));
+    world.push(BASE_1_1, &format!("{token}/{path}:1.1"));
+    // Locally the image carries a Docker Hub name; Hub is the loopback token registry here.
+    world.tag(BASE_1_0, &format!("{path}:1.0"));
+    let id = world.run(&format!("{path}:1.0"), &[]);
+
+    let config = world.config(&watcher(""));
+    let scanner = world.scanner(&config).await;
+    let report = scanner.scan(&images(&[&path])).await;
+    let object = container(&report, &id);
+    assert_tag_update(object, "1.0", "1.1", "minor");
+    assert_eq!(object.image.registry.name, "hub");
+    assert_eq!(object.image.registry.lookup_image, format!("docker.io/{path}"));
+    assert_eq!(object.image.registry.url, format!("http://{token}/v2"));
+    let counters = scanner.registry_client().counters();
+    assert!(
+        counters.total_for_origin(&world.registries.token_server) >= 1,
+        "an anonymous token was fetched: {:?}",
+        counters.snapshot()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_repository_fails_only_its_container() {
+    let world = TestWorld::new("missing");
+    let plain = world.registries.plain.clone();
+    let good = format!("{plain}/{}", world.repository("good"));
+    let missing = format!("{plain}/{}", world.repository("never-pushed"));
+    world.push(BASE_1_0, &format!("{good}:1.0"));
+    world.push(BASE_1_1, &format!("{good}:1.1"));
+    world.tag(BASE_1_0, &format!("{missing}:1.0"));
+    let good_id = world.run(&format!("{good}:1.0"), &[]);
+    let missing_id = world.run(&format!("{missing}:1.0"), &[]);
+
+    let config = world.config(&watcher(""));
+    let report = world.scanner(&config).await.scan(&images(&[&good, &missing])).await;
+    assert!(report.watcher_errors.is_empty());
+    assert_tag_update(container(&report, &good_id), "1.0", "1.1", "minor");
+    let failed = container(&report, &missing_id);
+    assert_error_mentions(failed, &["not found", &world.repository("never-pushed")]);
+    assert!(failed.result.is_none());
+
+    // The table shows the failure as an error, never as "up to date".
+    let output = world.crowsnest(&config, &["scan", "--image", &missing]);
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "a failed container is not a failed scan: {table}");
+    let row = table
+        .lines()
+        .find(|line| line.contains("never-pushed"))
+        .unwrap_or_else(|| panic!("no row: {table}"));
+    assert!(row.contains("error:"), "{row}");
+    assert!(!row.contains("up to date"), "{row}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opt_out_labels_are_honoured() {
+    let world = TestWorld::new("optout");
+    let plain = world.registries.plain.clone();
+    let image = format!("{plain}/{}", world.repository("app"));
+    world.push(BASE_1_0, &format!("{image}:1.0"));
+    world.push(BASE_2_0, &format!("{image}:2.0"));
+    let unlabelled = world.run(&format!("{image}:1.0"), &[]);
+    let crowsnest_out = world.run(&format!("{image}:1.0"), &[("crowsnest.watch", "false")]);
+    let wud_out = world.run(&format!("{image}:1.0"), &[("wud.watch", "false")]);
+    let crowsnest_wins = world.run(&format!("{image}:1.0"), &[("wud.watch", "false"), ("crowsnest.watch", "true")]);
+
+    let config = world.config(&watcher(""));
+    let report = world.scanner(&config).await.scan(&images(&[&image])).await;
+    let ids: Vec<&str> = report.containers.iter().map(|c| c.id.as_str()).collect();
+    assert!(!ids.contains(&crowsnest_out.as_str()), "crowsnest.watch=false is skipped");
+    assert!(!ids.contains(&wud_out.as_str()), "wud.watch=false is skipped");
+    assert_eq!(report.containers.len(), 2, "{ids:?}");
+    assert_tag_update(container(&report, &unlabelled), "1.0", "2.0", "major");
+    assert_tag_update(container(&report, &crowsnest_wins), "1.0", "2.0", "major");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_containers_need_watch_all() {
+    let world = TestWorld::new("stopped");
+    let plain = world.registries.plain.clone();
+    let image = format!("{plain}/{}", world.repository("app"));
+    world.push(BASE_1_0, &format!("{image}:1.0"));
+    world.push(BASE_1_1, &format!("{image}:1.1"));
+    let running = world.run(&format!("{image}:1.0"), &[]);
+    let exited = world.run(&format!("{image}:1.0"), &[]);
+    world.stop(&exited);
+    let created = world.create(&format!("{image}:1.0"), &[]);
+
+    let running_only = world.config_named("running.toml", &watcher(""));
+    let report = world.scanner(&running_only).await.scan(&images(&[&image])).await;
+    assert_eq!(report.containers.len(), 1, "only the running container without watch_all");
+    assert_eq!(container(&report, &running).status, "running");
+
+    let all = world.config_named("all.toml", &watcher("watch_all = true"));
+    let report = world.scanner(&all).await.scan(&images(&[&image])).await;
+    assert_eq!(report.containers.len(), 3);
+    let exited = container(&report, &exited);
+    assert_eq!(exited.status, "exited");
+    assert_tag_update(exited, "1.0", "1.1", "minor");
+    let created = container(&report, &created);
+    assert_eq!(created.status, "created");
+    assert_tag_update(created, "1.0", "1.1", "minor");
+    assert_eq!(report.stats.repositories, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_daemon_fails_its_watcher_only() {
+    let world = TestWorld::new("unreachable");
+    let plain = world.registries.plain.clone();
+    let image = format!("{plain}/{}", world.repository("app"));
+    world.push(BASE_1_0, &format!("{image}:1.0"));
+    world.push(BASE_2_0, &format!("{image}:2.0"));
+    let id = world.run(&format!("{image}:1.0"), &[]);
+    let ghost = world.dir().join("no-such-dir/docker.sock");
+    let config = world.config(&format!("{}[watchers.ghost]\nsocket = \"{}\"\n", watcher(""), ghost.display()));
+
+    let output = world.crowsnest(&config, &["scan", "--format", "json", "--image", &image]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("watcher `ghost`"), "stderr names the watcher: {stderr}");
+    assert!(!stderr.contains("watcher `local`"), "{stderr}");
+    let containers: Vec<ContainerObject> = serde_json::from_slice(&output.stdout).expect("JSON array on stdout");
+    assert_eq!(containers.len(), 1);
+    let object = find(&containers, &id);
+    assert_eq!(object.watcher, "local");
+    assert_tag_update(object, "1.0", "2.0", "major");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_exits_2_naming_file_line_and_key() {
+    let world = TestWorld::new("badconfig");
+    let unknown_key = world.config_named("unknown.toml", &format!("{}speed = 3\n", watcher("")));
+    let output = world.crowsnest(&unknown_key, &["scan"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    // Line 11: 7 prefix lines from `config()`, then the watcher header, socket, a blank, `speed`.
+    let line = std::fs::read_to_string(&unknown_key)
+        .expect("config")
+        .lines()
+        .position(|l| l.starts_with("speed"))
+        .expect("speed line")
+        + 1;
+    assert!(
+        stderr.contains(&format!("{}:{line}", unknown_key.display())),
+        "file:line in {stderr}"
+    );
+    assert!(stderr.contains("watchers.local.speed"), "key in {stderr}");
+
+    let bad_plugin = world.config_named("plugin.toml", "[registries.broken]\nplugin = \"no-such-plugin\"\n");
+    let output = world.crowsnest(&bad_plugin, &["scan"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let line = std::fs::read_to_string(&bad_plugin)
+        .expect("config")
+        .lines()
+        .position(|l| l.contains("no-such-plugin"))
+        .expect("line")
+        + 1;
+    assert!(stderr.contains(&format!("{}:{line}", bad_plugin.display())), "{stderr}");
+    assert!(stderr.contains("registries.broken.plugin"), "{stderr}");
+
+    let syntax = world.config_named("syntax.toml", "[scan\n");
+    let output = world.crowsnest(&syntax, &["scan"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&syntax.display().to_string()), "{stderr}");
+
+    let output = world.crowsnest(&syntax, &["scan", "--format", "yaml"]);
+    assert_eq!(output.status.code(), Some(2), "bad usage exits 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_on_update_exits_3_and_json_has_the_contract_shape() {
+    let world = TestWorld::new("exitcodes");
+    let plain = world.registries.plain.clone();
+    let image = format!("{plain}/{}", world.repository("app"));
+    let current = format!("{plain}/{}", world.repository("current"));
+    world.push(BASE_1_0, &format!("{image}:1.0"));
+    world.push(BASE_1_1, &format!("{image}:1.0.1"));
+    world.push(BASE_1_1, &format!("{image}:1.1"));
+    world.push(BASE_1_0, &format!("{current}:1.0"));
+    let id = world.run(&format!("{image}:1.0"), &[("crowsnest.display.name", "Shown Name")]);
+    world.run(&format!("{current}:1.0"), &[]);
+    let config = world.config(&watcher(""));
+
+    let output = world.crowsnest(&config, &["scan", "--fail-on-update", "--format", "json", "--image", &image]);
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = world.crowsnest(&config, &["scan", "--fail-on-update", "--image", &current]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "no update, no exit 3: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = world.crowsnest(&config, &["scan", "--image", &image]);
+    assert_eq!(output.status.code(), Some(0), "updates only fail with --fail-on-update");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("Shown Name") && l.contains("1.1") && l.contains("update (minor)")),
+        "{table}"
+    );
+
+    let output = world.crowsnest(&config, &["scan", "--format", "json", "--image", &image]);
+    assert_eq!(output.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let array = json.as_array().expect("a JSON array");
+    assert_eq!(array.len(), 1);
+    let object = &array[0];
+    let keys = |value: &serde_json::Value| {
+        let mut keys: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    for key in [
+        "id",
+        "name",
+        "displayName",
+        "status",
+        "watcher",
+        "image",
+        "result",
+        "updateAvailable",
+        "updateKind",
+        "error",
+        "labels",
+    ] {
+        assert!(object.get(key).is_some(), "container object lacks `{key}`: {object}");
+    }
+    for key in ["id", "registry", "name", "tag", "digest", "architecture", "os", "created"] {
+        assert!(object["image"].get(key).is_some(), "image lacks `{key}`");
+    }
+    assert_eq!(keys(&object["image"]["registry"]), ["lookupImage", "name", "url"]);
+    assert_eq!(keys(&object["image"]["tag"]), ["semver", "value"]);
+    assert_eq!(keys(&object["image"]["digest"]), ["repo", "value", "watch"]);
+    for key in ["tag", "digest", "link"] {
+        assert!(object["result"].get(key).is_some(), "result lacks `{key}`");
+    }
+    assert_eq!(keys(&object["updateKind"]), ["kind", "localValue", "remoteValue", "semverDiff"]);
+    assert_eq!(object["id"], serde_json::json!(id));
+    assert_eq!(object["displayName"], "Shown Name");
+    assert_eq!(object["updateAvailable"], true);
+    assert_eq!(object["error"], serde_json::Value::Null);
+    assert_eq!(object["image"]["tag"]["value"], "1.0");
+    assert_eq!(object["image"]["tag"]["semver"], true);
+    assert_eq!(object["updateKind"]["kind"], "tag");
+    assert_eq!(object["updateKind"]["semverDiff"], "minor");
+    assert_eq!(object["result"]["tag"], "1.1");
+    assert_eq!(object["labels"]["crowsnest.display.name"], "Shown Name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_through_mirror_is_looked_up_on_its_upstream() {
+    let world = TestWorld::new("mirror");
+    let plain = world.registries.plain.clone();
+    let proxy = world.registries.proxy.clone();
+    let repository = world.repository("app");
+    world.push(BASE_1_0, &format!("{plain}/{repository}:1.0"));
+    world.push(BASE_2_0, &format!("{plain}/{repository}:2.0"));
+    // Pulled through the real pull-through cache.
+    let mirrored = format!("{proxy}/{repository}:1.0");
+    world.pull(&mirrored);
+    let id = world.run(&mirrored, &[]);
+
+    let config = world.config(&format!(
+        "{}[registries.mirror]\nplugin = \"oci\"\nurl = \"http://{plain}\"\nmirrors = [\"{proxy}\"]\n",
+        watcher("")
+    ));
+    let scanner = world.scanner(&config).await;
+    let report = scanner.scan(&images(&[&format!("{proxy}/{repository}")])).await;
+    let object = container(&report, &id);
+    assert_tag_update(object, "1.0", "2.0", "major");
+    assert_eq!(object.image.reference, mirrored);
+    assert_eq!(object.image.registry.name, "mirror");
+    assert_eq!(object.image.registry.lookup_image, format!("{plain}/{repository}"));
+    assert_eq!(object.image.registry.url, format!("http://{plain}/v2"));
+    let counters = scanner.registry_client().counters();
+    assert_eq!(
+        counters.total_for_origin(&format!("http://{proxy}")),
+        0,
+        "the mirror itself is not asked: {:?}",
+        counters.snapshot()
+    );
+    assert!(counters.total_for_origin(&format!("http://{plain}")) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_survives_restart_and_prunes_containers_gone_from_docker() {
+    let world = TestWorld::new("store");
+    let plain = world.registries.plain.clone();
+    let image = format!("{plain}/{}", world.repository("app"));
+    world.push(BASE_1_0, &format!("{image}:1.0"));
+    world.push(BASE_2_0, &format!("{image}:2.0"));
+    let opted_in = [("crowsnest.watch", "true")];
+    let kept = world.run(&format!("{image}:1.0"), &opted_in);
+    let removed = world.run(&format!("{image}:2.0"), &opted_in);
+    let config = world.config(&watcher("watch_by_default = false"));
+
+    let _serial = FULL_SCANS.lock().unwrap_or_else(|e| e.into_inner());
+    {
+        let scanner = world.scanner(&config).await;
+        let report = scanner.scan(&images(&[])).await;
+        assert!(report.watcher_errors.is_empty(), "{:?}", report.watcher_errors);
+        assert_tag_update(container(&report, &kept), "1.0", "2.0", "major");
+        assert_up_to_date(container(&report, &removed), "2.0");
+    }
+    // A new scanner on the same store: the results are still there.
+    let scanner = world.scanner(&config).await;
+    let stored: Vec<ContainerObject> = scanner.store().list_containers().await.expect("store readable");
+    assert_tag_update(find(&stored, &kept), "1.0", "2.0", "major");
+    assert_up_to_date(find(&stored, &removed), "2.0");
+    let history = scanner.store().update_history(&kept).await.expect("history readable");
+    assert_eq!(history.len(), 1, "{history:?}");
+
+    // Gone from Docker: pruned by the next full scan.
+    world.remove(&removed);
+    let report = scanner.scan(&images(&[])).await;
+    assert!(report.containers.iter().all(|c| c.id != removed));
+    let stored: Vec<ContainerObject> = scanner.store().list_containers().await.expect("store readable");
+    assert!(stored.iter().all(|c| c.id != removed), "pruned");
+    assert_tag_update(find(&stored, &kept), "1.0", "2.0", "major");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tag_listing_per_repository_however_many_containers() {
+    const CONTAINERS: usize = 20;
+    let world = TestWorld::new("count");
+    let plain = world.registries.plain.clone();
+    let repository = world.repository("shared");
+    world.push(BASE_1_0, &format!("{plain}/{repository}:1.0"));
+    world.push(BASE_1_1, &format!("{plain}/{repository}:1.1"));
+    world.push(BASE_2_0, &format!("{plain}/{repository}:latest"));
+    let mut ids = Vec::new();
+    for index in 0..CONTAINERS {
+        let tag = if index % 2 == 0 { "1.0" } else { "latest" };
+        ids.push(world.create(&format!("{plain}/{repository}:{tag}"), &[]));
+    }
+    // The registry is reached through a counting proxy; the images name the
+    // real registry, mapped onto the proxy as a mirror.
+    let counting = CountingProxy::start(&plain).await;
+    let config = world.config(&format!(
+        "{}[registries.counted]\nplugin = \"oci\"\nurl = \"http://{}\"\nmirrors = [\"{plain}\"]\n",
+        watcher("watch_all = true"),
+        counting.address
+    ));
+    let scanner = world.scanner(&config).await;
+    let image = format!("{plain}/{repository}");
+    let report = scanner.scan(&images(&[&image])).await;
+    assert_eq!(report.containers.len(), CONTAINERS);
+    for (index, id) in ids.iter().enumerate() {
+        let object = container(&report, id);
+        assert!(object.error.is_none(), "{:?}", object.error);
+        if index % 2 == 0 {
+            assert_tag_update(object, "1.0", "1.1", "minor");
+        } else {
+            assert!(!object.update_available, "{object:#?}");
+            assert_eq!(object.image.digest.repo.as_deref().map(|d| d.starts_with("sha256:")), Some(true));
+        }
+    }
+    let requests = counting.requests();
+    let tag_listings = requests.iter().filter(|(_, path)| path.contains("/tags/list")).count();
+    let manifest_requests: Vec<_> = requests.iter().filter(|(_, path)| path.contains("/manifests/")).collect();
+    assert_eq!(tag_listings, 1, "one tag listing for {CONTAINERS} containers: {requests:?}");
+    assert_eq!(
+        manifest_requests.len(),
+        1,
+        "one digest lookup for the `latest` containers: {requests:?}"
+    );
+    assert_eq!(manifest_requests[0].0, "HEAD", "digests come from a HEAD");
+    assert!(requests.len() <= 3, "no more than a ping, a listing and a HEAD: {requests:?}");
+    assert_eq!(report.stats.repositories, 1);
+    assert_eq!(report.stats.digest_lookups, 1);
+    let client_total = scanner
+        .registry_client()
+        .counters()
+        .total_for_origin(&format!("http://{}", counting.address));
+    assert_eq!(client_total as usize, requests.len(), "the client's own counters agree");
+}
