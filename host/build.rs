@@ -13,7 +13,8 @@ fn main() {
 
 /// gRPC code from `proto/*.proto`, parsed by `protox` (pure Rust) so that no system `protoc` is needed.
 fn compile_grpc_protos() {
-    let proto_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("../proto");
+    let proto_dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("../proto");
     let file = proto_dir.join("crowsnest.proto");
     println!("cargo:rerun-if-changed={}", file.display());
     let descriptors = match protox::compile([&file], [&proto_dir]) {
@@ -26,7 +27,8 @@ fn compile_grpc_protos() {
 }
 
 fn embed_builtin_plugins() {
-    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("builtin");
+    let dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("builtin");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map(|entries| {
@@ -44,10 +46,15 @@ fn embed_builtin_plugins() {
     for name in &names {
         let path = dir.join(format!("{name}.wasm"));
         println!("cargo:rerun-if-changed={}", path.display());
-        let _ = writeln!(code, "    ({name:?}, include_bytes!({:?})),", path.display().to_string());
+        let _ = writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        );
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("builtin_components.rs");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("builtin_components.rs");
     if let Err(err) = std::fs::write(&out, code) {
         panic!("cannot write {}: {err}", out.display());
     }

@@ -68,6 +68,8 @@ source target/test-env/registries.env
 # --- 4. Format, lint, tests ---------------------------------------------------
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
+cargo fmt --manifest-path examples/custom-registry/Cargo.toml -- --check
 step "cargo clippy (host workspace)"
 cargo clippy --workspace --all-targets -- -D warnings
 step "cargo clippy (plugins workspace, native)"

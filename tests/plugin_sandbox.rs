@@ -8,14 +8,25 @@ use std::time::Duration;
 
 use crowsnest::plugin::catalog::check_file;
 use crowsnest::plugin::engine::ComponentCache;
-use crowsnest::plugin::registry::{ImageRef, RegistryCallError, RegistryError, RegistryInstanceSpec};
+use crowsnest::plugin::registry::{
+    ImageRef, RegistryCallError, RegistryError, RegistryInstanceSpec,
+};
 use crowsnest::plugin::strategy::{StrategyError, StrategyOptions};
-use crowsnest::plugin::{Catalog, CatalogOptions, PluginComponent, PluginError, PluginKind, RegistryPlugin, SandboxLimits, StrategyPlugin};
+use crowsnest::plugin::{
+    Catalog, CatalogOptions, PluginComponent, PluginError, PluginKind, RegistryPlugin,
+    SandboxLimits, StrategyPlugin,
+};
 use crowsnest::registry::{ClientConfig, HostAllowList, RegistryClient};
 
 fn fixture(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/plugins").join(name);
-    assert!(path.is_file(), "missing fixture {} — run `cargo xtask plugins`", path.display());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/plugins")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "missing fixture {} — run `cargo xtask plugins`",
+        path.display()
+    );
     path
 }
 
@@ -36,7 +47,14 @@ fn limits() -> SandboxLimits {
 }
 
 async fn hostile_strategy() -> StrategyPlugin {
-    StrategyPlugin::new(&component("hostile-strategy.wasm").await, Vec::new(), limits(), 2).await.unwrap()
+    StrategyPlugin::new(
+        &component("hostile-strategy.wasm").await,
+        Vec::new(),
+        limits(),
+        2,
+    )
+    .await
+    .unwrap()
 }
 
 fn tags() -> Vec<String> {
@@ -45,7 +63,10 @@ fn tags() -> Vec<String> {
 
 /// After any failure the plugin must still answer a normal call correctly.
 async fn still_works(strategy: &StrategyPlugin) {
-    let decision = strategy.choose("1.0", &tags(), &StrategyOptions::default()).await.unwrap();
+    let decision = strategy
+        .choose("1.0", &tags(), &StrategyOptions::default())
+        .await
+        .unwrap();
     assert_eq!(decision.offer.map(|o| o.tag).as_deref(), Some("2.0"));
 }
 
@@ -62,7 +83,10 @@ fn trap_cause(err: StrategyError) -> String {
 #[tokio::test]
 async fn infinite_loop_is_stopped_by_the_cpu_limit() {
     let strategy = hostile_strategy().await;
-    let err = strategy.choose("loop", &tags(), &StrategyOptions::default()).await.unwrap_err();
+    let err = strategy
+        .choose("loop", &tags(), &StrategyOptions::default())
+        .await
+        .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("hostile-strategy"), "{message}");
     let cause = trap_cause(err);
@@ -73,15 +97,28 @@ async fn infinite_loop_is_stopped_by_the_cpu_limit() {
 #[tokio::test]
 async fn memory_bomb_hits_the_memory_limit() {
     let strategy = hostile_strategy().await;
-    let cause = trap_cause(strategy.choose("bomb", &tags(), &StrategyOptions::default()).await.unwrap_err());
-    assert!(cause.contains("memory limit") && cause.contains("32 MiB"), "{cause}");
+    let cause = trap_cause(
+        strategy
+            .choose("bomb", &tags(), &StrategyOptions::default())
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        cause.contains("memory limit") && cause.contains("32 MiB"),
+        "{cause}"
+    );
     still_works(&strategy).await;
 }
 
 #[tokio::test]
 async fn panic_is_a_contained_trap() {
     let strategy = hostile_strategy().await;
-    let cause = trap_cause(strategy.choose("panic", &tags(), &StrategyOptions::default()).await.unwrap_err());
+    let cause = trap_cause(
+        strategy
+            .choose("panic", &tags(), &StrategyOptions::default())
+            .await
+            .unwrap_err(),
+    );
     assert!(cause.contains("panicked"), "{cause}");
     still_works(&strategy).await;
 }
@@ -89,11 +126,17 @@ async fn panic_is_a_contained_trap() {
 #[tokio::test]
 async fn oversized_offer_is_rejected_as_malformed() {
     let strategy = hostile_strategy().await;
-    let err = strategy.choose("huge", &tags(), &StrategyOptions::default()).await.unwrap_err();
+    let err = strategy
+        .choose("huge", &tags(), &StrategyOptions::default())
+        .await
+        .unwrap_err();
     match &err {
         StrategyError::Plugin(PluginError::Malformed { plugin, reason }) => {
             assert_eq!(plugin, "hostile-strategy");
-            assert!(reason.contains("not among the candidates") && reason.contains("4194304 bytes"), "{reason}");
+            assert!(
+                reason.contains("not among the candidates") && reason.contains("4194304 bytes"),
+                "{reason}"
+            );
         }
         other => panic!("expected malformed, got {other:?}"),
     }
@@ -103,8 +146,16 @@ async fn oversized_offer_is_rejected_as_malformed() {
 #[tokio::test]
 async fn invalid_utf8_return_breaks_the_abi_and_is_contained() {
     let strategy = hostile_strategy().await;
-    let cause = trap_cause(strategy.choose("badutf8", &tags(), &StrategyOptions::default()).await.unwrap_err());
-    assert!(cause.contains("component ABI") && cause.to_lowercase().contains("utf-8"), "{cause}");
+    let cause = trap_cause(
+        strategy
+            .choose("badutf8", &tags(), &StrategyOptions::default())
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        cause.contains("component ABI") && cause.to_lowercase().contains("utf-8"),
+        "{cause}"
+    );
     still_works(&strategy).await;
 }
 
@@ -116,7 +167,9 @@ async fn one_failing_call_does_not_disturb_concurrent_ones() {
         let strategy = strategy.clone();
         calls.push(tokio::spawn(async move {
             let current = if i == 3 { "panic" } else { "1.0" };
-            strategy.choose(current, &tags(), &StrategyOptions::default()).await
+            strategy
+                .choose(current, &tags(), &StrategyOptions::default())
+                .await
         }));
     }
     let mut failures = 0;
@@ -165,13 +218,25 @@ async fn registry_plugin_cannot_reach_a_host_off_its_allow_list() {
     let location = registry.locate(&image("team/app")).await.unwrap();
     match registry.list_tags(&location).await.unwrap_err() {
         RegistryCallError::Registry(RegistryError::NotAllowed(detail)) => {
-            assert!(detail.contains("127.0.0.1") && detail.contains("allow-list"), "{detail}");
+            assert!(
+                detail.contains("127.0.0.1") && detail.contains("allow-list"),
+                "{detail}"
+            );
         }
         other => panic!("expected not-allowed, got {other:?}"),
     }
     // The host's OCI client refuses the same host for this instance too.
-    let err = registry.resolve(&location, "1.0", None, false).await.unwrap_err();
-    assert!(matches!(err, RegistryCallError::Registry(RegistryError::NotAllowed(_))), "{err:?}");
+    let err = registry
+        .resolve(&location, "1.0", None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegistryCallError::Registry(RegistryError::NotAllowed(_))
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +245,10 @@ async fn registry_plugin_loop_and_panic_are_contained() {
     for (path, expected) in [("loop", "CPU time limit"), ("panic", "panicked")] {
         let err = registry.locate(&image(path)).await.unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("hostile-registry (registry evil)"), "{message}");
+        assert!(
+            message.contains("hostile-registry (registry evil)"),
+            "{message}"
+        );
         assert!(message.contains(expected), "{message}");
         // Same instance, next call: fine.
         let location = registry.locate(&image("team/app")).await.unwrap();
@@ -191,7 +259,11 @@ async fn registry_plugin_loop_and_panic_are_contained() {
 
 #[tokio::test]
 async fn bad_settings_are_rejected_naming_the_key() {
-    let catalog = Catalog::load(&CatalogOptions { dir: None, cache: no_cache() }).await;
+    let catalog = Catalog::load(&CatalogOptions {
+        dir: None,
+        cache: no_cache(),
+    })
+    .await;
     let oci = catalog.find("oci", PluginKind::RegistryProvider).unwrap();
     let spec = |settings: Vec<(String, String)>| RegistryInstanceSpec {
         instance: "private".into(),
@@ -202,7 +274,10 @@ async fn bad_settings_are_rejected_naming_the_key() {
         limits: limits(),
         max_instances: 1,
     };
-    let err = RegistryPlugin::new(&oci.component, spec(Vec::new())).await.err().unwrap();
+    let err = RegistryPlugin::new(&oci.component, spec(Vec::new()))
+        .await
+        .err()
+        .unwrap();
     match err {
         PluginError::Config { plugin, key, .. } => {
             assert_eq!(plugin, "oci (registry private)");
@@ -212,35 +287,70 @@ async fn bad_settings_are_rejected_naming_the_key() {
     }
     let err = RegistryPlugin::new(
         &oci.component,
-        spec(vec![("url".into(), "http://127.0.0.1:5000".into()), ("colour".into(), "blue".into())]),
+        spec(vec![
+            ("url".into(), "http://127.0.0.1:5000".into()),
+            ("colour".into(), "blue".into()),
+        ]),
     )
     .await
     .err()
     .unwrap();
-    assert!(matches!(&err, PluginError::Config { key: Some(k), .. } if k == "colour"), "{err:?}");
+    assert!(
+        matches!(&err, PluginError::Config { key: Some(k), .. } if k == "colour"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn strategy_world_has_no_imports_and_kind_checks_hold() {
-    let catalog = Catalog::load(&CatalogOptions { dir: None, cache: no_cache() }).await;
+    let catalog = Catalog::load(&CatalogOptions {
+        dir: None,
+        cache: no_cache(),
+    })
+    .await;
     assert!(catalog.problems().is_empty(), "{:?}", catalog.problems());
     let semver = catalog.find("semver", PluginKind::VersionStrategy).unwrap();
     // Asking for a strategy by a registry plugin's name is an error, not a mix-up.
     assert!(catalog.find("oci", PluginKind::VersionStrategy).is_err());
-    let strategy = StrategyPlugin::new(&semver.component, Vec::new(), limits(), 1).await.unwrap();
-    let decision = strategy.choose("1.20-alpine", &["1.21-alpine".into(), "1.31-bookworm".into()], &StrategyOptions::default()).await.unwrap();
+    let strategy = StrategyPlugin::new(&semver.component, Vec::new(), limits(), 1)
+        .await
+        .unwrap();
+    let decision = strategy
+        .choose(
+            "1.20-alpine",
+            &["1.21-alpine".into(), "1.31-bookworm".into()],
+            &StrategyOptions::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(decision.offer.unwrap().tag, "1.21-alpine");
 }
 
 #[tokio::test]
 async fn dropins_load_skip_bad_files_and_replace_builtins() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(fixture("hostile-strategy.wasm"), dir.path().join("a-hostile.wasm")).unwrap();
+    std::fs::copy(
+        fixture("hostile-strategy.wasm"),
+        dir.path().join("a-hostile.wasm"),
+    )
+    .unwrap();
     std::fs::copy(fixture("core-module.wasm"), dir.path().join("b-core.wasm")).unwrap();
     std::fs::write(dir.path().join("c-garbage.wasm"), b"garbage").unwrap();
-    std::fs::copy(fixture("hostile-registry.wasm"), dir.path().join("d-registry.wasm")).unwrap();
-    std::fs::write(dir.path().join("d-registry.toml"), "allowed_hosts = [\"127.0.0.1:5999\", \"*.corp.example\"]\n").unwrap();
-    std::fs::copy(fixture("hostile-registry.wasm"), dir.path().join("e-bad-grants.wasm")).unwrap();
+    std::fs::copy(
+        fixture("hostile-registry.wasm"),
+        dir.path().join("d-registry.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("d-registry.toml"),
+        "allowed_hosts = [\"127.0.0.1:5999\", \"*.corp.example\"]\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture("hostile-registry.wasm"),
+        dir.path().join("e-bad-grants.wasm"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("e-bad-grants.toml"), "allowed = 3\n").unwrap();
     // A drop-in named like a built-in (its describe() says `semver`) replaces it.
     let builtin_semver = Path::new(env!("CARGO_MANIFEST_DIR")).join("builtin/semver.wasm");
@@ -250,21 +360,54 @@ async fn dropins_load_skip_bad_files_and_replace_builtins() {
         cache: ComponentCache::new(Some(dir.path().join("cache"))),
     })
     .await;
-    let hostile = catalog.find("hostile-strategy", PluginKind::VersionStrategy).unwrap();
-    assert!(hostile.component.source.to_string().ends_with("a-hostile.wasm"));
-    let registry = catalog.find("hostile-registry", PluginKind::RegistryProvider).unwrap();
-    assert_eq!(registry.grants.allowed_hosts, ["127.0.0.1:5999", "*.corp.example"]);
+    let hostile = catalog
+        .find("hostile-strategy", PluginKind::VersionStrategy)
+        .unwrap();
+    assert!(hostile
+        .component
+        .source
+        .to_string()
+        .ends_with("a-hostile.wasm"));
+    let registry = catalog
+        .find("hostile-registry", PluginKind::RegistryProvider)
+        .unwrap();
+    assert_eq!(
+        registry.grants.allowed_hosts,
+        ["127.0.0.1:5999", "*.corp.example"]
+    );
     let problems: Vec<(String, String)> = catalog
         .problems()
         .iter()
-        .map(|p| (p.path.file_name().unwrap().to_string_lossy().into_owned(), p.reason.clone()))
+        .map(|p| {
+            (
+                p.path.file_name().unwrap().to_string_lossy().into_owned(),
+                p.reason.clone(),
+            )
+        })
         .collect();
     assert_eq!(problems.len(), 3, "{problems:?}");
-    assert!(problems[0].0 == "b-core.wasm" && problems[0].1.contains("core WebAssembly module"), "{problems:?}");
-    assert!(problems[1].0 == "c-garbage.wasm" && problems[1].1.contains("not a WebAssembly file"), "{problems:?}");
-    assert!(problems[2].0 == "e-bad-grants.wasm" && problems[2].1.contains("unknown field `allowed`"), "{problems:?}");
+    assert!(
+        problems[0].0 == "b-core.wasm" && problems[0].1.contains("core WebAssembly module"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].0 == "c-garbage.wasm" && problems[1].1.contains("not a WebAssembly file"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[2].0 == "e-bad-grants.wasm" && problems[2].1.contains("unknown field `allowed`"),
+        "{problems:?}"
+    );
     let semver = catalog.find("semver", PluginKind::VersionStrategy).unwrap();
-    assert!(semver.component.source.to_string().ends_with("f-my-semver.wasm"), "{}", semver.component.source);
+    assert!(
+        semver
+            .component
+            .source
+            .to_string()
+            .ends_with("f-my-semver.wasm"),
+        "{}",
+        semver.component.source
+    );
     // Every built-in is still there.
     for name in ["oci", "dockerhub", "semver", "regex", "digest", "webhook"] {
         assert!(catalog.get(name).is_some(), "{name} missing");
@@ -275,13 +418,27 @@ async fn dropins_load_skip_bad_files_and_replace_builtins() {
 async fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let cache = ComponentCache::new(Some(dir.path().join("cache")));
-    check_file(&fixture("hostile-strategy.wasm"), &cache).await.unwrap();
-    let artifacts: Vec<_> = std::fs::read_dir(dir.path().join("cache")).unwrap().collect();
+    check_file(&fixture("hostile-strategy.wasm"), &cache)
+        .await
+        .unwrap();
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .collect();
     assert_eq!(artifacts.len(), 1);
-    let name = artifacts[0].as_ref().unwrap().file_name().to_string_lossy().into_owned();
-    assert!(name.contains("wasmtime48.0.8") && name.ends_with(".cwasm"), "{name}");
+    let name = artifacts[0]
+        .as_ref()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.contains("wasmtime48.0.8") && name.ends_with(".cwasm"),
+        "{name}"
+    );
     // A corrupted artifact is discarded and recompiled, not trusted.
     std::fs::write(artifacts[0].as_ref().unwrap().path(), b"corrupt").unwrap();
-    let again = check_file(&fixture("hostile-strategy.wasm"), &cache).await.unwrap();
+    let again = check_file(&fixture("hostile-strategy.wasm"), &cache)
+        .await
+        .unwrap();
     assert_eq!(again.info.name, "hostile-strategy");
 }

@@ -5,8 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/plugins").join(name);
-    assert!(path.is_file(), "missing fixture {} — run `cargo xtask plugins`", path.display());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/plugins")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "missing fixture {} — run `cargo xtask plugins`",
+        path.display()
+    );
     path
 }
 
@@ -60,7 +66,11 @@ fn list_json_and_dropins_with_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins.d");
     std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(fixture("hostile-strategy.wasm"), plugins.join("hostile.wasm")).unwrap();
+    std::fs::copy(
+        fixture("hostile-strategy.wasm"),
+        plugins.join("hostile.wasm"),
+    )
+    .unwrap();
     std::fs::write(plugins.join("garbage.wasm"), b"this is not wasm").unwrap();
     let out = crowsnest(dir.path(), &["plugins", "list", "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -68,13 +78,27 @@ fn list_json_and_dropins_with_a_bad_file() {
     let plugins_json = json["plugins"].as_array().unwrap();
     let hostile = plugins_json
         .iter()
-        .find(|p| p["source"].as_str().unwrap_or_default().ends_with("hostile.wasm"))
+        .find(|p| {
+            p["source"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("hostile.wasm")
+        })
         .unwrap_or_else(|| panic!("drop-in not listed: {json:#}"));
     assert_eq!(hostile["kind"], "version-strategy");
     let skipped = json["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1, "{json:#}");
-    assert!(skipped[0]["path"].as_str().unwrap().ends_with("garbage.wasm"));
-    assert!(skipped[0]["reason"].as_str().unwrap().contains("not a WebAssembly file"), "{json:#}");
+    assert!(skipped[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("garbage.wasm"));
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file"),
+        "{json:#}"
+    );
     // The built-ins are still all there.
     assert!(plugins_json.len() >= 7, "{json:#}");
 }
@@ -82,11 +106,21 @@ fn list_json_and_dropins_with_a_bad_file() {
 #[test]
 fn check_accepts_a_good_component() {
     let dir = tempfile::tempdir().unwrap();
-    let out = crowsnest(dir.path(), &["plugins", "check", fixture("hostile-strategy.wasm").to_str().unwrap()]);
+    let out = crowsnest(
+        dir.path(),
+        &[
+            "plugins",
+            "check",
+            fixture("hostile-strategy.wasm").to_str().unwrap(),
+        ],
+    );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("valid version-strategy plugin"), "{stdout}");
-    assert!(stdout.contains("crowsnest:plugin/version-strategy@0.1.0"), "{stdout}");
+    assert!(
+        stdout.contains("crowsnest:plugin/version-strategy@0.1.0"),
+        "{stdout}"
+    );
     assert!(stdout.contains("name:"), "{stdout}");
 }
 
@@ -96,7 +130,10 @@ fn check_rejects(file: &Path, expected: &str) {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not a valid crowsnest plugin"), "{stderr}");
-    assert!(stderr.contains(expected), "expected `{expected}` in: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "expected `{expected}` in: {stderr}"
+    );
 }
 
 #[test]
@@ -109,12 +146,18 @@ fn check_rejects_garbage() {
 
 #[test]
 fn check_rejects_a_core_module() {
-    check_rejects(&fixture("core-module.wasm"), "a core WebAssembly module, not a component");
+    check_rejects(
+        &fixture("core-module.wasm"),
+        "a core WebAssembly module, not a component",
+    );
 }
 
 #[test]
 fn check_rejects_an_unknown_world() {
-    check_rejects(&fixture("unknown-world.wasm"), "implements no crowsnest world");
+    check_rejects(
+        &fixture("unknown-world.wasm"),
+        "implements no crowsnest world",
+    );
 }
 
 #[test]
@@ -125,7 +168,11 @@ fn check_rejects_a_missing_file() {
 #[test]
 fn bad_config_exits_2_naming_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.toml"), "[plugins]\ndir = \"x\"\nbogus_key = 1\n").unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[plugins]\ndir = \"x\"\nbogus_key = 1\n",
+    )
+    .unwrap();
     let out = crowsnest(dir.path(), &["plugins", "list"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

@@ -10,23 +10,36 @@
 
 mod common;
 
-use std::sync::Mutex;
-
-use common::{container, find, images, CountingProxy, TestWorld, BASE_1_0, BASE_1_1, BASE_2_0, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST};
+use common::{
+    container, find, images, CountingProxy, TestWorld, BASE_1_0, BASE_1_1, BASE_2_0,
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST,
+};
 use crowsnest::model::ContainerObject;
 
 /// Full scans (no image filter) see every opted-in container on the daemon:
 /// they run one at a time.
-static FULL_SCANS: Mutex<()> = Mutex::new(());
+static FULL_SCANS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A watcher on the test daemon, plus extra TOML.
 fn watcher(extra: &str) -> String {
-    format!("[watchers.local]\nsocket = \"{}\"\n{extra}\n", common::docker_socket().display())
+    format!(
+        "[watchers.local]\nsocket = \"{}\"\n{extra}\n",
+        common::docker_socket().display()
+    )
 }
 
 fn assert_tag_update(object: &ContainerObject, from: &str, to: &str, diff: &str) {
-    assert!(object.error.is_none(), "{}: unexpected error {:?}", object.name, object.error);
-    assert!(object.update_available, "{}: no update found: {object:#?}", object.name);
+    assert!(
+        object.error.is_none(),
+        "{}: unexpected error {:?}",
+        object.name,
+        object.error
+    );
+    assert!(
+        object.update_available,
+        "{}: no update found: {object:#?}",
+        object.name
+    );
     let kind = object.update_kind.as_ref().expect("updateKind");
     assert_eq!(kind.kind, "tag");
     assert_eq!(kind.local_value.as_deref(), Some(from));
@@ -39,18 +52,30 @@ fn assert_tag_update(object: &ContainerObject, from: &str, to: &str, diff: &str)
 }
 
 fn assert_up_to_date(object: &ContainerObject, tag: &str) {
-    assert!(object.error.is_none(), "{}: unexpected error {:?}", object.name, object.error);
+    assert!(
+        object.error.is_none(),
+        "{}: unexpected error {:?}",
+        object.name,
+        object.error
+    );
     assert!(
         !object.update_available,
         "{}: unexpected update {:?}",
         object.name, object.update_kind
     );
     assert!(object.update_kind.is_none());
-    assert_eq!(object.result.as_ref().and_then(|r| r.tag.as_deref()), Some(tag));
+    assert_eq!(
+        object.result.as_ref().and_then(|r| r.tag.as_deref()),
+        Some(tag)
+    );
 }
 
 fn assert_error_mentions(object: &ContainerObject, words: &[&str]) {
-    assert!(!object.update_available, "{}: a failed check must not offer an update", object.name);
+    assert!(
+        !object.update_available,
+        "{}: a failed check must not offer an update",
+        object.name
+    );
     assert!(object.update_kind.is_none());
     let message = object
         .error
@@ -81,13 +106,20 @@ async fn tag_update_found_and_none_found() {
     let newest = world.run(&format!("{app}:2.0"), &[]);
     let minor = world.run(
         &format!("{lib}:1.0"),
-        &[("crowsnest.link.template", "https://example.test/v${major}.${minor}")],
+        &[(
+            "crowsnest.link.template",
+            "https://example.test/v${major}.${minor}",
+        )],
     );
 
     let config = world.config(&watcher(""));
     let scanner = world.scanner(&config).await;
     let report = scanner.scan(&images(&[&app, &lib])).await;
-    assert!(report.watcher_errors.is_empty(), "{:?}", report.watcher_errors);
+    assert!(
+        report.watcher_errors.is_empty(),
+        "{:?}",
+        report.watcher_errors
+    );
     assert_eq!(report.containers.len(), 3);
     assert_eq!(report.stats.repositories, 2);
 
@@ -105,8 +137,16 @@ async fn tag_update_found_and_none_found() {
     assert_eq!(old.image.reference, format!("{app}:1.0"));
     assert_eq!(old.image.architecture, "amd64");
     assert_eq!(old.image.os, "linux");
-    assert!(!old.image.digest.watch, "version tags are not digest-watched");
-    assert!(old.image.digest.value.as_deref().is_some_and(|d| d.starts_with("sha256:")));
+    assert!(
+        !old.image.digest.watch,
+        "version tags are not digest-watched"
+    );
+    assert!(old
+        .image
+        .digest
+        .value
+        .as_deref()
+        .is_some_and(|d| d.starts_with("sha256:")));
     assert_eq!(old.labels.get(common::WORLD_LABEL), Some(&world.id));
 
     assert_up_to_date(container(&report, &newest), "2.0");
@@ -119,7 +159,11 @@ async fn tag_update_found_and_none_found() {
     );
 
     // The results are in the store.
-    let stored: Vec<ContainerObject> = scanner.store().list_containers().await.expect("store readable");
+    let stored: Vec<ContainerObject> = scanner
+        .store()
+        .list_containers()
+        .await
+        .expect("store readable");
     assert_eq!(find(&stored, &old.id), old);
 }
 
@@ -143,7 +187,12 @@ async fn push_index(world: &TestWorld, repository: &str, base: &str, tag: &str) 
     arm64["config"]["size"] = config_bytes.len().into();
     let arm64_bytes = serde_json::to_vec(&arm64).expect("manifest JSON");
     let arm64_digest = api
-        .put_manifest(repository, &format!("arm64-{tag}"), DOCKER_MANIFEST, &arm64_bytes)
+        .put_manifest(
+            repository,
+            &format!("arm64-{tag}"),
+            DOCKER_MANIFEST,
+            &arm64_bytes,
+        )
         .await;
     let index = serde_json::json!({
         "schemaVersion": 2,
@@ -156,7 +205,23 @@ async fn push_index(world: &TestWorld, repository: &str, base: &str, tag: &str) 
         ],
     });
     let index_bytes = serde_json::to_vec(&index).expect("index JSON");
-    api.put_manifest(repository, tag, DOCKER_MANIFEST_LIST, &index_bytes).await
+    api.put_manifest(repository, tag, DOCKER_MANIFEST_LIST, &index_bytes)
+        .await
+}
+
+/// The `RepoDigests` digests of a local image that belong to `repository`.
+fn repo_digests(reference: &str, repository: &str) -> Vec<String> {
+    common::docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{range .RepoDigests}}{{println .}}{{end}}",
+        reference,
+    ])
+    .lines()
+    .filter_map(|line| line.strip_prefix(&format!("{repository}@")))
+    .map(str::to_string)
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,24 +245,49 @@ async fn multi_arch_index_images() {
 
     let versioned = container(&report, &versioned);
     assert_tag_update(versioned, "1.0", "2.0", "major");
-    assert_eq!(
-        versioned.image.digest.value.as_deref(),
-        Some(index_1_0.as_str()),
-        "local digest is the index digest"
+    let held = repo_digests(&format!("{image}:1.0"), &image);
+    assert!(
+        held.contains(&index_1_0),
+        "Docker records the index digest: {held:?}"
+    );
+    assert!(
+        versioned
+            .image
+            .digest
+            .value
+            .as_ref()
+            .is_some_and(|d| held.contains(d)),
+        "local digest {:?} is one of {held:?}",
+        versioned.image.digest.value
     );
     assert_eq!(versioned.image.architecture, "amd64");
 
+    // The image holds two digests of this repository (the pushed amd64
+    // manifest and the pulled index): matching either one is current.
+    let held_latest = repo_digests(&format!("{image}:latest"), &image);
+    assert_eq!(held_latest.len(), 2, "{held_latest:?}");
+    assert!(held_latest.contains(&index_latest));
     let latest = container(&report, &latest);
     assert!(latest.error.is_none(), "{:?}", latest.error);
     assert!(latest.image.digest.watch);
-    assert_eq!(latest.image.digest.value.as_deref(), Some(index_latest.as_str()));
+    assert_eq!(
+        latest.image.digest.value.as_deref(),
+        Some(index_latest.as_str())
+    );
     assert_eq!(
         latest.image.digest.repo.as_deref(),
         Some(index_latest.as_str()),
         "the index digest is compared, as Docker records it"
     );
-    assert!(!latest.update_available, "same index: {:?}", latest.update_kind);
-    assert_eq!(latest.result.as_ref().and_then(|r| r.tag.as_deref()), Some("latest"));
+    assert!(
+        !latest.update_available,
+        "same index: {:?}",
+        latest.update_kind
+    );
+    assert_eq!(
+        latest.result.as_ref().and_then(|r| r.tag.as_deref()),
+        Some("latest")
+    );
 
     // A new index under `latest` is a digest update.
     let new_latest = push_index(&world, &repository, BASE_2_0, "latest").await;
@@ -206,7 +296,13 @@ async fn multi_arch_index_images() {
     assert!(latest.update_available, "{latest:#?}");
     let kind = latest.update_kind.as_ref().expect("updateKind");
     assert_eq!(kind.kind, "digest");
-    assert_eq!(kind.local_value.as_deref(), Some(index_latest.as_str()));
+    assert!(
+        kind.local_value
+            .as_ref()
+            .is_some_and(|d| held_latest.contains(d)),
+        "local value {:?} is one of {held_latest:?}",
+        kind.local_value
+    );
     assert_eq!(kind.remote_value.as_deref(), Some(new_latest.as_str()));
     assert_eq!(kind.semver_diff, None);
 }
@@ -229,7 +325,10 @@ async fn digest_pinned_images() {
     let pinned = container(&report, &by_digest);
     assert_eq!(pinned.image.reference, format!("{image}@{digest_1_0}"));
     assert_eq!(pinned.image.tag.value, None);
-    assert_eq!(pinned.image.digest.value.as_deref(), Some(digest_1_0.as_str()));
+    assert_eq!(
+        pinned.image.digest.value.as_deref(),
+        Some(digest_1_0.as_str())
+    );
     assert!(!pinned.update_available);
     assert!(pinned.update_kind.is_none());
     assert!(pinned.error.is_none(), "{:?}", pinned.error);
@@ -242,7 +341,10 @@ async fn digest_pinned_images() {
     // `name:tag@digest`: the tag is compared as usual.
     let both = container(&report, &tag_and_digest);
     assert_tag_update(both, "1.0", "2.0", "major");
-    assert_eq!(both.image.digest.value.as_deref(), Some(digest_1_0.as_str()));
+    assert_eq!(
+        both.image.digest.value.as_deref(),
+        Some(digest_1_0.as_str())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +354,10 @@ async fn digest_watching_on_latest() {
     let image = format!("{plain}/{}", world.repository("rolling"));
     let first = world.push(BASE_1_0, &format!("{image}:latest"));
     let running = world.run(&format!("{image}:latest"), &[]);
-    let unwatched = world.run(&format!("{image}:latest"), &[("crowsnest.watch.digest", "false")]);
+    let unwatched = world.run(
+        &format!("{image}:latest"),
+        &[("crowsnest.watch.digest", "false")],
+    );
 
     let config = world.config(&watcher(""));
     let scanner = world.scanner(&config).await;
@@ -324,7 +429,12 @@ async fn basic_auth_registry_with_right_and_wrong_credentials() {
     let object = container(&report, &id);
     assert_error_mentions(object, &["unauthorized", "private"]);
     assert!(
-        !object.error.as_ref().expect("error").message.contains(&password),
+        !object
+            .error
+            .as_ref()
+            .expect("error")
+            .message
+            .contains(&password),
         "the password never shows"
     );
 
@@ -394,7 +504,10 @@ async fn docker_hub_like_registry_with_anonymous_tokens() {
     let object = container(&report, &id);
     assert_tag_update(object, "1.0", "1.1", "minor");
     assert_eq!(object.image.registry.name, "hub");
-    assert_eq!(object.image.registry.lookup_image, format!("docker.io/{path}"));
+    assert_eq!(
+        object.image.registry.lookup_image,
+        format!("docker.io/{path}")
+    );
     assert_eq!(object.image.registry.url, format!("http://{token}/v2"));
     let counters = scanner.registry_client().counters();
     assert!(
@@ -417,7 +530,11 @@ async fn missing_repository_fails_only_its_container() {
     let missing_id = world.run(&format!("{missing}:1.0"), &[]);
 
     let config = world.config(&watcher(""));
-    let report = world.scanner(&config).await.scan(&images(&[&good, &missing])).await;
+    let report = world
+        .scanner(&config)
+        .await
+        .scan(&images(&[&good, &missing]))
+        .await;
     assert!(report.watcher_errors.is_empty());
     assert_tag_update(container(&report, &good_id), "1.0", "1.1", "minor");
     let failed = container(&report, &missing_id);
@@ -427,7 +544,11 @@ async fn missing_repository_fails_only_its_container() {
     // The table shows the failure as an error, never as "up to date".
     let output = world.crowsnest(&config, &["scan", "--image", &missing]);
     let table = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "a failed container is not a failed scan: {table}");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a failed container is not a failed scan: {table}"
+    );
     let row = table
         .lines()
         .find(|line| line.contains("never-pushed"))
@@ -446,13 +567,22 @@ async fn opt_out_labels_are_honoured() {
     let unlabelled = world.run(&format!("{image}:1.0"), &[]);
     let crowsnest_out = world.run(&format!("{image}:1.0"), &[("crowsnest.watch", "false")]);
     let wud_out = world.run(&format!("{image}:1.0"), &[("wud.watch", "false")]);
-    let crowsnest_wins = world.run(&format!("{image}:1.0"), &[("wud.watch", "false"), ("crowsnest.watch", "true")]);
+    let crowsnest_wins = world.run(
+        &format!("{image}:1.0"),
+        &[("wud.watch", "false"), ("crowsnest.watch", "true")],
+    );
 
     let config = world.config(&watcher(""));
     let report = world.scanner(&config).await.scan(&images(&[&image])).await;
     let ids: Vec<&str> = report.containers.iter().map(|c| c.id.as_str()).collect();
-    assert!(!ids.contains(&crowsnest_out.as_str()), "crowsnest.watch=false is skipped");
-    assert!(!ids.contains(&wud_out.as_str()), "wud.watch=false is skipped");
+    assert!(
+        !ids.contains(&crowsnest_out.as_str()),
+        "crowsnest.watch=false is skipped"
+    );
+    assert!(
+        !ids.contains(&wud_out.as_str()),
+        "wud.watch=false is skipped"
+    );
     assert_eq!(report.containers.len(), 2, "{ids:?}");
     assert_tag_update(container(&report, &unlabelled), "1.0", "2.0", "major");
     assert_tag_update(container(&report, &crowsnest_wins), "1.0", "2.0", "major");
@@ -471,8 +601,16 @@ async fn stopped_containers_need_watch_all() {
     let created = world.create(&format!("{image}:1.0"), &[]);
 
     let running_only = world.config_named("running.toml", &watcher(""));
-    let report = world.scanner(&running_only).await.scan(&images(&[&image])).await;
-    assert_eq!(report.containers.len(), 1, "only the running container without watch_all");
+    let report = world
+        .scanner(&running_only)
+        .await
+        .scan(&images(&[&image]))
+        .await;
+    assert_eq!(
+        report.containers.len(),
+        1,
+        "only the running container without watch_all"
+    );
     assert_eq!(container(&report, &running).status, "running");
 
     let all = world.config_named("all.toml", &watcher("watch_all = true"));
@@ -496,14 +634,22 @@ async fn unreachable_daemon_fails_its_watcher_only() {
     world.push(BASE_2_0, &format!("{image}:2.0"));
     let id = world.run(&format!("{image}:1.0"), &[]);
     let ghost = world.dir().join("no-such-dir/docker.sock");
-    let config = world.config(&format!("{}[watchers.ghost]\nsocket = \"{}\"\n", watcher(""), ghost.display()));
+    let config = world.config(&format!(
+        "{}[watchers.ghost]\nsocket = \"{}\"\n",
+        watcher(""),
+        ghost.display()
+    ));
 
     let output = world.crowsnest(&config, &["scan", "--format", "json", "--image", &image]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.contains("watcher `ghost`"), "stderr names the watcher: {stderr}");
+    assert!(
+        stderr.contains("watcher `ghost`"),
+        "stderr names the watcher: {stderr}"
+    );
     assert!(!stderr.contains("watcher `local`"), "{stderr}");
-    let containers: Vec<ContainerObject> = serde_json::from_slice(&output.stdout).expect("JSON array on stdout");
+    let containers: Vec<ContainerObject> =
+        serde_json::from_slice(&output.stdout).expect("JSON array on stdout");
     assert_eq!(containers.len(), 1);
     let object = find(&containers, &id);
     assert_eq!(object.watcher, "local");
@@ -530,7 +676,10 @@ async fn bad_config_exits_2_naming_file_line_and_key() {
     );
     assert!(stderr.contains("watchers.local.speed"), "key in {stderr}");
 
-    let bad_plugin = world.config_named("plugin.toml", "[registries.broken]\nplugin = \"no-such-plugin\"\n");
+    let bad_plugin = world.config_named(
+        "plugin.toml",
+        "[registries.broken]\nplugin = \"no-such-plugin\"\n",
+    );
     let output = world.crowsnest(&bad_plugin, &["scan"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -540,7 +689,10 @@ async fn bad_config_exits_2_naming_file_line_and_key() {
         .position(|l| l.contains("no-such-plugin"))
         .expect("line")
         + 1;
-    assert!(stderr.contains(&format!("{}:{line}", bad_plugin.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:{line}", bad_plugin.display())),
+        "{stderr}"
+    );
     assert!(stderr.contains("registries.broken.plugin"), "{stderr}");
 
     let syntax = world.config_named("syntax.toml", "[scan\n");
@@ -563,12 +715,30 @@ async fn fail_on_update_exits_3_and_json_has_the_contract_shape() {
     world.push(BASE_1_1, &format!("{image}:1.0.1"));
     world.push(BASE_1_1, &format!("{image}:1.1"));
     world.push(BASE_1_0, &format!("{current}:1.0"));
-    let id = world.run(&format!("{image}:1.0"), &[("crowsnest.display.name", "Shown Name")]);
+    let id = world.run(
+        &format!("{image}:1.0"),
+        &[("crowsnest.display.name", "Shown Name")],
+    );
     world.run(&format!("{current}:1.0"), &[]);
     let config = world.config(&watcher(""));
 
-    let output = world.crowsnest(&config, &["scan", "--fail-on-update", "--format", "json", "--image", &image]);
-    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = world.crowsnest(
+        &config,
+        &[
+            "scan",
+            "--fail-on-update",
+            "--format",
+            "json",
+            "--image",
+            &image,
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let output = world.crowsnest(&config, &["scan", "--fail-on-update", "--image", &current]);
     assert_eq!(
         output.status.code(),
@@ -577,7 +747,11 @@ async fn fail_on_update_exits_3_and_json_has_the_contract_shape() {
         String::from_utf8_lossy(&output.stderr)
     );
     let output = world.crowsnest(&config, &["scan", "--image", &image]);
-    assert_eq!(output.status.code(), Some(0), "updates only fail with --fail-on-update");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "updates only fail with --fail-on-update"
+    );
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(
         table
@@ -610,18 +784,36 @@ async fn fail_on_update_exits_3_and_json_has_the_contract_shape() {
         "error",
         "labels",
     ] {
-        assert!(object.get(key).is_some(), "container object lacks `{key}`: {object}");
+        assert!(
+            object.get(key).is_some(),
+            "container object lacks `{key}`: {object}"
+        );
     }
-    for key in ["id", "registry", "name", "tag", "digest", "architecture", "os", "created"] {
+    for key in [
+        "id",
+        "registry",
+        "name",
+        "tag",
+        "digest",
+        "architecture",
+        "os",
+        "created",
+    ] {
         assert!(object["image"].get(key).is_some(), "image lacks `{key}`");
     }
-    assert_eq!(keys(&object["image"]["registry"]), ["lookupImage", "name", "url"]);
+    assert_eq!(
+        keys(&object["image"]["registry"]),
+        ["lookupImage", "name", "url"]
+    );
     assert_eq!(keys(&object["image"]["tag"]), ["semver", "value"]);
     assert_eq!(keys(&object["image"]["digest"]), ["repo", "value", "watch"]);
     for key in ["tag", "digest", "link"] {
         assert!(object["result"].get(key).is_some(), "result lacks `{key}`");
     }
-    assert_eq!(keys(&object["updateKind"]), ["kind", "localValue", "remoteValue", "semverDiff"]);
+    assert_eq!(
+        keys(&object["updateKind"]),
+        ["kind", "localValue", "remoteValue", "semverDiff"]
+    );
     assert_eq!(object["id"], serde_json::json!(id));
     assert_eq!(object["displayName"], "Shown Name");
     assert_eq!(object["updateAvailable"], true);
@@ -652,12 +844,17 @@ async fn pull_through_mirror_is_looked_up_on_its_upstream() {
         watcher("")
     ));
     let scanner = world.scanner(&config).await;
-    let report = scanner.scan(&images(&[&format!("{proxy}/{repository}")])).await;
+    let report = scanner
+        .scan(&images(&[&format!("{proxy}/{repository}")]))
+        .await;
     let object = container(&report, &id);
     assert_tag_update(object, "1.0", "2.0", "major");
     assert_eq!(object.image.reference, mirrored);
     assert_eq!(object.image.registry.name, "mirror");
-    assert_eq!(object.image.registry.lookup_image, format!("{plain}/{repository}"));
+    assert_eq!(
+        object.image.registry.lookup_image,
+        format!("{plain}/{repository}")
+    );
     assert_eq!(object.image.registry.url, format!("http://{plain}/v2"));
     let counters = scanner.registry_client().counters();
     assert_eq!(
@@ -681,27 +878,43 @@ async fn store_survives_restart_and_prunes_containers_gone_from_docker() {
     let removed = world.run(&format!("{image}:2.0"), &opted_in);
     let config = world.config(&watcher("watch_by_default = false"));
 
-    let _serial = FULL_SCANS.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = FULL_SCANS.lock().await;
     {
         let scanner = world.scanner(&config).await;
         let report = scanner.scan(&images(&[])).await;
-        assert!(report.watcher_errors.is_empty(), "{:?}", report.watcher_errors);
+        assert!(
+            report.watcher_errors.is_empty(),
+            "{:?}",
+            report.watcher_errors
+        );
         assert_tag_update(container(&report, &kept), "1.0", "2.0", "major");
         assert_up_to_date(container(&report, &removed), "2.0");
     }
     // A new scanner on the same store: the results are still there.
     let scanner = world.scanner(&config).await;
-    let stored: Vec<ContainerObject> = scanner.store().list_containers().await.expect("store readable");
+    let stored: Vec<ContainerObject> = scanner
+        .store()
+        .list_containers()
+        .await
+        .expect("store readable");
     assert_tag_update(find(&stored, &kept), "1.0", "2.0", "major");
     assert_up_to_date(find(&stored, &removed), "2.0");
-    let history = scanner.store().update_history(&kept).await.expect("history readable");
+    let history = scanner
+        .store()
+        .update_history(&kept)
+        .await
+        .expect("history readable");
     assert_eq!(history.len(), 1, "{history:?}");
 
     // Gone from Docker: pruned by the next full scan.
     world.remove(&removed);
     let report = scanner.scan(&images(&[])).await;
     assert!(report.containers.iter().all(|c| c.id != removed));
-    let stored: Vec<ContainerObject> = scanner.store().list_containers().await.expect("store readable");
+    let stored: Vec<ContainerObject> = scanner
+        .store()
+        .list_containers()
+        .await
+        .expect("store readable");
     assert!(stored.iter().all(|c| c.id != removed), "pruned");
     assert_tag_update(find(&stored, &kept), "1.0", "2.0", "major");
 }
@@ -739,25 +952,49 @@ async fn one_tag_listing_per_repository_however_many_containers() {
             assert_tag_update(object, "1.0", "1.1", "minor");
         } else {
             assert!(!object.update_available, "{object:#?}");
-            assert_eq!(object.image.digest.repo.as_deref().map(|d| d.starts_with("sha256:")), Some(true));
+            assert_eq!(
+                object
+                    .image
+                    .digest
+                    .repo
+                    .as_deref()
+                    .map(|d| d.starts_with("sha256:")),
+                Some(true)
+            );
         }
     }
     let requests = counting.requests();
-    let tag_listings = requests.iter().filter(|(_, path)| path.contains("/tags/list")).count();
-    let manifest_requests: Vec<_> = requests.iter().filter(|(_, path)| path.contains("/manifests/")).collect();
-    assert_eq!(tag_listings, 1, "one tag listing for {CONTAINERS} containers: {requests:?}");
+    let tag_listings = requests
+        .iter()
+        .filter(|(_, path)| path.contains("/tags/list"))
+        .count();
+    let manifest_requests: Vec<_> = requests
+        .iter()
+        .filter(|(_, path)| path.contains("/manifests/"))
+        .collect();
+    assert_eq!(
+        tag_listings, 1,
+        "one tag listing for {CONTAINERS} containers: {requests:?}"
+    );
     assert_eq!(
         manifest_requests.len(),
         1,
         "one digest lookup for the `latest` containers: {requests:?}"
     );
     assert_eq!(manifest_requests[0].0, "HEAD", "digests come from a HEAD");
-    assert!(requests.len() <= 3, "no more than a ping, a listing and a HEAD: {requests:?}");
+    assert!(
+        requests.len() <= 3,
+        "no more than a ping, a listing and a HEAD: {requests:?}"
+    );
     assert_eq!(report.stats.repositories, 1);
     assert_eq!(report.stats.digest_lookups, 1);
     let client_total = scanner
         .registry_client()
         .counters()
         .total_for_origin(&format!("http://{}", counting.address));
-    assert_eq!(client_total as usize, requests.len(), "the client's own counters agree");
+    assert_eq!(
+        client_total as usize,
+        requests.len(),
+        "the client's own counters agree"
+    );
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use crowsnest::plugin::engine::ComponentCache;
 use crowsnest::plugin::registry::{ImageRef, RegistryInstanceSpec};
 use crowsnest::plugin::strategy::StrategyOptions;
-use crowsnest::plugin::{Catalog, CatalogOptions, PluginKind, RegistryPlugin, SandboxLimits, StrategyPlugin};
+use crowsnest::plugin::{
+    Catalog, CatalogOptions, PluginKind, RegistryPlugin, SandboxLimits, StrategyPlugin,
+};
 use crowsnest::registry::{ClientConfig, HostAllowList, RegistryClient};
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -46,14 +48,22 @@ async fn load(cache_dir: &std::path::Path) -> (Catalog, Duration) {
 fn report(name: &str, samples: &mut [Duration]) {
     let p50 = percentile(samples, 0.50);
     let p99 = percentile(samples, 0.99);
-    println!("{name:<44} p50 {:>9.2} µs   p99 {:>9.2} µs   (n={})", p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6, samples.len());
+    println!(
+        "{name:<44} p50 {:>9.2} µs   p99 {:>9.2} µs   (n={})",
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        samples.len()
+    );
 }
 
 /// Set in the child process that measures a warm start on its own.
 const WARM_CHILD: &str = "CROWSNEST_BENCH_WARM_CACHE";
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     match std::env::var_os(WARM_CHILD) {
         Some(cache) => runtime.block_on(warm_start(std::path::PathBuf::from(cache))),
         None => runtime.block_on(run()),
@@ -77,7 +87,9 @@ async fn warm_start(cache: std::path::PathBuf) -> anyhow::Result<()> {
                     RegistryInstanceSpec {
                         instance: entry.component.info.name.clone(),
                         settings: vec![("url".into(), "http://127.0.0.1:5000".into())],
-                        allow: Arc::new(HostAllowList::new(["127.0.0.1:5000"]).map_err(anyhow::Error::msg)?),
+                        allow: Arc::new(
+                            HostAllowList::new(["127.0.0.1:5000"]).map_err(anyhow::Error::msg)?,
+                        ),
                         oci: client.clone(),
                         http: reqwest::Client::new(),
                         limits,
@@ -86,11 +98,16 @@ async fn warm_start(cache: std::path::PathBuf) -> anyhow::Result<()> {
                 )
                 .await?,
             ),
-            PluginKind::VersionStrategy => strategies.push(StrategyPlugin::new(&entry.component, Vec::new(), limits, 1).await?),
+            PluginKind::VersionStrategy => {
+                strategies.push(StrategyPlugin::new(&entry.component, Vec::new(), limits, 1).await?)
+            }
             PluginKind::Trigger => {}
         }
     }
-    println!("warm start in a fresh process: load       {:>9.1} ms", time.as_secs_f64() * 1e3);
+    println!(
+        "warm start in a fresh process: load       {:>9.1} ms",
+        time.as_secs_f64() * 1e3
+    );
     println!(
         "  RSS with all built-ins loaded + {} instances {:>6.1} MB (peak {:.1} MB)",
         registries.len() + strategies.len(),
@@ -104,7 +121,11 @@ async fn run() -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let (cold, cold_time) = load(cache.path()).await;
     let count = cold.entries().count();
-    anyhow::ensure!(cold.problems().is_empty(), "built-ins failed to load: {:?}", cold.problems());
+    anyhow::ensure!(
+        cold.problems().is_empty(),
+        "built-ins failed to load: {:?}",
+        cold.problems()
+    );
     drop(cold);
     let mut warm_times = Vec::new();
     let mut catalog = None;
@@ -115,10 +136,21 @@ async fn run() -> anyhow::Result<()> {
     }
     let catalog = catalog.ok_or_else(|| anyhow::anyhow!("no catalog"))?;
     println!("built-in plugins                             {count}");
-    println!("cold load (compile) of all built-ins         {:>9.1} ms", cold_time.as_secs_f64() * 1e3);
-    println!("warm load (cached) of all built-ins          {:>9.1} ms  (best of 5; p50 {:.1} ms)",
-        warm_times.iter().min().copied().unwrap_or_default().as_secs_f64() * 1e3,
-        percentile(&mut warm_times, 0.5).as_secs_f64() * 1e3);
+    println!(
+        "cold load (compile) of all built-ins         {:>9.1} ms",
+        cold_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "warm load (cached) of all built-ins          {:>9.1} ms  (best of 5; p50 {:.1} ms)",
+        warm_times
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3,
+        percentile(&mut warm_times, 0.5).as_secs_f64() * 1e3
+    );
 
     let limits = SandboxLimits::default();
     let semver = catalog.find("semver", PluginKind::VersionStrategy)?;
@@ -133,7 +165,10 @@ async fn run() -> anyhow::Result<()> {
 
     let strategy = StrategyPlugin::new(&semver.component, Vec::new(), limits, 1).await?;
     let options = StrategyOptions::default();
-    let few: Vec<String> = ["1.25.3", "1.25.4", "1.26.0", "1.26.0-alpine", "latest"].iter().map(|s| s.to_string()).collect();
+    let few: Vec<String> = ["1.25.3", "1.25.4", "1.26.0", "1.26.0-alpine", "latest"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut calls = Vec::new();
     for i in 0..20_000 {
         let started = Instant::now();
@@ -145,7 +180,9 @@ async fn run() -> anyhow::Result<()> {
     }
     report("strategy choose, 5 tags, reused instance", &mut calls);
 
-    let many: Vec<String> = (0..1000).map(|i| format!("{}.{}.{}", i / 100, (i / 10) % 10, i % 10)).collect();
+    let many: Vec<String> = (0..1000)
+        .map(|i| format!("{}.{}.{}", i / 100, (i / 10) % 10, i % 10))
+        .collect();
     let mut calls = Vec::new();
     for _ in 0..2000 {
         let started = Instant::now();
@@ -192,7 +229,10 @@ async fn run() -> anyhow::Result<()> {
     }
     report("registry locate(), reused instance", &mut calls);
 
-    println!("RSS of this process (incl. cold compile)     {:>9.1} MB", rss_kib("VmRSS:") as f64 / 1024.0);
+    println!(
+        "RSS of this process (incl. cold compile)     {:>9.1} MB",
+        rss_kib("VmRSS:") as f64 / 1024.0
+    );
     let status = std::process::Command::new(std::env::current_exe()?)
         .env(WARM_CHILD, cache.path())
         .status()?;

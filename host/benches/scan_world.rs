@@ -45,7 +45,11 @@ const TAGS: [(&str, &str); 3] = [
 /// The shared test images (`scripts/dockerd.sh build-images`) the benchmark's
 /// own images derive from: a label on top gives them their own image ids, so
 /// the hundreds of tags the world adds never show on the shared images.
-const SHARED_IMAGES: [&str; 3] = ["crowsnest-test/busybox:1.0", "crowsnest-test/busybox:1.1", "crowsnest-test/busybox:2.0"];
+const SHARED_IMAGES: [&str; 3] = [
+    "crowsnest-test/busybox:1.0",
+    "crowsnest-test/busybox:1.1",
+    "crowsnest-test/busybox:2.0",
+];
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Setup requests in flight (registry and Docker).
 const SETUP_CONCURRENCY: usize = 8;
@@ -58,7 +62,10 @@ struct World {
 }
 
 fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn repo_root() -> PathBuf {
@@ -143,12 +150,21 @@ fn build_derived_image(socket: &Path, shared: &str, image: &str) -> Result<()> {
         .context("docker build stdin")?
         .write_all(format!("FROM {shared}\nLABEL crowsnest-bench-base=\"{image}\"\n").as_bytes())?;
     let output = child.wait_with_output()?;
-    ensure!(output.status.success(), "docker build {image}: {}", String::from_utf8_lossy(&output.stderr));
+    ensure!(
+        output.status.success(),
+        "docker build {image}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(())
 }
 
 /// The manifest of `repository:tag` (Docker schema 2), or `None` when absent.
-async fn manifest(http: &reqwest::Client, registry: &str, repository: &str, tag: &str) -> Result<Option<Vec<u8>>> {
+async fn manifest(
+    http: &reqwest::Client,
+    registry: &str,
+    repository: &str,
+    tag: &str,
+) -> Result<Option<Vec<u8>>> {
     let response = http
         .get(format!("http://{registry}/v2/{repository}/manifests/{tag}"))
         .header("Accept", DOCKER_MANIFEST)
@@ -157,16 +173,28 @@ async fn manifest(http: &reqwest::Client, registry: &str, repository: &str, tag:
     if response.status().as_u16() == 404 {
         return Ok(None);
     }
-    ensure!(response.status().is_success(), "GET manifest {repository}:{tag}: {}", response.status());
+    ensure!(
+        response.status().is_success(),
+        "GET manifest {repository}:{tag}: {}",
+        response.status()
+    );
     Ok(Some(response.bytes().await?.to_vec()))
 }
 
 /// Blob digests (config and layers) a schema-2 manifest references.
 fn blobs_of(manifest: &[u8]) -> Result<Vec<String>> {
     let value: serde_json::Value = serde_json::from_slice(manifest)?;
-    let mut digests = vec![value["config"]["digest"].as_str().context("config digest")?.to_string()];
+    let mut digests = vec![value["config"]["digest"]
+        .as_str()
+        .context("config digest")?
+        .to_string()];
     for layer in value["layers"].as_array().context("layers")? {
-        digests.push(layer["digest"].as_str().context("layer digest")?.to_string());
+        digests.push(
+            layer["digest"]
+                .as_str()
+                .context("layer digest")?
+                .to_string(),
+        );
     }
     Ok(digests)
 }
@@ -185,20 +213,35 @@ async fn seed(world: &World, http: &reqwest::Client) -> Result<Vec<Vec<u8>>> {
         docker_cli(&world.socket, &["tag", image, &target])?;
         docker_cli(&world.socket, &["push", "--quiet", &target])?;
         docker_cli(&world.socket, &["rmi", "--no-prune", &target])?;
-        manifests.push(manifest(http, &world.registry, &seed, tag).await?.context("seed manifest after push")?);
+        manifests.push(
+            manifest(http, &world.registry, &seed, tag)
+                .await?
+                .context("seed manifest after push")?,
+        );
     }
     Ok(manifests)
 }
 
 /// Gives `repository` the three tags: blobs mounted from the seed, manifests PUT.
-async fn fill_repository(world: &World, http: &reqwest::Client, repository: &str, manifests: &[Vec<u8>]) -> Result<bool> {
+async fn fill_repository(
+    world: &World,
+    http: &reqwest::Client,
+    repository: &str,
+    manifests: &[Vec<u8>],
+) -> Result<bool> {
     let listed = http
-        .get(format!("http://{}/v2/{repository}/tags/list", world.registry))
+        .get(format!(
+            "http://{}/v2/{repository}/tags/list",
+            world.registry
+        ))
         .send()
         .await?;
     if listed.status().is_success() {
         let tags: serde_json::Value = listed.json().await?;
-        let present: Vec<&str> = tags["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+        let present: Vec<&str> = tags["tags"]
+            .as_array()
+            .map(|t| t.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
         if TAGS.iter().all(|(tag, _)| present.contains(tag)) {
             return Ok(false);
         }
@@ -212,15 +255,26 @@ async fn fill_repository(world: &World, http: &reqwest::Client, repository: &str
                 ))
                 .send()
                 .await?;
-            ensure!(mounted.status().as_u16() == 201, "mount {digest} into {repository}: {}", mounted.status());
+            ensure!(
+                mounted.status().as_u16() == 201,
+                "mount {digest} into {repository}: {}",
+                mounted.status()
+            );
         }
         let put = http
-            .put(format!("http://{}/v2/{repository}/manifests/{tag}", world.registry))
+            .put(format!(
+                "http://{}/v2/{repository}/manifests/{tag}",
+                world.registry
+            ))
             .header("Content-Type", DOCKER_MANIFEST)
             .body(manifest.clone())
             .send()
             .await?;
-        ensure!(put.status().is_success(), "PUT {repository}:{tag}: {}", put.status());
+        ensure!(
+            put.status().is_success(),
+            "PUT {repository}:{tag}: {}",
+            put.status()
+        );
     }
     Ok(true)
 }
@@ -229,7 +283,11 @@ async fn fill_repository(world: &World, http: &reqwest::Client, repository: &str
 /// tags in thirds (two thirds have an update, one third is current).
 fn container_image(world: &World, index: usize) -> String {
     let (tag, _) = TAGS[(index / world.repositories) % TAGS.len()];
-    format!("{}/{}:{tag}", world.registry, repository(index % world.repositories))
+    format!(
+        "{}/{}:{tag}",
+        world.registry,
+        repository(index % world.repositories)
+    )
 }
 
 async fn bench_containers(docker: &Docker) -> Result<Vec<(String, String)>> {
@@ -267,26 +325,30 @@ async fn setup(world: &World, docker: &Docker) -> Result<()> {
     }
 
     // Local tags, so that containers name the registry's repositories.
-    let tags: Vec<Result<()>> = futures::stream::iter((0..world.repositories).flat_map(|r| TAGS.iter().map(move |t| (r, *t))))
-        .map(|(index, (tag, image))| async move {
-            docker
-                .tag_image(
-                    image,
-                    Some(TagImageOptions {
-                        repo: Some(format!("{}/{}", world.registry, repository(index))),
-                        tag: Some(tag.to_string()),
-                    }),
-                )
-                .await
-                .with_context(|| format!("tag {image}"))
-        })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .collect()
-        .await;
+    let tags: Vec<Result<()>> = futures::stream::iter(
+        (0..world.repositories).flat_map(|r| TAGS.iter().map(move |t| (r, *t))),
+    )
+    .map(|(index, (tag, image))| async move {
+        docker
+            .tag_image(
+                image,
+                Some(TagImageOptions {
+                    repo: Some(format!("{}/{}", world.registry, repository(index))),
+                    tag: Some(tag.to_string()),
+                }),
+            )
+            .await
+            .with_context(|| format!("tag {image}"))
+    })
+    .buffer_unordered(SETUP_CONCURRENCY)
+    .collect()
+    .await;
     tags.into_iter().collect::<Result<Vec<()>>>()?;
 
     let existing = bench_containers(docker).await?;
-    let wanted: Vec<String> = (0..world.containers).map(|i| container_image(world, i)).collect();
+    let wanted: Vec<String> = (0..world.containers)
+        .map(|i| container_image(world, i))
+        .collect();
     let mut have: Vec<String> = existing.iter().map(|(_, image)| image.clone()).collect();
     let mut want = wanted.clone();
     have.sort();
@@ -361,25 +423,30 @@ async fn remove_containers(docker: &Docker, containers: &[(String, String)]) {
 async fn cleanup(world: &World, docker: &Docker) -> Result<()> {
     let containers = bench_containers(docker).await?;
     remove_containers(docker, &containers).await;
-    futures::stream::iter((0..world.repositories).flat_map(|r| TAGS.iter().map(move |(tag, _)| (r, *tag))))
-        .for_each_concurrent(SETUP_CONCURRENCY, |(index, tag)| async move {
-            let reference = format!("{}/{}:{tag}", world.registry, repository(index));
-            let removed = docker
-                .remove_image(
-                    &reference,
-                    Some(RemoveImageOptions {
-                        noprune: true,
-                        ..Default::default()
-                    }),
-                    None,
-                )
-                .await;
-            if let Err(err) = removed {
-                eprintln!("cleanup: cannot untag {reference}: {err}");
-            }
-        })
-        .await;
-    println!("cleanup: removed {} containers and the local tags", containers.len());
+    futures::stream::iter(
+        (0..world.repositories).flat_map(|r| TAGS.iter().map(move |(tag, _)| (r, *tag))),
+    )
+    .for_each_concurrent(SETUP_CONCURRENCY, |(index, tag)| async move {
+        let reference = format!("{}/{}:{tag}", world.registry, repository(index));
+        let removed = docker
+            .remove_image(
+                &reference,
+                Some(RemoveImageOptions {
+                    noprune: true,
+                    ..Default::default()
+                }),
+                None,
+            )
+            .await;
+        if let Err(err) = removed {
+            eprintln!("cleanup: cannot untag {reference}: {err}");
+        }
+    })
+    .await;
+    println!(
+        "cleanup: removed {} containers and the local tags",
+        containers.len()
+    );
     Ok(())
 }
 
@@ -404,7 +471,9 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
     let rss_before = status_kib("VmRSS:");
     let peak_reset = reset_peak_rss();
     let setup_started = Instant::now();
-    let scanner = Scanner::new(&config).await.map_err(|err| anyhow::anyhow!("scanner setup: {err}"))?;
+    let scanner = Scanner::new(&config)
+        .await
+        .map_err(|err| anyhow::anyhow!("scanner setup: {err}"))?;
     let setup_time = setup_started.elapsed();
     let counters = scanner.registry_client().counters();
     let request = ScanRequest::default();
@@ -422,7 +491,11 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
             .iter()
             .filter(|c| c.labels.get(BENCH_LABEL).map(String::as_str) == Some("1"))
             .count();
-        let updates = report.containers.iter().filter(|c| c.update_available).count();
+        let updates = report
+            .containers
+            .iter()
+            .filter(|c| c.update_available)
+            .count();
         let errors: Vec<&str> = report
             .containers
             .iter()
@@ -450,7 +523,10 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
         let started = Instant::now();
         let found = crowsnest::discovery::discover_all(scanner.watchers()).await;
         discovery_times.push(started.elapsed());
-        ensure!(found.iter().all(|w| w.containers.is_ok()), "discovery failed");
+        ensure!(
+            found.iter().all(|w| w.containers.is_ok()),
+            "discovery failed"
+        );
     }
     discovery_times.sort();
     let warm: Vec<Duration> = times.iter().skip(1).copied().collect();
@@ -459,8 +535,14 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
     let best = sorted.first().copied().unwrap_or_default();
     println!();
-    println!("scanner setup (plugins, store):      {:>8.1} ms", setup_time.as_secs_f64() * 1000.0);
-    println!("full scan, first:                    {:>8.1} ms   (target < 500 ms)", times[0].as_secs_f64() * 1000.0);
+    println!(
+        "scanner setup (plugins, store):      {:>8.1} ms",
+        setup_time.as_secs_f64() * 1000.0
+    );
+    println!(
+        "full scan, first:                    {:>8.1} ms   (target < 500 ms)",
+        times[0].as_secs_f64() * 1000.0
+    );
     println!(
         "full scan, warm median / best:       {:>8.1} ms / {:.1} ms",
         median.as_secs_f64() * 1000.0,
@@ -470,9 +552,15 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
         "  of which Docker discovery (median): {:>8.1} ms",
         discovery_times[discovery_times.len() / 2].as_secs_f64() * 1000.0
     );
-    println!("registry requests per scan:          {:>8}      (target <= 150) {requests:?}", requests.iter().max().copied().unwrap_or(0));
+    println!(
+        "registry requests per scan:          {:>8}      (target <= 150) {requests:?}",
+        requests.iter().max().copied().unwrap_or(0)
+    );
     for count in counters.snapshot() {
-        println!("  {} status {:?}: {}", count.origin, count.status, count.count);
+        println!(
+            "  {} status {:?}: {}",
+            count.origin, count.status, count.count
+        );
     }
     println!(
         "peak RSS (VmHWM{}):             {:>8.1} MB   (target < 50 MB; RSS before the scanner {:.1} MB)",
@@ -480,7 +568,10 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
         status_kib("VmHWM:") as f64 / 1024.0,
         rss_before as f64 / 1024.0
     );
-    println!("RSS now:                             {:>8.1} MB", status_kib("VmRSS:") as f64 / 1024.0);
+    println!(
+        "RSS now:                             {:>8.1} MB",
+        status_kib("VmRSS:") as f64 / 1024.0
+    );
     Ok(())
 }
 
@@ -494,14 +585,25 @@ fn main() -> Result<()> {
             .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
     };
     let scans = env_number("CROWSNEST_BENCH_SCANS", 5).max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
-        let docker = Docker::connect_with_unix(&world.socket.display().to_string(), 120, bollard::API_DEFAULT_VERSION)
-            .context("connect to the test Docker engine (scripts/dockerd.sh start)")?;
-        docker.ping().await.context("the test Docker engine does not answer (scripts/dockerd.sh start)")?;
+        let docker = Docker::connect_with_unix(
+            &world.socket.display().to_string(),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .context("connect to the test Docker engine (scripts/dockerd.sh start)")?;
+        docker
+            .ping()
+            .await
+            .context("the test Docker engine does not answer (scripts/dockerd.sh start)")?;
         for shared in SHARED_IMAGES {
             if docker.inspect_image(shared).await.is_err() {
-                let status = Command::new(repo_root().join("scripts/dockerd.sh")).arg("build-images").status()?;
+                let status = Command::new(repo_root().join("scripts/dockerd.sh"))
+                    .arg("build-images")
+                    .status()?;
                 ensure!(status.success(), "scripts/dockerd.sh build-images failed");
                 break;
             }

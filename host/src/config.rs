@@ -121,10 +121,13 @@ impl PluginInstanceConfig {
 pub fn setting_text(value: &toml::Value) -> String {
     match value {
         toml::Value::String(text) => text.clone(),
-        toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) | toml::Value::Datetime(_) => {
-            value.to_string()
+        toml::Value::Integer(_)
+        | toml::Value::Float(_)
+        | toml::Value::Boolean(_)
+        | toml::Value::Datetime(_) => value.to_string(),
+        toml::Value::Array(_) | toml::Value::Table(_) => {
+            serde_json::to_string(value).unwrap_or_default()
         }
-        toml::Value::Array(_) | toml::Value::Table(_) => serde_json::to_string(value).unwrap_or_default(),
     }
 }
 
@@ -144,7 +147,9 @@ pub fn resolve_path(cli: Option<&Path>) -> Option<PathBuf> {
 impl Config {
     /// Load from `path` (or defaults), then apply environment overrides and `*_file` secrets.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("CROWSNEST__")).collect();
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("CROWSNEST__"))
+            .collect();
         match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
@@ -161,7 +166,9 @@ impl Config {
 
     /// Parse config text; `env` holds `CROWSNEST__SECTION__KEY=value` overrides.
     pub fn parse(text: &str, file: &Path, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = text.parse().map_err(|err: toml::de::Error| toml_error(text, file, &err))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|err: toml::de::Error| toml_error(text, file, &err))?;
         apply_env(&mut table, env)?;
         resolve_secret_files(&mut table, text, file)?;
         let mut config: Config = Config::deserialize(table).map_err(|err| {
@@ -175,10 +182,19 @@ impl Config {
             }
         })?;
         config.source = Some(file.to_path_buf());
-        for (section, instances) in [("registries", &config.registries), ("triggers", &config.triggers)] {
+        for (section, instances) in [
+            ("registries", &config.registries),
+            ("triggers", &config.triggers),
+        ] {
             for (name, instance) in instances {
                 if instance.plugin.trim().is_empty() {
-                    return Err(config.error_at(text, section, name, "plugin", "must name a plugin"));
+                    return Err(config.error_at(
+                        text,
+                        section,
+                        name,
+                        "plugin",
+                        "must name a plugin",
+                    ));
                 }
             }
         }
@@ -186,11 +202,22 @@ impl Config {
     }
 
     /// An error pointing at `[section.name] key` in `text`.
-    pub fn error_at(&self, text: &str, section: &str, name: &str, key: &str, message: impl Into<String>) -> ConfigError {
+    pub fn error_at(
+        &self,
+        text: &str,
+        section: &str,
+        name: &str,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let header = format!("{section}.{name}");
         ConfigError {
-            file: self.source.clone().unwrap_or_else(|| PathBuf::from("<defaults>")),
-            line: find_key_line(text, Some(&header), key).or_else(|| find_header_line(text, &header)),
+            file: self
+                .source
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("<defaults>")),
+            line: find_key_line(text, Some(&header), key)
+                .or_else(|| find_header_line(text, &header)),
             key: Some(format!("{header}.{key}")),
             message: message.into(),
         }
@@ -219,7 +246,14 @@ fn unknown_field(message: &str) -> Option<String> {
 /// Line of `[header]` (exact table header).
 fn find_header_line(text: &str, header: &str) -> Option<usize> {
     text.lines()
-        .position(|line| line.trim().trim_start_matches('[').trim_end_matches(']').trim() == header && line.trim().starts_with('['))
+        .position(|line| {
+            line.trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                == header
+                && line.trim().starts_with('[')
+        })
         .map(|idx| idx + 1)
 }
 
@@ -251,7 +285,9 @@ fn find_key_line(text: &str, header: Option<&str>, key: &str) -> Option<usize> {
 /// Values that parse as TOML scalars (true, 42) keep their type; others are strings.
 fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
     for (name, value) in env {
-        let Some(path) = name.strip_prefix("CROWSNEST__") else { continue };
+        let Some(path) = name.strip_prefix("CROWSNEST__") else {
+            continue;
+        };
         let parts: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
         let env_error = |message: String| ConfigError {
             file: PathBuf::from("<environment>"),
@@ -268,7 +304,9 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
             .and_then(|mut t| t.remove("v"))
             .filter(|v| !matches!(v, toml::Value::Table(_)))
             .unwrap_or_else(|| toml::Value::String(value.clone()));
-        let (last, parents) = parts.split_last().ok_or_else(|| env_error("no key".into()))?;
+        let (last, parents) = parts
+            .split_last()
+            .ok_or_else(|| env_error("no key".into()))?;
         let mut cursor = &mut *table;
         for part in parents {
             let entry = cursor
@@ -284,10 +322,16 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
 }
 
 /// In plugin instance and server tables, `X_file = "path"` becomes `X = <file content>`.
-fn resolve_secret_files(table: &mut toml::Table, text: &str, file: &Path) -> Result<(), ConfigError> {
+fn resolve_secret_files(
+    table: &mut toml::Table,
+    text: &str,
+    file: &Path,
+) -> Result<(), ConfigError> {
     let mut sections: Vec<(String, &mut toml::Table)> = Vec::new();
     for (section, value) in table.iter_mut() {
-        let Some(inner) = value.as_table_mut() else { continue };
+        let Some(inner) = value.as_table_mut() else {
+            continue;
+        };
         match section.as_str() {
             "registries" | "triggers" | "watchers" => {
                 for (name, instance) in inner.iter_mut() {
@@ -301,7 +345,11 @@ fn resolve_secret_files(table: &mut toml::Table, text: &str, file: &Path) -> Res
         }
     }
     for (header, instance) in sections {
-        let file_keys: Vec<String> = instance.keys().filter(|k| k.ends_with("_file")).cloned().collect();
+        let file_keys: Vec<String> = instance
+            .keys()
+            .filter(|k| k.ends_with("_file"))
+            .cloned()
+            .collect();
         for file_key in file_keys {
             let target = file_key.trim_end_matches("_file").to_string();
             if matches!(target.as_str(), "ca" | "cert" | "key") {
@@ -313,13 +361,21 @@ fn resolve_secret_files(table: &mut toml::Table, text: &str, file: &Path) -> Res
                 key: Some(format!("{header}.{file_key}")),
                 message,
             };
-            let Some(path) = instance.get(&file_key).and_then(toml::Value::as_str).map(PathBuf::from) else {
+            let Some(path) = instance
+                .get(&file_key)
+                .and_then(toml::Value::as_str)
+                .map(PathBuf::from)
+            else {
                 return Err(error("must be a file path (string)".into()));
             };
-            let secret = std::fs::read_to_string(&path)
-                .map_err(|err| error(format!("cannot read secret file {}: {err}", path.display())))?;
+            let secret = std::fs::read_to_string(&path).map_err(|err| {
+                error(format!("cannot read secret file {}: {err}", path.display()))
+            })?;
             instance.remove(&file_key);
-            instance.insert(target, toml::Value::String(secret.trim_end_matches(['\n', '\r']).to_string()));
+            instance.insert(
+                target,
+                toml::Value::String(secret.trim_end_matches(['\n', '\r']).to_string()),
+            );
         }
     }
     Ok(())
@@ -379,18 +435,28 @@ mod tests {
             secret.display()
         );
         let env = vec![
-            ("CROWSNEST__REGISTRIES__PRIV__USERNAME".to_string(), "alice".to_string()),
-            ("CROWSNEST__PLUGINS__CPU_LIMIT_MS".to_string(), "250".to_string()),
+            (
+                "CROWSNEST__REGISTRIES__PRIV__USERNAME".to_string(),
+                "alice".to_string(),
+            ),
+            (
+                "CROWSNEST__PLUGINS__CPU_LIMIT_MS".to_string(),
+                "250".to_string(),
+            ),
         ];
         let config = Config::parse(&text, Path::new("c.toml"), &env).unwrap();
-        assert_eq!(config.registries["priv"].get_str("password"), Some("s3cret"));
+        assert_eq!(
+            config.registries["priv"].get_str("password"),
+            Some("s3cret")
+        );
         assert_eq!(config.registries["priv"].get_str("username"), Some("alice"));
         assert_eq!(config.plugins.cpu_limit_ms, 250);
     }
 
     #[test]
     fn missing_secret_file_names_key() {
-        let err = parse("[registries.p]\nplugin = \"oci\"\npassword_file = \"/nonexistent/pw\"\n").unwrap_err();
+        let err = parse("[registries.p]\nplugin = \"oci\"\npassword_file = \"/nonexistent/pw\"\n")
+            .unwrap_err();
         assert_eq!(err.key.as_deref(), Some("registries.p.password_file"));
         assert_eq!(err.line, Some(3));
     }

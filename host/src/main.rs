@@ -79,7 +79,11 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => {
             let _ = err.print();
-            return if err.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if err.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     cli::init_tracing();
@@ -90,7 +94,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -99,10 +106,26 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match args.command {
-            Command::Scan { format, images, fail_on_update } => cli::scan::run(&config, format, images, fail_on_update).await,
+            Command::Scan {
+                format,
+                images,
+                fail_on_update,
+            } => cli::scan::run(&config, format, images, fail_on_update).await,
             Command::Serve => cli::serve::run(&config).await,
-            Command::Rescan { server, images, token, format, timeout } => {
-                let args = cli::rescan::RescanArgs { server, images, token, format, timeout: std::time::Duration::from_secs(timeout) };
+            Command::Rescan {
+                server,
+                images,
+                token,
+                format,
+                timeout,
+            } => {
+                let args = cli::rescan::RescanArgs {
+                    server,
+                    images,
+                    token,
+                    format,
+                    timeout: std::time::Duration::from_secs(timeout),
+                };
                 cli::rescan::run(&args).await
             }
             Command::Plugins { command } => match command {

@@ -138,7 +138,12 @@ impl ContainerObject {
     /// (`nginx`, `library/nginx`, `docker.io/library/nginx`, `127.0.0.1:5000/team/app`,
     /// `team/app:1.2`).
     pub fn matches_image(&self, pattern: &str) -> bool {
-        image_matches(&self.image.reference, &self.image.registry.lookup_image, &self.image.name, pattern)
+        image_matches(
+            &self.image.reference,
+            &self.image.registry.lookup_image,
+            &self.image.name,
+            pattern,
+        )
     }
 }
 
@@ -162,7 +167,8 @@ pub fn image_matches(reference: &str, lookup: &str, path: &str, pattern: &str) -
         .any(|candidate| {
             !candidate.is_empty()
                 && (*candidate == pattern_name
-                    || (pattern_name.contains('/') && candidate.ends_with(&format!("/{pattern_name}"))))
+                    || (pattern_name.contains('/')
+                        && candidate.ends_with(&format!("/{pattern_name}"))))
         })
 }
 
@@ -170,7 +176,10 @@ pub fn image_matches(reference: &str, lookup: &str, path: &str, pattern: &str) -
 fn split_tag(reference: &str) -> (&str, Option<&str>) {
     let slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[slash..].rfind(':') {
-        Some(colon) => (&reference[..slash + colon], Some(&reference[slash + colon + 1..])),
+        Some(colon) => (
+            &reference[..slash + colon],
+            Some(&reference[slash + colon + 1..]),
+        ),
         None => (reference, None),
     }
 }
@@ -237,11 +246,21 @@ mod tests {
         assert!(!hub("nginx:1.26"));
         assert!(!hub("ginx"));
         assert!(!hub("redis"));
-        let private = |p| image_matches("127.0.0.1:5000/team/app:2.0", "127.0.0.1:5000/team/app", "team/app", p);
+        let private = |p| {
+            image_matches(
+                "127.0.0.1:5000/team/app:2.0",
+                "127.0.0.1:5000/team/app",
+                "team/app",
+                p,
+            )
+        };
         assert!(private("team/app"));
         assert!(private("127.0.0.1:5000/team/app"));
         assert!(private("127.0.0.1:5000/team/app:2.0"));
-        assert!(!private("app"), "a bare last component does not match a nested repository");
+        assert!(
+            !private("app"),
+            "a bare last component does not match a nested repository"
+        );
         assert!(!private("other/app"));
         assert!(!private("127.0.0.1:5001/team/app"));
     }

@@ -130,17 +130,7 @@ pub fn world() -> &'static Registries {
             "no Docker daemon answers on {}: run scripts/dockerd.sh start",
             docker_socket().display()
         );
-        if ![BASE_1_0, BASE_1_1, BASE_2_0]
-            .iter()
-            .all(|image| docker_ok(&["image", "inspect", image]))
-        {
-            let status = Command::new(repo_root().join("scripts/dockerd.sh"))
-                .arg("build-images")
-                .env("CROWSNEST_DOCKER_SOCKET", docker_socket())
-                .status()
-                .expect("run scripts/dockerd.sh build-images");
-            assert!(status.success(), "scripts/dockerd.sh build-images failed");
-        }
+        build_base_images();
         let mut values = read_env();
         let plain_url = values
             .get("CROWSNEST_TEST_REGISTRY_PLAIN")
@@ -185,10 +175,16 @@ fn build_base_images() {
         (BASE_1_1, "crowsnest-test/busybox:1.1"),
         (BASE_2_0, "crowsnest-test/busybox:2.0"),
     ];
-    if SHARED.iter().all(|(ours, _)| docker_ok(&["image", "inspect", ours])) {
+    if SHARED
+        .iter()
+        .all(|(ours, _)| docker_ok(&["image", "inspect", ours]))
+    {
         return;
     }
-    if !SHARED.iter().all(|(_, shared)| docker_ok(&["image", "inspect", shared])) {
+    if !SHARED
+        .iter()
+        .all(|(_, shared)| docker_ok(&["image", "inspect", shared]))
+    {
         let status = Command::new(repo_root().join("scripts/dockerd.sh"))
             .arg("build-images")
             .env("CROWSNEST_DOCKER_SOCKET", docker_socket())
@@ -207,11 +203,19 @@ fn build_base_images() {
             .spawn()
             .and_then(|mut child| {
                 use std::io::Write;
-                child.stdin.take().expect("stdin").write_all(dockerfile.as_bytes())?;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(dockerfile.as_bytes())?;
                 child.wait_with_output()
             })
             .expect("run docker build");
-        assert!(output.status.success(), "docker build {ours} failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "docker build {ours} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 

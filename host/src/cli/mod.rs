@@ -1,8 +1,8 @@
 //! Command-line front ends of the host's capabilities.
 
 pub mod plugins;
-pub mod scan;
 pub mod rescan;
+pub mod scan;
 pub mod serve;
 
 /// Log to stderr; `RUST_LOG` (or `CROWSNEST_LOG`) picks the level, `warn` by default.

@@ -22,7 +22,13 @@ pub enum ListFormat {
 pub fn catalog_options(config: &Config) -> CatalogOptions {
     CatalogOptions {
         dir: Some(config.plugins.dir.clone()),
-        cache: ComponentCache::new(config.plugins.cache_dir.clone().or_else(ComponentCache::default_dir)),
+        cache: ComponentCache::new(
+            config
+                .plugins
+                .cache_dir
+                .clone()
+                .or_else(ComponentCache::default_dir),
+        ),
     }
 }
 
@@ -50,7 +56,13 @@ pub async fn list(config: &Config, format: ListFormat) -> anyhow::Result<ExitCod
                 })
                 .collect();
             let problems = serde_json::to_value(catalog.problems())?;
-            writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({"plugins": rows, "skipped": problems}))?)?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"plugins": rows, "skipped": problems})
+                )?
+            )?;
         }
         ListFormat::Table => {
             let rows: Vec<[String; 5]> = catalog
@@ -66,9 +78,18 @@ pub async fn list(config: &Config, format: ListFormat) -> anyhow::Result<ExitCod
                     ]
                 })
                 .collect();
-            write_table(&mut out, &["NAME", "KIND", "VERSION", "SOURCE", "SHA256"], &rows)?;
+            write_table(
+                &mut out,
+                &["NAME", "KIND", "VERSION", "SOURCE", "SHA256"],
+                &rows,
+            )?;
             for problem in catalog.problems() {
-                writeln!(out, "skipped {}: {}", problem.path.display(), problem.reason)?;
+                writeln!(
+                    out,
+                    "skipped {}: {}",
+                    problem.path.display(),
+                    problem.reason
+                )?;
             }
         }
     }
@@ -108,7 +129,11 @@ pub async fn check(config: &Config, path: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            eprintln!("{}: not a valid crowsnest plugin: {}", path.display(), reason_of(&err));
+            eprintln!(
+                "{}: not a valid crowsnest plugin: {}",
+                path.display(),
+                reason_of(&err)
+            );
             Ok(ExitCode::from(1))
         }
     }
@@ -125,7 +150,11 @@ fn print_description(component: &PluginComponent) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let info = &component.info;
     writeln!(out, "valid {} plugin", info.kind)?;
-    writeln!(out, "  world:       crowsnest:plugin/{}@0.1.0", info.kind.world())?;
+    writeln!(
+        out,
+        "  world:       crowsnest:plugin/{}@0.1.0",
+        info.kind.world()
+    )?;
     writeln!(out, "  name:        {}", info.name)?;
     writeln!(out, "  version:     {}", info.version)?;
     writeln!(out, "  description: {}", info.description)?;
@@ -143,7 +172,11 @@ fn print_description(component: &PluginComponent) -> std::io::Result<()> {
             if key.secret {
                 flags.push("secret");
             }
-            let flags = if flags.is_empty() { String::new() } else { format!(" ({})", flags.join(", ")) };
+            let flags = if flags.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", flags.join(", "))
+            };
             writeln!(out, "    {}{flags}: {}", key.name, key.description)?;
         }
     }

@@ -30,7 +30,12 @@ pub mod exit {
 }
 
 /// Run `scan`.
-pub async fn run(config: &Config, format: ScanFormat, images: Vec<String>, fail_on_update: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config: &Config,
+    format: ScanFormat,
+    images: Vec<String>,
+    fail_on_update: bool,
+) -> anyhow::Result<ExitCode> {
     let scanner = match Scanner::new(config).await {
         Ok(scanner) => scanner,
         Err(ScanSetupError::Config(err)) => {
@@ -42,13 +47,18 @@ pub async fn run(config: &Config, format: ScanFormat, images: Vec<String>, fail_
             return Ok(ExitCode::from(exit::FAILED));
         }
     };
-    let request = ScanRequest { images, container_ids: Vec::new() };
+    let request = ScanRequest {
+        images,
+        container_ids: Vec::new(),
+    };
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} scanning repositories {pos}/{len} {wide_bar} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} scanning repositories {pos}/{len} {wide_bar} {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -65,7 +75,11 @@ pub async fn run(config: &Config, format: ScanFormat, images: Vec<String>, fail_
     let mut out = std::io::stdout().lock();
     match format {
         ScanFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report.containers)?)?,
-        ScanFormat::Table => write_table(&mut out, &report, std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())?,
+        ScanFormat::Table => write_table(
+            &mut out,
+            &report,
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        )?,
     }
     for failed in &report.watcher_errors {
         eprintln!("error: watcher `{}`: {}", failed.watcher, failed.message);
@@ -86,11 +100,16 @@ fn status(container: &ContainerObject) -> (String, &'static str) {
     }
     match &container.update_kind {
         Some(kind) if container.update_available => {
-            let detail = kind.semver_diff.clone().unwrap_or_else(|| kind.kind.clone());
+            let detail = kind
+                .semver_diff
+                .clone()
+                .unwrap_or_else(|| kind.kind.clone());
             (format!("update ({detail})"), "33")
         }
         _ if container.result.is_some() => ("up to date".into(), "32"),
-        _ if container.image.tag.value.is_none() => ("pinned by digest: no tag to follow".into(), "2"),
+        _ if container.image.tag.value.is_none() => {
+            ("pinned by digest: no tag to follow".into(), "2")
+        }
         _ => ("not checked".into(), "2"),
     }
 }
@@ -101,17 +120,32 @@ fn write_table(out: &mut impl Write, report: &ScanReport, colour: bool) -> std::
         .containers
         .iter()
         .map(|c| {
-            let current = c.image.tag.value.clone().unwrap_or_else(|| "(digest)".into());
+            let current = c
+                .image
+                .tag
+                .value
+                .clone()
+                .unwrap_or_else(|| "(digest)".into());
             let offered = match &c.update_kind {
                 Some(kind) if c.update_available && kind.kind == "digest" => {
-                    format!("new digest {}", short_digest(kind.remote_value.as_deref().unwrap_or_default()))
+                    format!(
+                        "new digest {}",
+                        short_digest(kind.remote_value.as_deref().unwrap_or_default())
+                    )
                 }
                 Some(kind) if c.update_available => kind.remote_value.clone().unwrap_or_default(),
                 _ => "-".into(),
             };
             let (text, code) = status(c);
             (
-                [c.display_name.clone(), c.watcher.clone(), c.image.reference.clone(), current, offered, text],
+                [
+                    c.display_name.clone(),
+                    c.watcher.clone(),
+                    c.image.reference.clone(),
+                    current,
+                    offered,
+                    text,
+                ],
                 code,
             )
         })
@@ -140,8 +174,16 @@ fn write_table(out: &mut impl Write, report: &ScanReport, colour: bool) -> std::
             writeln!(out, "{line}  {}", cells[5])?;
         }
     }
-    let updates = report.containers.iter().filter(|c| c.update_available).count();
-    let errors = report.containers.iter().filter(|c| c.error.is_some()).count();
+    let updates = report
+        .containers
+        .iter()
+        .filter(|c| c.update_available)
+        .count();
+    let errors = report
+        .containers
+        .iter()
+        .filter(|c| c.error.is_some())
+        .count();
     writeln!(
         out,
         "\n{} containers, {updates} with updates, {errors} errors, {} repositories, {} ms",

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::component::{prepare, PluginComponent};
 use super::engine::{sha256_hex, shared_engine, ComponentCache};
-use crate::registry::HostAllowList;
 use super::{PluginError, PluginKind, PluginSource};
+use crate::registry::HostAllowList;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/builtin_components.rs"));
@@ -32,8 +32,10 @@ pub struct Grants {
 impl Grants {
     /// Parse a grants file's text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let grants: Self = toml::from_str(text).map_err(|err| err.to_string().trim().replace('\n', " "))?;
-        HostAllowList::new(&grants.allowed_hosts).map_err(|reason| format!("allowed_hosts: {reason}"))?;
+        let grants: Self =
+            toml::from_str(text).map_err(|err| err.to_string().trim().replace('\n', " "))?;
+        HostAllowList::new(&grants.allowed_hosts)
+            .map_err(|reason| format!("allowed_hosts: {reason}"))?;
         Ok(grants)
     }
 }
@@ -79,7 +81,12 @@ impl Catalog {
         let mut catalog = Self::default();
         let builtins = builtin_components().iter().map(|(stem, bytes)| {
             let cache = options.cache.clone();
-            async move { (stem, load_bytes(&cache, stem, bytes.to_vec(), PluginSource::Builtin).await) }
+            async move {
+                (
+                    stem,
+                    load_bytes(&cache, stem, bytes.to_vec(), PluginSource::Builtin).await,
+                )
+            }
         });
         for (stem, result) in futures::future::join_all(builtins).await {
             match result {
@@ -116,7 +123,10 @@ impl Catalog {
                 return;
             }
             Err(err) => {
-                self.problem(dir.to_path_buf(), format!("cannot read plugin directory: {err}"));
+                self.problem(
+                    dir.to_path_buf(),
+                    format!("cannot read plugin directory: {err}"),
+                );
                 return;
             }
         };
@@ -134,7 +144,10 @@ impl Catalog {
                     if let Some(previous) = from_dir.get(&name) {
                         self.problem(
                             path,
-                            format!("plugin name `{name}` is already used by {}; skipped", previous.display()),
+                            format!(
+                                "plugin name `{name}` is already used by {}; skipped",
+                                previous.display()
+                            ),
                         );
                         continue;
                     }
@@ -178,7 +191,10 @@ impl Catalog {
     pub fn find(&self, name: &str, kind: PluginKind) -> Result<&CatalogEntry, PluginError> {
         match self.entries.get(name) {
             Some(entry) if entry.component.info.kind == kind => Ok(entry),
-            _ => Err(PluginError::Unknown { name: name.to_string(), kind }),
+            _ => Err(PluginError::Unknown {
+                name: name.to_string(),
+                kind,
+            }),
         }
     }
 
@@ -195,9 +211,15 @@ impl Catalog {
 async fn load_dropin(path: &Path, cache: &ComponentCache) -> Result<CatalogEntry, String> {
     let grants_path = path.with_extension("toml");
     let grants = match std::fs::read_to_string(&grants_path) {
-        Ok(text) => Grants::parse(&text).map_err(|reason| format!("grants file {}: {reason}", grants_path.display()))?,
+        Ok(text) => Grants::parse(&text)
+            .map_err(|reason| format!("grants file {}: {reason}", grants_path.display()))?,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Grants::default(),
-        Err(err) => return Err(format!("cannot read grants file {}: {err}", grants_path.display())),
+        Err(err) => {
+            return Err(format!(
+                "cannot read grants file {}: {err}",
+                grants_path.display()
+            ))
+        }
     };
     let component = check_file(path, cache).await.map_err(|err| match err {
         PluginError::Invalid { reason, .. } => reason,
@@ -210,7 +232,10 @@ async fn load_dropin(path: &Path, cache: &ComponentCache) -> Result<CatalogEntry
 }
 
 /// Load, link and describe one component file (what `plugins check` does).
-pub async fn check_file(path: &Path, cache: &ComponentCache) -> Result<PluginComponent, PluginError> {
+pub async fn check_file(
+    path: &Path,
+    cache: &ComponentCache,
+) -> Result<PluginComponent, PluginError> {
     let label = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|err| PluginError::Invalid {
         plugin: label.clone(),
@@ -234,7 +259,12 @@ fn sniff(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-async fn load_bytes(cache: &ComponentCache, label: &str, bytes: Vec<u8>, source: PluginSource) -> Result<PluginComponent, PluginError> {
+async fn load_bytes(
+    cache: &ComponentCache,
+    label: &str,
+    bytes: Vec<u8>,
+    source: PluginSource,
+) -> Result<PluginComponent, PluginError> {
     if let Some(reason) = sniff(&bytes) {
         return Err(PluginError::Invalid {
             plugin: label.to_string(),

@@ -122,12 +122,19 @@ fn linkers() -> Result<&'static Linkers, PluginError> {
 
 fn build_linkers(engine: &Engine) -> wasmtime::Result<Linkers> {
     let mut registry = Linker::new(engine);
-    registry::RegistryProvider::add_to_linker::<HostState, HasSelf<HostState>>(&mut registry, |state| state)?;
+    registry::RegistryProvider::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut registry,
+        |state| state,
+    )?;
     // Strategies get no host functions at all.
     let strategy = Linker::new(engine);
     let mut trigger = Linker::new(engine);
     trigger::Trigger::add_to_linker::<HostState, HasSelf<HostState>>(&mut trigger, |state| state)?;
-    Ok(Linkers { registry, strategy, trigger })
+    Ok(Linkers {
+        registry,
+        strategy,
+        trigger,
+    })
 }
 
 fn interface_name(name: &str) -> String {
@@ -137,7 +144,10 @@ fn interface_name(name: &str) -> String {
 /// Which world a component implements, from its exports.
 pub fn detect_world(engine: &Engine, component: &Component) -> Result<PluginKind, String> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     let has = |iface: &str| exports.iter().any(|e| *e == interface_name(iface));
     let kind = if has("registry") {
         PluginKind::RegistryProvider
@@ -146,7 +156,11 @@ pub fn detect_world(engine: &Engine, component: &Component) -> Result<PluginKind
     } else if has("notifier") {
         PluginKind::Trigger
     } else {
-        let listed = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+        let listed = if exports.is_empty() {
+            "nothing".to_string()
+        } else {
+            exports.join(", ")
+        };
         return Err(format!(
             "component implements no crowsnest world: it exports {listed}; a plugin must export `{}` and one of `{}`, `{}`, `{}`",
             interface_name("meta"),
@@ -156,11 +170,20 @@ pub fn detect_world(engine: &Engine, component: &Component) -> Result<PluginKind
         ));
     };
     if !has("meta") {
-        return Err(format!("component exports no `{}` (describe/configure)", interface_name("meta")));
+        return Err(format!(
+            "component exports no `{}` (describe/configure)",
+            interface_name("meta")
+        ));
     }
     // Name any import the world does not lend, so the author knows what to remove.
     let allowed: &[&str] = match kind {
-        PluginKind::RegistryProvider => &["types", "registry-types", "log", "http-client", "oci-client"],
+        PluginKind::RegistryProvider => &[
+            "types",
+            "registry-types",
+            "log",
+            "http-client",
+            "oci-client",
+        ],
         PluginKind::VersionStrategy => &["types"],
         PluginKind::Trigger => &["types", "log", "http-client"],
     };
@@ -184,22 +207,46 @@ pub async fn prepare(
     size: usize,
 ) -> Result<PluginComponent, PluginError> {
     let engine = shared_engine();
-    let invalid = |reason: String| PluginError::Invalid { plugin: label.to_string(), reason };
+    let invalid = |reason: String| PluginError::Invalid {
+        plugin: label.to_string(),
+        reason,
+    };
     let kind = detect_world(engine, &component).map_err(invalid)?;
     let linkers = linkers()?;
-    let link_error = |err: wasmtime::Error| invalid(format!("cannot link as {}: {}", kind.world(), root_cause(&err)));
+    let link_error = |err: wasmtime::Error| {
+        invalid(format!(
+            "cannot link as {}: {}",
+            kind.world(),
+            root_cause(&err)
+        ))
+    };
     let pre = match kind {
         PluginKind::RegistryProvider => WorldPre::Registry(
-            registry::RegistryProviderPre::new(linkers.registry.instantiate_pre(&component).map_err(link_error)?)
-                .map_err(link_error)?,
+            registry::RegistryProviderPre::new(
+                linkers
+                    .registry
+                    .instantiate_pre(&component)
+                    .map_err(link_error)?,
+            )
+            .map_err(link_error)?,
         ),
         PluginKind::VersionStrategy => WorldPre::Strategy(
-            strategy::VersionStrategyPre::new(linkers.strategy.instantiate_pre(&component).map_err(link_error)?)
-                .map_err(link_error)?,
+            strategy::VersionStrategyPre::new(
+                linkers
+                    .strategy
+                    .instantiate_pre(&component)
+                    .map_err(link_error)?,
+            )
+            .map_err(link_error)?,
         ),
         PluginKind::Trigger => WorldPre::Trigger(
-            trigger::TriggerPre::new(linkers.trigger.instantiate_pre(&component).map_err(link_error)?)
-                .map_err(link_error)?,
+            trigger::TriggerPre::new(
+                linkers
+                    .trigger
+                    .instantiate_pre(&component)
+                    .map_err(link_error)?,
+            )
+            .map_err(link_error)?,
         ),
     };
     let info = describe(&pre, label).await?;
@@ -210,21 +257,35 @@ pub async fn prepare(
         )));
     }
     validate_info(&info).map_err(invalid)?;
-    Ok(PluginComponent { info, source, sha256, size, pre })
+    Ok(PluginComponent {
+        info,
+        source,
+        sha256,
+        size,
+        pre,
+    })
 }
 
 async fn describe(pre: &WorldPre, label: &str) -> Result<PluginInfo, PluginError> {
     let label: Arc<str> = Arc::from(format!("{label} (describe)"));
     let limits = SandboxLimits::default();
     let info = match pre {
-        WorldPre::Registry(pre) => describe_world::<registry::RegistryProvider>(pre, label, limits).await?,
-        WorldPre::Strategy(pre) => describe_world::<strategy::VersionStrategy>(pre, label, limits).await?,
+        WorldPre::Registry(pre) => {
+            describe_world::<registry::RegistryProvider>(pre, label, limits).await?
+        }
+        WorldPre::Strategy(pre) => {
+            describe_world::<strategy::VersionStrategy>(pre, label, limits).await?
+        }
         WorldPre::Trigger(pre) => describe_world::<trigger::Trigger>(pre, label, limits).await?,
     };
     Ok(PluginInfo::from_wit(info))
 }
 
-async fn describe_world<W: World>(pre: &W::Pre, label: Arc<str>, limits: SandboxLimits) -> Result<types::PluginInfo, PluginError> {
+async fn describe_world<W: World>(
+    pre: &W::Pre,
+    label: Arc<str>,
+    limits: SandboxLimits,
+) -> Result<types::PluginInfo, PluginError> {
     let mut live = instantiate_once::<W>(pre, label, limits, None).await?;
     guest_call!(live: &mut live, |bindings, store| bindings.describe(store))
 }

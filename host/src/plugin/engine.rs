@@ -88,7 +88,12 @@ impl ComponentCache {
     }
 
     /// Compile `bytes` (a component), or load its cached compilation.
-    pub fn load(&self, engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Component, PluginError> {
         let sha = sha256_hex(bytes);
         let path = self.artifact_path(engine, &sha);
         if let Some(path) = &path {
@@ -106,10 +111,11 @@ impl ComponentCache {
                 }
             }
         }
-        let component = Component::from_binary(engine, bytes).map_err(|err| PluginError::Invalid {
-            plugin: name.to_string(),
-            reason: format!("not a valid WebAssembly component: {}", root_cause(&err)),
-        })?;
+        let component =
+            Component::from_binary(engine, bytes).map_err(|err| PluginError::Invalid {
+                plugin: name.to_string(),
+                reason: format!("not a valid WebAssembly component: {}", root_cause(&err)),
+            })?;
         if let Some(path) = &path {
             if let Err(err) = store_artifact(path, &component) {
                 tracing::warn!(plugin = name, path = %path.display(), "cannot cache compiled component: {err:#}");
@@ -120,7 +126,9 @@ impl ComponentCache {
 }
 
 fn store_artifact(path: &Path, component: &Component) -> anyhow::Result<()> {
-    let bytes = component.serialize().map_err(|err| anyhow::anyhow!("{err}"))?;
+    let bytes = component
+        .serialize()
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }

@@ -19,10 +19,16 @@ pub trait World: Sized + Send + Sync + 'static {
     type Pre: Clone + Send + Sync + 'static;
 
     /// Instantiate in `store`.
-    fn instantiate<'a>(pre: &'a Self::Pre, store: &'a mut Store<HostState>) -> BoxFuture<'a, wasmtime::Result<Self>>;
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<HostState>,
+    ) -> BoxFuture<'a, wasmtime::Result<Self>>;
 
     /// Call `meta.describe`.
-    fn describe<'a>(&'a self, store: &'a mut Store<HostState>) -> impl Future<Output = wasmtime::Result<types::PluginInfo>> + Send + 'a;
+    fn describe<'a>(
+        &'a self,
+        store: &'a mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<types::PluginInfo>> + Send + 'a;
 
     /// Call `meta.configure`.
     fn configure<'a>(
@@ -37,11 +43,17 @@ macro_rules! impl_world {
         impl World for $bindings {
             type Pre = $pre;
 
-            fn instantiate<'a>(pre: &'a Self::Pre, store: &'a mut Store<HostState>) -> BoxFuture<'a, wasmtime::Result<Self>> {
+            fn instantiate<'a>(
+                pre: &'a Self::Pre,
+                store: &'a mut Store<HostState>,
+            ) -> BoxFuture<'a, wasmtime::Result<Self>> {
                 Box::pin(pre.instantiate_async(store))
             }
 
-            fn describe<'a>(&'a self, store: &'a mut Store<HostState>) -> impl Future<Output = wasmtime::Result<types::PluginInfo>> + Send + 'a {
+            fn describe<'a>(
+                &'a self,
+                store: &'a mut Store<HostState>,
+            ) -> impl Future<Output = wasmtime::Result<types::PluginInfo>> + Send + 'a {
                 self.$meta().call_describe(store)
             }
 
@@ -49,16 +61,29 @@ macro_rules! impl_world {
                 &'a self,
                 store: &'a mut Store<HostState>,
                 settings: &'a [types::Setting],
-            ) -> impl Future<Output = wasmtime::Result<Result<(), types::ConfigError>>> + Send + 'a {
+            ) -> impl Future<Output = wasmtime::Result<Result<(), types::ConfigError>>> + Send + 'a
+            {
                 self.$meta().call_configure(store, settings)
             }
         }
     };
 }
 
-impl_world!(registry::RegistryProvider, registry::RegistryProviderPre<HostState>, crowsnest_plugin_meta);
-impl_world!(strategy::VersionStrategy, strategy::VersionStrategyPre<HostState>, crowsnest_plugin_meta);
-impl_world!(trigger::Trigger, trigger::TriggerPre<HostState>, crowsnest_plugin_meta);
+impl_world!(
+    registry::RegistryProvider,
+    registry::RegistryProviderPre<HostState>,
+    crowsnest_plugin_meta
+);
+impl_world!(
+    strategy::VersionStrategy,
+    strategy::VersionStrategyPre<HostState>,
+    crowsnest_plugin_meta
+);
+impl_world!(
+    trigger::Trigger,
+    trigger::TriggerPre<HostState>,
+    crowsnest_plugin_meta
+);
 
 /// One instantiated plugin with its own store.
 pub struct Live<W> {
@@ -116,10 +141,15 @@ fn trap_error(state: &HostState, err: &wasmtime::Error) -> PluginError {
             state.sandbox().cpu_per_call.as_millis()
         )
     } else if let Some(limit) = state.limits.hit() {
-        format!("exceeded its {limit} (limit {} MiB)", state.sandbox().memory_bytes >> 20)
+        format!(
+            "exceeded its {limit} (limit {} MiB)",
+            state.sandbox().memory_bytes >> 20
+        )
     } else if let Some(trap) = err.downcast_ref::<Trap>() {
         match trap {
-            Trap::UnreachableCodeReached => "trapped: the guest panicked or aborted (wasm `unreachable`)".to_string(),
+            Trap::UnreachableCodeReached => {
+                "trapped: the guest panicked or aborted (wasm `unreachable`)".to_string()
+            }
             Trap::StackOverflow => "trapped: stack overflow".to_string(),
             other => format!("trapped: {other}"),
         }
@@ -137,7 +167,10 @@ pub async fn instantiate_once<W: World>(
     limits: SandboxLimits,
     network: Option<NetworkGrant>,
 ) -> Result<Live<W>, PluginError> {
-    let mut store = Store::new(shared_engine(), HostState::new(label.clone(), limits, network));
+    let mut store = Store::new(
+        shared_engine(),
+        HostState::new(label.clone(), limits, network),
+    );
     store.limiter(|state| &mut state.limits);
     store.epoch_deadline_callback(|mut ctx| {
         let state = ctx.data_mut();
@@ -209,7 +242,13 @@ impl<W: World> InstancePool<W> {
     }
 
     async fn fresh(&self) -> Result<Live<W>, PluginError> {
-        let mut live = instantiate_once::<W>(&self.pre, self.label.clone(), self.limits, self.network.clone()).await?;
+        let mut live = instantiate_once::<W>(
+            &self.pre,
+            self.label.clone(),
+            self.limits,
+            self.network.clone(),
+        )
+        .await?;
         let configured = guest_call!(live: &mut live, |bindings, store| bindings.configure(store, &self.settings))?;
         configured.map_err(|err| PluginError::Config {
             plugin: self.label.to_string(),
@@ -220,29 +259,46 @@ impl<W: World> InstancePool<W> {
     }
 
     fn take_idle(&self) -> Option<Live<W>> {
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop()
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop()
     }
 
     fn put_back(&self, live: Live<W>) {
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(live);
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(live);
     }
 
     /// Take an instance for one call (waiting while `max_instances` are busy).
     pub async fn checkout(&self) -> Result<Checkout<'_, W>, PluginError> {
-        let permit = self.permits.acquire().await.map_err(|_| PluginError::Trap {
-            plugin: self.label.to_string(),
-            cause: "plugin pool closed".into(),
-        })?;
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PluginError::Trap {
+                plugin: self.label.to_string(),
+                cause: "plugin pool closed".into(),
+            })?;
         let live = match self.take_idle() {
             Some(live) => live,
             None => self.fresh().await?,
         };
-        Ok(Checkout { live, _permit: permit })
+        Ok(Checkout {
+            live,
+            _permit: permit,
+        })
     }
 
     /// Return the instance after a call, unless the call failed (a failed
     /// instance may be poisoned: the next call gets a fresh one).
-    pub fn finish<R>(&self, checkout: Checkout<'_, W>, result: wasmtime::Result<R>) -> Result<R, PluginError> {
+    pub fn finish<R>(
+        &self,
+        checkout: Checkout<'_, W>,
+        result: wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
         let result = checkout.live.outcome(result);
         crate::metrics::record_plugin_call(&self.label, result.is_ok());
         if matches!(result, Err(PluginError::Trap { .. })) {
@@ -251,7 +307,10 @@ impl<W: World> InstancePool<W> {
         if result.is_ok() {
             self.put_back(checkout.live);
         } else {
-            tracing::warn!(plugin = &*self.label, "discarding plugin instance after a failed call");
+            tracing::warn!(
+                plugin = &*self.label,
+                "discarding plugin instance after a failed call"
+            );
         }
         result
     }

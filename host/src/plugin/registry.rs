@@ -7,8 +7,8 @@ use super::bindings::registry::RegistryProvider;
 use super::component::{PluginComponent, WorldPre};
 use super::pool::{guest_call, InstancePool};
 use super::sandbox::{NetworkGrant, SandboxLimits};
-use crate::registry::{HostAllowList, RegistryClient};
 use super::{PluginError, PluginKind};
+use crate::registry::{HostAllowList, RegistryClient};
 
 pub use super::bindings::registry::crowsnest::plugin::registry_types::{
     Auth, ImageRef, Location, ManifestInfo, Platform, RegistryError,
@@ -52,7 +52,10 @@ pub fn explain(error: &RegistryError) -> String {
 
 /// Settings as the WIT `setting` list.
 pub(crate) fn to_wit_settings(settings: Vec<(String, String)>) -> Vec<types::Setting> {
-    settings.into_iter().map(|(key, value)| types::Setting { key, value }).collect()
+    settings
+        .into_iter()
+        .map(|(key, value)| types::Setting { key, value })
+        .collect()
 }
 
 /// A configured registry-provider plugin instance (e.g. `[registries.hub]`).
@@ -83,14 +86,20 @@ pub struct RegistryInstanceSpec {
 
 impl RegistryPlugin {
     /// Instantiate and configure `component` for one `[registries.NAME]` entry.
-    pub async fn new(component: &PluginComponent, spec: RegistryInstanceSpec) -> Result<Self, PluginError> {
+    pub async fn new(
+        component: &PluginComponent,
+        spec: RegistryInstanceSpec,
+    ) -> Result<Self, PluginError> {
         let WorldPre::Registry(pre) = &component.pre else {
             return Err(PluginError::Unknown {
                 name: component.info.name.clone(),
                 kind: PluginKind::RegistryProvider,
             });
         };
-        let label: Arc<str> = Arc::from(format!("{} (registry {})", component.info.name, spec.instance));
+        let label: Arc<str> = Arc::from(format!(
+            "{} (registry {})",
+            component.info.name, spec.instance
+        ));
         let network = NetworkGrant {
             allow: spec.allow.clone(),
             http: spec.http,
@@ -156,7 +165,9 @@ impl RegistryPlugin {
                 return Err(self.malformed(format!("locate() gave an empty or oversized {field}")));
             }
         }
-        if url::Url::parse(&location.registry_url).map_or(true, |url| !matches!(url.scheme(), "http" | "https")) {
+        if url::Url::parse(&location.registry_url)
+            .map_or(true, |url| !matches!(url.scheme(), "http" | "https"))
+        {
             return Err(self.malformed(format!(
                 "locate() gave registry-url `{}`, not an http(s) URL",
                 location.registry_url.chars().take(200).collect::<String>()
@@ -176,7 +187,10 @@ impl RegistryPlugin {
         let tags = guest_call!(pool: &self.pool, |bindings, store| bindings.crowsnest_plugin_registry().call_list_tags(store, target))?
             .map_err(RegistryCallError::Registry)?;
         if tags.len() > MAX_TAGS {
-            return Err(self.malformed(format!("list-tags() gave {} tags, over the cap of {MAX_TAGS}", tags.len())));
+            return Err(self.malformed(format!(
+                "list-tags() gave {} tags, over the cap of {MAX_TAGS}",
+                tags.len()
+            )));
         }
         if let Some(bad) = tags.iter().find(|tag| tag.is_empty() || tag.len() > 128) {
             return Err(self.malformed(format!(
@@ -199,9 +213,21 @@ impl RegistryPlugin {
             .crowsnest_plugin_registry()
             .call_resolve(store, target, reference, platform, with_created))?
         .map_err(RegistryCallError::Registry)?;
-        let digest_ok = |digest: &str| digest.len() <= 256 && digest.split_once(':').is_some_and(|(alg, hex)| !alg.is_empty() && !hex.is_empty());
-        if !digest_ok(&info.digest) || info.platform_digest.as_deref().is_some_and(|d| !digest_ok(d)) {
-            return Err(self.malformed("resolve() gave a digest that is not `algorithm:hex`".into()));
+        let digest_ok = |digest: &str| {
+            digest.len() <= 256
+                && digest
+                    .split_once(':')
+                    .is_some_and(|(alg, hex)| !alg.is_empty() && !hex.is_empty())
+        };
+        if !digest_ok(&info.digest)
+            || info
+                .platform_digest
+                .as_deref()
+                .is_some_and(|d| !digest_ok(d))
+        {
+            return Err(
+                self.malformed("resolve() gave a digest that is not `algorithm:hex`".into())
+            );
         }
         Ok(info)
     }

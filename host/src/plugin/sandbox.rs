@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
-use super::bindings::registry::crowsnest::plugin::{http_client, log, oci_client, registry_types, types};
+use super::bindings::registry::crowsnest::plugin::{
+    http_client, log, oci_client, registry_types, types,
+};
 use crate::registry::{self as oci, AccessPolicy, HostAllowList, RegistryClient};
 
 /// Resource limits applied to every plugin instance.
@@ -111,15 +113,28 @@ impl GuardedLimits {
 }
 
 impl ResourceLimiter for GuardedLimits {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let result = self.inner.memory_growing(current, desired, maximum);
         if !matches!(result, Ok(true)) {
-            self.hit = Some(format!("memory limit: guest asked for {} MiB", desired >> 20));
+            self.hit = Some(format!(
+                "memory limit: guest asked for {} MiB",
+                desired >> 20
+            ));
         }
         result
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let result = self.inner.table_growing(current, desired, maximum);
         if !matches!(result, Ok(true)) {
             self.hit = Some(format!("table limit: guest asked for {desired} elements"));
@@ -189,7 +204,10 @@ impl log::Host for HostState {
 }
 
 impl http_client::Host for HostState {
-    async fn send(&mut self, req: http_client::Request) -> Result<http_client::Response, http_client::HttpError> {
+    async fn send(
+        &mut self,
+        req: http_client::Request,
+    ) -> Result<http_client::Response, http_client::HttpError> {
         let started = Instant::now();
         let result = self.send_http(req).await;
         self.clock.add_host_time(started.elapsed());
@@ -198,14 +216,23 @@ impl http_client::Host for HostState {
 }
 
 impl HostState {
-    async fn send_http(&self, req: http_client::Request) -> Result<http_client::Response, http_client::HttpError> {
+    async fn send_http(
+        &self,
+        req: http_client::Request,
+    ) -> Result<http_client::Response, http_client::HttpError> {
         use http_client::HttpError;
         let Some(network) = &self.network else {
-            return Err(HttpError::NotAllowed("this plugin has no network access".into()));
+            return Err(HttpError::NotAllowed(
+                "this plugin has no network access".into(),
+            ));
         };
-        let url = url::Url::parse(&req.url).map_err(|err| HttpError::InvalidRequest(format!("bad URL `{}`: {err}", req.url)))?;
+        let url = url::Url::parse(&req.url)
+            .map_err(|err| HttpError::InvalidRequest(format!("bad URL `{}`: {err}", req.url)))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(HttpError::InvalidRequest(format!("scheme `{}` is not http or https", url.scheme())));
+            return Err(HttpError::InvalidRequest(format!(
+                "scheme `{}` is not http or https",
+                url.scheme()
+            )));
         }
         if !network.allow.allows(&url) {
             tracing::warn!(plugin = &*self.label, url = %redact(&url), "plugin HTTP request refused: host not allowed");
@@ -234,7 +261,10 @@ impl HostState {
         }
         let response = builder.send().await.map_err(|err| {
             if err.is_timeout() {
-                HttpError::Timeout(format!("no answer from {} within {timeout:?}", redact(&url)))
+                HttpError::Timeout(format!(
+                    "no answer from {} within {timeout:?}",
+                    redact(&url)
+                ))
             } else {
                 HttpError::Transport(format!("{}: {}", redact(&url), error_chain(&err)))
             }
@@ -248,10 +278,16 @@ impl HostState {
         let body = read_capped(response, self.sandbox.http_max_body)
             .await
             .map_err(|err| match err {
-                CappedReadError::TooLarge(cap) => HttpError::TooLarge(format!("response body over {cap} bytes")),
+                CappedReadError::TooLarge(cap) => {
+                    HttpError::TooLarge(format!("response body over {cap} bytes"))
+                }
                 CappedReadError::Transport(msg) => HttpError::Transport(msg),
             })?;
-        Ok(http_client::Response { status, headers, body })
+        Ok(http_client::Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -264,12 +300,22 @@ pub enum CappedReadError {
 }
 
 /// Read a response body, refusing more than `cap` bytes.
-pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, CappedReadError> {
-    if response.content_length().is_some_and(|len| len > cap as u64) {
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, CappedReadError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
         return Err(CappedReadError::TooLarge(cap));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|err| CappedReadError::Transport(error_chain(&err)))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| CappedReadError::Transport(error_chain(&err)))?
+    {
         if body.len() + chunk.len() > cap {
             return Err(CappedReadError::TooLarge(cap));
         }
@@ -280,8 +326,12 @@ pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<
 
 /// A URL without credentials or query, safe to log.
 fn redact(url: &url::Url) -> String {
-    format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or_default(), url.port().map(|p| format!(":{p}")).unwrap_or_default())
-        + url.path()
+    format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    ) + url.path()
 }
 
 /// An error and its sources on one line.
@@ -358,7 +408,9 @@ impl oci_client::Host for HostState {
 impl HostState {
     fn oci_client(&self) -> Result<RegistryClient, registry_types::RegistryError> {
         match &self.network {
-            Some(NetworkGrant { oci: Some(client), .. }) => Ok(client.clone()),
+            Some(NetworkGrant {
+                oci: Some(client), ..
+            }) => Ok(client.clone()),
             _ => Err(registry_types::RegistryError::NotAllowed(
                 "this plugin instance has no registry access".into(),
             )),
@@ -373,7 +425,9 @@ fn location_from_wit(location: registry_types::Location) -> oci::Location {
 fn auth_from_wit(auth: registry_types::Auth) -> oci::Auth {
     match auth {
         registry_types::Auth::Anonymous => oci::Auth::Anonymous,
-        registry_types::Auth::Basic((username, password)) => oci::Auth::Basic { username, password },
+        registry_types::Auth::Basic((username, password)) => {
+            oci::Auth::Basic { username, password }
+        }
         registry_types::Auth::Bearer(token) => oci::Auth::Bearer(token),
     }
 }

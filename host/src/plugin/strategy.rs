@@ -112,8 +112,12 @@ impl StrategyPlugin {
         };
         let label: Arc<str> = Arc::from(component.info.name.as_str());
         let settings = super::registry::to_wit_settings(settings);
-        let pool = InstancePool::new(pre.clone(), label, settings, limits, None, max_instances).await?;
-        Ok(Self { name: component.info.name.clone(), pool })
+        let pool =
+            InstancePool::new(pre.clone(), label, settings, limits, None, max_instances).await?;
+        Ok(Self {
+            name: component.info.name.clone(),
+            pool,
+        })
     }
 
     /// The plugin's name.
@@ -124,7 +128,12 @@ impl StrategyPlugin {
     /// Choose the update for `current` among `candidates`.
     ///
     /// The answer is checked: an offered tag must be one of the candidates.
-    pub async fn choose(&self, current: &str, candidates: &[String], options: &StrategyOptions) -> Result<Decision, StrategyError> {
+    pub async fn choose(
+        &self,
+        current: &str,
+        candidates: &[String],
+        options: &StrategyOptions,
+    ) -> Result<Decision, StrategyError> {
         let opts = wit::Options {
             include: options.include.clone(),
             exclude: options.exclude.clone(),
@@ -145,7 +154,11 @@ impl StrategyPlugin {
                         plugin: self.name.clone(),
                         reason: format!(
                             "offered tag `{shown}`{} ({} bytes) is not among the candidates",
-                            if shown.len() < offer.tag.len() { "…" } else { "" },
+                            if shown.len() < offer.tag.len() {
+                                "…"
+                            } else {
+                                ""
+                            },
                             offer.tag.len()
                         ),
                     }

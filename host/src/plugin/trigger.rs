@@ -6,8 +6,8 @@ use super::bindings::trigger::Trigger;
 use super::component::{PluginComponent, WorldPre};
 use super::pool::{guest_call, InstancePool};
 use super::sandbox::{NetworkGrant, SandboxLimits};
-use crate::registry::HostAllowList;
 use super::{PluginError, PluginKind};
+use crate::registry::HostAllowList;
 
 pub use super::bindings::trigger::exports::crowsnest::plugin::notifier::UpdateEvent;
 
@@ -46,7 +46,11 @@ impl TriggerPlugin {
             });
         };
         let label: Arc<str> = Arc::from(format!("{} (trigger {instance})", component.info.name));
-        let network = NetworkGrant { allow, http, oci: None };
+        let network = NetworkGrant {
+            allow,
+            http,
+            oci: None,
+        };
         let pool = InstancePool::new(
             pre.clone(),
             label,

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use super::registries::{RegistryInstance, RegistrySet};
 use super::ScanConfig;
 use crate::discovery::DiscoveredContainer;
-use crate::model::{ContainerObject, DigestInfo, ErrorInfo, ImageInfo, RegistryInfo, ScanResult, TagInfo, UpdateKindInfo};
+use crate::model::{
+    ContainerObject, DigestInfo, ErrorInfo, ImageInfo, RegistryInfo, ScanResult, TagInfo,
+    UpdateKindInfo,
+};
 use crate::plugin::registry::{Location, Platform};
 use crate::plugin::strategy::{Decision, StrategyError, StrategyOptions, UpdateKind};
 use crate::plugin::StrategyPlugin;
@@ -91,14 +94,16 @@ impl ContainerPlan {
                 self.container.image_id
             )
         })?;
-        let deployed = ImageReference::parse(written).map_err(|err| format!("image reference `{written}` is invalid: {err}"))?;
+        let deployed = ImageReference::parse(written)
+            .map_err(|err| format!("image reference `{written}` is invalid: {err}"))?;
         let lookup = match &self.container.options.registry_lookup_image {
             Some(label) => ImageReference::parse(label)
                 .map_err(|err| format!("label `crowsnest.registry.lookup.image` = `{label}` is not a valid image reference: {err}"))?,
             None => deployed.clone(),
         };
         self.current_tag = deployed.tag_or_latest().map(str::to_string);
-        self.local_digest = local_digest(&self.container.repo_digests, &deployed).or_else(|| deployed.digest().map(str::to_string));
+        self.local_digest = local_digest(&self.container.repo_digests, &deployed)
+            .or_else(|| deployed.digest().map(str::to_string));
         self.deployed = Some(deployed);
         let instance = registries.select(&lookup).await?;
         let location = instance
@@ -110,7 +115,13 @@ impl ContainerPlan {
                 digest: lookup.digest().map(str::to_string),
             })
             .await
-            .map_err(|err| format!("registry `{}`: cannot locate `{}`: {err}", instance.name, lookup.name()))?;
+            .map_err(|err| {
+                format!(
+                    "registry `{}`: cannot locate `{}`: {err}",
+                    instance.name,
+                    lookup.name()
+                )
+            })?;
         self.target = Some(Target { instance, location });
         Ok(())
     }
@@ -123,6 +134,11 @@ impl ContainerPlan {
         self.target.as_ref()
     }
 
+    /// Whether the image follows a tag (an image pinned by digest alone needs no tag listing).
+    pub fn follows_tag(&self) -> bool {
+        self.current_tag.is_some()
+    }
+
     /// The repository's tags, or why they could not be listed.
     pub fn set_tags(&mut self, tags: Result<Arc<Vec<String>>, String>) {
         match tags {
@@ -132,18 +148,30 @@ impl ContainerPlan {
     }
 
     /// Ask the container's strategy for its update.
-    pub async fn decide(&mut self, strategies: &HashMap<String, StrategyPlugin>, scan: &ScanConfig) {
+    pub async fn decide(
+        &mut self,
+        strategies: &HashMap<String, StrategyPlugin>,
+        scan: &ScanConfig,
+    ) {
         if self.error.is_some() {
             return;
         }
-        let (Some(tags), Some(current), Some(target)) = (&self.tags, &self.current_tag, &self.target) else {
+        let (Some(tags), Some(current), Some(target)) =
+            (&self.tags, &self.current_tag, &self.target)
+        else {
             return;
         };
         let options = &self.container.options;
         let labels = &self.container.labels;
         let (strategy_name, named_by) = match (&options.strategy, &target.instance.strategy) {
-            (Some(label), _) => (label.as_str(), format!("label `{}`", label_key(labels, "strategy"))),
-            (None, Some(registry)) => (registry.as_str(), format!("registry `{}` key `strategy`", target.instance.name)),
+            (Some(label), _) => (
+                label.as_str(),
+                format!("label `{}`", label_key(labels, "strategy")),
+            ),
+            (None, Some(registry)) => (
+                registry.as_str(),
+                format!("registry `{}` key `strategy`", target.instance.name),
+            ),
             (None, None) => (scan.strategy.as_str(), "[scan] strategy".to_string()),
         };
         let Some(strategy) = strategies.get(strategy_name) else {
@@ -156,17 +184,29 @@ impl ContainerPlan {
             return;
         };
         // Where the pattern came from, so that an error names what the user wrote.
-        let (regex, regex_source) = match (&options.strategy_regex, &target.instance.regex, &scan.regex) {
-            (Some(label), _, _) => (Some(label.clone()), format!("label `{}`", label_key(labels, "strategy.regex"))),
-            (None, Some(key), _) => (Some(key.clone()), format!("registry `{}` key `regex`", target.instance.name)),
-            (None, None, Some(key)) => (Some(key.clone()), "[scan] regex".to_string()),
-            (None, None, None) => (None, "label `crowsnest.strategy.regex` (or a `regex` key)".to_string()),
-        };
+        let (regex, regex_source) =
+            match (&options.strategy_regex, &target.instance.regex, &scan.regex) {
+                (Some(label), _, _) => (
+                    Some(label.clone()),
+                    format!("label `{}`", label_key(labels, "strategy.regex")),
+                ),
+                (None, Some(key), _) => (
+                    Some(key.clone()),
+                    format!("registry `{}` key `regex`", target.instance.name),
+                ),
+                (None, None, Some(key)) => (Some(key.clone()), "[scan] regex".to_string()),
+                (None, None, None) => (
+                    None,
+                    "label `crowsnest.strategy.regex` (or a `regex` key)".to_string(),
+                ),
+            };
         let strategy_options = StrategyOptions {
             include: options.tag_include.clone(),
             exclude: options.tag_exclude.clone(),
             transform: options.tag_transform.clone(),
-            extra: regex.map(|pattern| vec![("regex".to_string(), pattern)]).unwrap_or_default(),
+            extra: regex
+                .map(|pattern| vec![("regex".to_string(), pattern)])
+                .unwrap_or_default(),
         };
         match strategy.choose(current, tags, &strategy_options).await {
             Ok(decision) => {
@@ -196,7 +236,11 @@ impl ContainerPlan {
             registry_url: target.location.registry_url.clone(),
             repository: target.location.repository.clone(),
             tag: self.current_tag.clone()?,
-            architecture: self.container.architecture.clone().unwrap_or_else(|| "amd64".into()),
+            architecture: self
+                .container
+                .architecture
+                .clone()
+                .unwrap_or_else(|| "amd64".into()),
             os: self.container.os.clone().unwrap_or_else(|| "linux".into()),
             variant: self.container.variant.clone(),
         })
@@ -205,7 +249,20 @@ impl ContainerPlan {
     /// The remote digest of the current tag, or why it could not be resolved.
     pub fn set_remote_digest(&mut self, digest: Result<String, String>) {
         match digest {
-            Ok(digest) => self.remote_digest = Some(digest),
+            Ok(digest) => {
+                // An image can hold several digests of one repository (pushed
+                // as a platform manifest, pulled through an index, or pulled
+                // through two tags whose indexes share it): it is current when
+                // any of them is the tag's digest, not only the first listed.
+                let held = self.deployed.as_ref().is_some_and(|deployed| {
+                    local_digests(&self.container.repo_digests, deployed)
+                        .any(|local| local == digest)
+                });
+                if held {
+                    self.local_digest = Some(digest.clone());
+                }
+                self.remote_digest = Some(digest);
+            }
             Err(message) => self.error = Some(message),
         }
     }
@@ -224,12 +281,19 @@ impl ContainerPlan {
             ),
             None => (
                 RegistryInfo::default(),
-                self.deployed.as_ref().map(|r| r.path().to_string()).unwrap_or_default(),
+                self.deployed
+                    .as_ref()
+                    .map(|r| r.path().to_string())
+                    .unwrap_or_default(),
             ),
         };
         let version_tag = self.decision.as_ref().is_some_and(|d| d.version_tag);
         let mut object = ContainerObject {
-            display_name: container.options.display_name.clone().unwrap_or_else(|| container.name.clone()),
+            display_name: container
+                .options
+                .display_name
+                .clone()
+                .unwrap_or_else(|| container.name.clone()),
             id: container.id.clone(),
             name: container.name.clone(),
             status: container.status.clone(),
@@ -272,7 +336,10 @@ impl ContainerPlan {
                 local_value: self.current_tag.clone(),
                 remote_value: Some(offer.tag.clone()),
                 semver_diff: match offer.kind {
-                    UpdateKind::Major | UpdateKind::Minor | UpdateKind::Patch | UpdateKind::Prerelease => Some(offer.kind.as_str().into()),
+                    UpdateKind::Major
+                    | UpdateKind::Minor
+                    | UpdateKind::Patch
+                    | UpdateKind::Prerelease => Some(offer.kind.as_str().into()),
                     UpdateKind::Digest | UpdateKind::Unknown => None,
                 },
             });
@@ -307,7 +374,11 @@ impl ContainerPlan {
 }
 
 /// Which label an option other than `regex` came from, for error messages.
-fn option_source(option: &str, strategy: &str, labels: &std::collections::BTreeMap<String, String>) -> String {
+fn option_source(
+    option: &str,
+    strategy: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> String {
     match option {
         "include" => format!("label `{}`", label_key(labels, "tag.include")),
         "exclude" => format!("label `{}`", label_key(labels, "tag.exclude")),
@@ -328,19 +399,32 @@ fn label_key(labels: &std::collections::BTreeMap<String, String>, suffix: &str) 
     }
 }
 
-/// The local digest of `image`: its `RepoDigests` entry for the same repository.
+/// The local digest of `image`: its first `RepoDigests` entry for the same repository.
 fn local_digest(repo_digests: &[String], image: &ImageReference) -> Option<String> {
+    local_digests(repo_digests, image).next()
+}
+
+/// Every `RepoDigests` digest of `image`'s repository.
+fn local_digests<'a>(
+    repo_digests: &'a [String],
+    image: &ImageReference,
+) -> impl Iterator<Item = String> + 'a {
     let wanted = image.name();
-    repo_digests.iter().find_map(|entry| {
+    repo_digests.iter().filter_map(move |entry| {
         let parsed = ImageReference::parse(entry).ok()?;
-        (parsed.name() == wanted).then(|| parsed.digest().map(str::to_string)).flatten()
+        (parsed.name() == wanted)
+            .then(|| parsed.digest().map(str::to_string))
+            .flatten()
     })
 }
 
 /// Expand a `crowsnest.link.template`: `${tag}`/`${raw}`/`${original}` is the
 /// tag, `${major}`, `${minor}`, `${patch}` its first numeric parts.
 pub fn link_from_template(template: &str, tag: &str) -> String {
-    let numbers: Vec<&str> = tag.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).collect();
+    let numbers: Vec<&str> = tag
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .collect();
     let part = |i: usize| numbers.get(i).copied().unwrap_or("");
     template
         .replace("${tag}", tag)
@@ -358,21 +442,40 @@ mod tests {
     #[test]
     fn link_templates_expand() {
         assert_eq!(
-            link_from_template("https://x/releases/tag/v${major}.${minor}.${patch}", "1.26.3-alpine"),
+            link_from_template(
+                "https://x/releases/tag/v${major}.${minor}.${patch}",
+                "1.26.3-alpine"
+            ),
             "https://x/releases/tag/v1.26.3"
         );
-        assert_eq!(link_from_template("https://x/${raw}", "v2.0"), "https://x/v2.0");
+        assert_eq!(
+            link_from_template("https://x/${raw}", "v2.0"),
+            "https://x/v2.0"
+        );
     }
 
     #[test]
     fn errors_name_the_label_the_container_used() {
-        let labels: std::collections::BTreeMap<String, String> = [("wud.tag.exclude", "["), ("wud.tag.include", "a"), ("crowsnest.tag.include", "b")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        assert_eq!(option_source("exclude", "semver", &labels), "label `wud.tag.exclude`");
-        assert_eq!(option_source("include", "semver", &labels), "label `crowsnest.tag.include`");
-        assert_eq!(option_source("transform", "semver", &labels), "label `crowsnest.tag.transform`");
+        let labels: std::collections::BTreeMap<String, String> = [
+            ("wud.tag.exclude", "["),
+            ("wud.tag.include", "a"),
+            ("crowsnest.tag.include", "b"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            option_source("exclude", "semver", &labels),
+            "label `wud.tag.exclude`"
+        );
+        assert_eq!(
+            option_source("include", "semver", &labels),
+            "label `crowsnest.tag.include`"
+        );
+        assert_eq!(
+            option_source("transform", "semver", &labels),
+            "label `crowsnest.tag.transform`"
+        );
     }
 
     #[test]
@@ -387,7 +490,10 @@ mod tests {
             Some("sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
         );
         let hub = ImageReference::parse("nginx:1.25").unwrap();
-        let hub_digests = vec!["nginx@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc".to_string()];
+        let hub_digests = vec![
+            "nginx@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+                .to_string(),
+        ];
         assert!(local_digest(&hub_digests, &hub).is_some());
     }
 }

@@ -111,7 +111,12 @@ pub struct Scanner {
     inner: Arc<Inner>,
 }
 
-fn section<T: serde::de::DeserializeOwned>(config: &Config, text: &str, name: &str, table: &toml::Table) -> Result<T, ConfigError> {
+fn section<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    text: &str,
+    name: &str,
+    table: &toml::Table,
+) -> Result<T, ConfigError> {
     T::deserialize(toml::Value::Table(table.clone())).map_err(|err| {
         let message = err.message().to_string();
         let key = message
@@ -119,7 +124,10 @@ fn section<T: serde::de::DeserializeOwned>(config: &Config, text: &str, name: &s
             .and_then(|rest| rest.split('`').next())
             .map(str::to_string);
         ConfigError {
-            file: config.source.clone().unwrap_or_else(|| PathBuf::from("<defaults>")),
+            file: config
+                .source
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("<defaults>")),
             line: key.as_deref().and_then(|k| find_line(text, name, k)),
             key: Some(match &key {
                 Some(k) => format!("{name}.{k}"),
@@ -156,7 +164,8 @@ impl Scanner {
         let store_config: StoreConfig = section(config, &text, "store", &config.store)?;
         let mut watchers = BTreeMap::new();
         for (name, table) in &config.watchers {
-            let watcher: WatcherConfig = section(config, &text, &format!("watchers.{name}"), table)?;
+            let watcher: WatcherConfig =
+                section(config, &text, &format!("watchers.{name}"), table)?;
             watcher
                 .endpoint(name)
                 .map_err(|err| config.error_at(&text, "watchers", name, "host", err.to_string()))?;
@@ -175,13 +184,24 @@ impl Scanner {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| ScanSetupError::Runtime(format!("cannot build HTTP client: {err}")))?;
-        let registries = RegistrySet::new(config, &text, catalog.clone(), client.clone(), http).await?;
+        let registries =
+            RegistrySet::new(config, &text, catalog.clone(), client.clone(), http).await?;
 
         let limits = config.plugins.sandbox_limits();
         let mut strategies = HashMap::new();
-        for entry in catalog.entries().filter(|e| e.component.info.kind == PluginKind::VersionStrategy) {
+        for entry in catalog
+            .entries()
+            .filter(|e| e.component.info.kind == PluginKind::VersionStrategy)
+        {
             let name = entry.component.info.name.clone();
-            match StrategyPlugin::new(&entry.component, Vec::new(), limits, config.plugins.instances).await {
+            match StrategyPlugin::new(
+                &entry.component,
+                Vec::new(),
+                limits,
+                config.plugins.instances,
+            )
+            .await
+            {
                 Ok(plugin) => {
                     strategies.insert(name, plugin);
                 }
@@ -196,17 +216,30 @@ impl Scanner {
         };
         if !known(&scan.strategy) {
             return Err(ConfigError {
-                file: config.source.clone().unwrap_or_else(|| PathBuf::from("<defaults>")),
+                file: config
+                    .source
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("<defaults>")),
                 line: find_line(&text, "scan", "strategy"),
                 key: Some("scan.strategy".into()),
-                message: format!("unknown strategy `{}` (available: {})", scan.strategy, available()),
+                message: format!(
+                    "unknown strategy `{}` (available: {})",
+                    scan.strategy,
+                    available()
+                ),
             }
             .into());
         }
         for instance in registries.configured() {
             if let Some(strategy) = instance.strategy.as_deref().filter(|s| !known(s)) {
                 return Err(config
-                    .error_at(&text, "registries", &instance.name, "strategy", format!("unknown strategy `{strategy}` (available: {})", available()))
+                    .error_at(
+                        &text,
+                        "registries",
+                        &instance.name,
+                        "strategy",
+                        format!("unknown strategy `{strategy}` (available: {})", available()),
+                    )
                     .into());
             }
         }
@@ -265,7 +298,11 @@ impl Scanner {
     }
 
     /// [`Scanner::scan`], reporting progress per repository.
-    pub async fn scan_with_progress(&self, request: &ScanRequest, progress: Option<Progress>) -> ScanReport {
+    pub async fn scan_with_progress(
+        &self,
+        request: &ScanRequest,
+        progress: Option<Progress>,
+    ) -> ScanReport {
         let started = Instant::now();
         let mut report = ScanReport::default();
         let mut discovered = Vec::new();
@@ -273,7 +310,10 @@ impl Scanner {
         for found in discovery::discover_all(&self.inner.watchers).await {
             match found.containers {
                 Ok(containers) => {
-                    complete_watchers.push((found.watcher, containers.iter().map(|c| c.id.clone()).collect::<Vec<_>>()));
+                    complete_watchers.push((
+                        found.watcher,
+                        containers.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+                    ));
                     discovered.extend(containers);
                 }
                 Err(err) => report.watcher_errors.push(WatcherError {
@@ -286,13 +326,24 @@ impl Scanner {
         let selected: Vec<DiscoveredContainer> = discovered
             .into_iter()
             .filter(|c| c.watched)
-            .filter(|c| request.container_ids.is_empty() || request.container_ids.iter().any(|id| id_matches(c, id)))
-            .filter(|c| request.images.is_empty() || request.images.iter().any(|pattern| deployed_image_matches(c, pattern)))
+            .filter(|c| {
+                request.container_ids.is_empty()
+                    || request.container_ids.iter().any(|id| id_matches(c, id))
+            })
+            .filter(|c| {
+                request.images.is_empty()
+                    || request
+                        .images
+                        .iter()
+                        .any(|pattern| deployed_image_matches(c, pattern))
+            })
             .collect();
-        eprintln!("TIMING discovery {:?}", started.elapsed());
         let containers = self.check(selected, &mut report.stats, progress).await;
-        eprintln!("TIMING check done {:?}", started.elapsed());
-        self.persist(&containers, if full { Some(&complete_watchers) } else { None }).await;
+        self.persist(
+            &containers,
+            if full { Some(&complete_watchers) } else { None },
+        )
+        .await;
         report.stats.containers = containers.len();
         report.stats.duration_ms = started.elapsed().as_millis() as u64;
         report.containers = containers;
@@ -301,7 +352,11 @@ impl Scanner {
 
     /// Re-inspect and check one container (after a Docker event). `Ok(None)`
     /// when it is gone or not watched; it is then removed from the store.
-    pub async fn refresh_container(&self, watcher: &str, container_id: &str) -> Result<Option<ContainerObject>, ScanError> {
+    pub async fn refresh_container(
+        &self,
+        watcher: &str,
+        container_id: &str,
+    ) -> Result<Option<ContainerObject>, ScanError> {
         let config = self
             .inner
             .watchers
@@ -327,7 +382,11 @@ impl Scanner {
         Ok(())
     }
 
-    async fn persist(&self, containers: &[ContainerObject], prune: Option<&Vec<(String, Vec<String>)>>) {
+    async fn persist(
+        &self,
+        containers: &[ContainerObject],
+        prune: Option<&Vec<(String, Vec<String>)>>,
+    ) {
         if let Err(err) = self.inner.store.upsert_containers(containers).await {
             tracing::error!("cannot store scan results: {err}");
             return;
@@ -349,7 +408,9 @@ impl Scanner {
         for (watcher, ids) in prune.into_iter().flatten() {
             match self.inner.store.prune_containers(watcher, ids).await {
                 Ok(0) => {}
-                Ok(pruned) => tracing::info!(watcher = %watcher, pruned, "removed containers gone from Docker"),
+                Ok(pruned) => {
+                    tracing::info!(watcher = %watcher, pruned, "removed containers gone from Docker")
+                }
                 Err(err) => tracing::error!("cannot prune containers: {err}"),
             }
         }
@@ -357,16 +418,24 @@ impl Scanner {
 
     /// Check discovered containers: plan, list tags once per repository,
     /// decide, resolve digests once per (repository, tag, platform).
-    async fn check(&self, discovered: Vec<DiscoveredContainer>, stats: &mut ScanStats, progress: Option<Progress>) -> Vec<ContainerObject> {
+    async fn check(
+        &self,
+        discovered: Vec<DiscoveredContainer>,
+        stats: &mut ScanStats,
+        progress: Option<Progress>,
+    ) -> Vec<ContainerObject> {
         let inner = &self.inner;
-        let t0 = Instant::now();
         let mut plans = Vec::with_capacity(discovered.len());
         for container in discovered {
             plans.push(ContainerPlan::new(container, &inner.registries).await);
         }
         // One tag listing per (registry instance, repository).
         let mut groups: BTreeMap<RepositoryKey, Vec<usize>> = BTreeMap::new();
-        for (index, plan) in plans.iter().enumerate() {
+        for (index, plan) in plans
+            .iter()
+            .enumerate()
+            .filter(|(_, plan)| plan.follows_tag())
+        {
             if let Some(target) = plan.target() {
                 let key = (
                     target.instance.name.clone(),
@@ -377,46 +446,46 @@ impl Scanner {
             }
         }
         stats.repositories = groups.len();
-        eprintln!("TIMING plans {:?}", t0.elapsed());
         let total = groups.len();
         let cache_hits = std::sync::atomic::AtomicUsize::new(0);
         let done = std::sync::atomic::AtomicUsize::new(0);
-        let listings: Vec<(RepositoryKey, TagListing)> = futures::stream::iter(groups.keys().cloned())
-            .map(|key| {
-                let target = groups[&key]
-                    .first()
-                    .and_then(|&i| plans[i].target())
-                    .map(|t| (t.instance.clone(), t.location.clone()));
-                let cache_hits = &cache_hits;
-                let done = &done;
-                let progress = progress.clone();
-                async move {
-                    let tags = match target {
-                        Some((instance, location)) => self.tags(&instance, &location, cache_hits).await,
-                        None => Err("no registry".to_string()),
-                    };
-                    let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if let Some(progress) = &progress {
-                        progress(finished, total);
+        let listings: Vec<(RepositoryKey, TagListing)> =
+            futures::stream::iter(groups.keys().cloned())
+                .map(|key| {
+                    let target = groups[&key]
+                        .first()
+                        .and_then(|&i| plans[i].target())
+                        .map(|t| (t.instance.clone(), t.location.clone()));
+                    let cache_hits = &cache_hits;
+                    let done = &done;
+                    let progress = progress.clone();
+                    async move {
+                        let tags = match target {
+                            Some((instance, location)) => {
+                                self.tags(&instance, &location, cache_hits).await
+                            }
+                            None => Err("no registry".to_string()),
+                        };
+                        let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if let Some(progress) = &progress {
+                            progress(finished, total);
+                        }
+                        (key, tags)
                     }
-                    (key, tags)
-                }
-            })
-            .buffer_unordered(inner.scan.concurrency.max(1))
-            .collect()
-            .await;
+                })
+                .buffer_unordered(inner.scan.concurrency.max(1))
+                .collect()
+                .await;
         stats.tag_cache_hits = cache_hits.into_inner();
         for (key, tags) in listings {
             for &index in &groups[&key] {
                 plans[index].set_tags(tags.clone());
             }
         }
-        eprintln!("TIMING tags {:?}", t0.elapsed());
         // Strategy decisions (pure guest calls).
         for plan in &mut plans {
             plan.decide(&inner.strategies, &inner.scan).await;
         }
-        eprintln!("TIMING decide {:?}", t0.elapsed());
         // One digest lookup per (instance, repository, tag, platform).
         let mut lookups: BTreeMap<check::DigestKey, Vec<usize>> = BTreeMap::new();
         for (index, plan) in plans.iter().enumerate() {
@@ -425,25 +494,34 @@ impl Scanner {
             }
         }
         stats.digest_lookups = lookups.len();
-        let resolved: Vec<(check::DigestKey, Result<String, String>)> = futures::stream::iter(lookups.keys().cloned())
-            .map(|key| {
-                let target = lookups[&key].first().and_then(|&i| plans[i].target()).map(|t| (t.instance.clone(), t.location.clone()));
-                async move {
-                    let digest = match target {
-                        Some((instance, location)) => instance
-                            .plugin
-                            .resolve(&location, &key.tag, Some(&key.platform()), false)
-                            .await
-                            .map(|info| info.digest)
-                            .map_err(|err| format!("registry `{}`: cannot resolve tag `{}`: {err}", instance.name, key.tag)),
-                        None => Err("no registry".into()),
-                    };
-                    (key, digest)
-                }
-            })
-            .buffer_unordered(inner.scan.concurrency.max(1))
-            .collect()
-            .await;
+        let resolved: Vec<(check::DigestKey, Result<String, String>)> =
+            futures::stream::iter(lookups.keys().cloned())
+                .map(|key| {
+                    let target = lookups[&key]
+                        .first()
+                        .and_then(|&i| plans[i].target())
+                        .map(|t| (t.instance.clone(), t.location.clone()));
+                    async move {
+                        let digest = match target {
+                            Some((instance, location)) => instance
+                                .plugin
+                                .resolve(&location, &key.tag, Some(&key.platform()), false)
+                                .await
+                                .map(|info| info.digest)
+                                .map_err(|err| {
+                                    format!(
+                                        "registry `{}`: cannot resolve tag `{}`: {err}",
+                                        instance.name, key.tag
+                                    )
+                                }),
+                            None => Err("no registry".into()),
+                        };
+                        (key, digest)
+                    }
+                })
+                .buffer_unordered(inner.scan.concurrency.max(1))
+                .collect()
+                .await;
         for (key, digest) in resolved {
             for &index in &lookups[&key] {
                 plans[index].set_remote_digest(digest.clone());
@@ -452,11 +530,19 @@ impl Scanner {
         plans.into_iter().map(ContainerPlan::finish).collect()
     }
 
-    async fn tags(&self, instance: &RegistryInstance, location: &Location, cache_hits: &std::sync::atomic::AtomicUsize) -> Result<Arc<Vec<String>>, String> {
+    async fn tags(
+        &self,
+        instance: &RegistryInstance,
+        location: &Location,
+        cache_hits: &std::sync::atomic::AtomicUsize,
+    ) -> Result<Arc<Vec<String>>, String> {
         let store = &self.inner.store;
         let ttl = self.inner.tag_cache_ttl;
         if !ttl.is_zero() {
-            match store.cached_tags(&location.registry_url, &location.repository, ttl).await {
+            match store
+                .cached_tags(&location.registry_url, &location.repository, ttl)
+                .await
+            {
                 Ok(Some(cached)) => {
                     cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return Ok(Arc::new(cached.tags));
@@ -465,13 +551,17 @@ impl Scanner {
                 Err(err) => tracing::warn!("tag cache unreadable: {err}"),
             }
         }
-        let tags = instance
-            .plugin
-            .list_tags(location)
-            .await
-            .map_err(|err| format!("registry `{}`: cannot list tags of `{}`: {err}", instance.name, location.display))?;
+        let tags = instance.plugin.list_tags(location).await.map_err(|err| {
+            format!(
+                "registry `{}`: cannot list tags of `{}`: {err}",
+                instance.name, location.display
+            )
+        })?;
         if !ttl.is_zero() {
-            if let Err(err) = store.put_tags(&location.registry_url, &location.repository, &tags).await {
+            if let Err(err) = store
+                .put_tags(&location.registry_url, &location.repository, &tags)
+                .await
+            {
                 tracing::warn!("cannot cache tags: {err}");
             }
         }
@@ -482,7 +572,9 @@ impl Scanner {
 /// Whether the image a container runs matches a user pattern (see
 /// [`crate::model::image_matches`]); decided before any registry is asked.
 fn deployed_image_matches(container: &DiscoveredContainer, pattern: &str) -> bool {
-    let Some(written) = container.resolved_image_reference() else { return false };
+    let Some(written) = container.resolved_image_reference() else {
+        return false;
+    };
     match crate::reference::ImageReference::parse(written) {
         Ok(parsed) => crate::model::image_matches(written, &parsed.name(), parsed.path(), pattern),
         Err(_) => crate::model::image_matches(written, "", "", pattern),

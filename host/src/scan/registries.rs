@@ -14,7 +14,13 @@ use crate::reference::ImageReference;
 use crate::registry::{HostAllowList, RegistryClient};
 
 /// Keys of `[registries.NAME]` the host reads itself; the rest go to the plugin.
-pub const HOST_KEYS: &[&str] = &["plugin", "strategy", "regex", "allowed_hosts", "concurrency"];
+pub const HOST_KEYS: &[&str] = &[
+    "plugin",
+    "strategy",
+    "regex",
+    "allowed_hosts",
+    "concurrency",
+];
 
 /// Hosts a built-in registry plugin reaches when its `url` is not configured.
 const BUILTIN_DEFAULT_HOSTS: &[(&str, &[&str])] = &[("dockerhub", &["registry-1.docker.io"])];
@@ -86,11 +92,18 @@ impl RegistrySet {
         let max_instances = config.plugins.instances;
         let mut configured = Vec::new();
         let mut summaries = Vec::new();
-        let mut instances: Vec<(String, PluginInstanceConfig)> =
-            config.registries.iter().map(|(name, instance)| (name.clone(), instance.clone())).collect();
+        let mut instances: Vec<(String, PluginInstanceConfig)> = config
+            .registries
+            .iter()
+            .map(|(name, instance)| (name.clone(), instance.clone()))
+            .collect();
         // Docker Hub works with no configuration: an anonymous `hub` instance
         // unless some instance already uses the Hub plugin.
-        if !instances.iter().any(|(_, instance)| instance.plugin == HUB_PLUGIN) && catalog.get(HUB_PLUGIN).is_some() {
+        if !instances
+            .iter()
+            .any(|(_, instance)| instance.plugin == HUB_PLUGIN)
+            && catalog.get(HUB_PLUGIN).is_some()
+        {
             instances.push((
                 HUB_INSTANCE.to_string(),
                 PluginInstanceConfig {
@@ -100,7 +113,9 @@ impl RegistrySet {
             ));
         }
         for (name, instance) in &instances {
-            let error = |key: &str, message: String| config.error_at(config_text, "registries", name, key, message);
+            let error = |key: &str, message: String| {
+                config.error_at(config_text, "registries", name, key, message)
+            };
             let entry = catalog
                 .find(&instance.plugin, PluginKind::RegistryProvider)
                 .map_err(|_| {
@@ -113,7 +128,8 @@ impl RegistrySet {
                         ),
                     )
                 })?;
-            let allow = allow_list(name, instance, &entry.grants.allowed_hosts).map_err(|(key, message)| error(key, message))?;
+            let allow = allow_list(name, instance, &entry.grants.allowed_hosts)
+                .map_err(|(key, message)| error(key, message))?;
             let spec = RegistryInstanceSpec {
                 instance: name.clone(),
                 settings: instance.plugin_settings(HOST_KEYS),
@@ -123,11 +139,20 @@ impl RegistrySet {
                 limits,
                 max_instances,
             };
-            let plugin = RegistryPlugin::new(&entry.component, spec).await.map_err(|err| match err {
-                PluginError::Config { key: Some(key), message, .. } => error(&key, message),
-                PluginError::Config { key: None, message, .. } => error("plugin", message),
-                other => error("plugin", other.to_string()),
-            })?;
+            let plugin =
+                RegistryPlugin::new(&entry.component, spec)
+                    .await
+                    .map_err(|err| match err {
+                        PluginError::Config {
+                            key: Some(key),
+                            message,
+                            ..
+                        } => error(&key, message),
+                        PluginError::Config {
+                            key: None, message, ..
+                        } => error("plugin", message),
+                        other => error("plugin", other.to_string()),
+                    })?;
             summaries.push(summary(name, instance, false));
             configured.push(Arc::new(RegistryInstance {
                 name: name.clone(),
@@ -171,7 +196,9 @@ impl RegistrySet {
         let mut best: Option<(u32, &Arc<RegistryInstance>)> = None;
         for instance in &self.configured {
             match instance.plugin.matches(&wit_image).await {
-                Ok(Some(priority)) if best.is_none_or(|(top, _)| priority > top) => best = Some((priority, instance)),
+                Ok(Some(priority)) if best.is_none_or(|(top, _)| priority > top) => {
+                    best = Some((priority, instance))
+                }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(registry = %instance.name, "matches() failed: {err}"),
             }
@@ -198,9 +225,14 @@ impl RegistrySet {
             .find(FALLBACK_PLUGIN, PluginKind::RegistryProvider)
             .map_err(|err| format!("no registry configured for `{domain}` and {err}"))?;
         // Like the Docker engine, loopback registries are spoken to over plain HTTP.
-        let scheme = if is_loopback_domain(domain) { "http" } else { "https" };
+        let scheme = if is_loopback_domain(domain) {
+            "http"
+        } else {
+            "https"
+        };
         let url = format!("{scheme}://{domain}");
-        let allow = HostAllowList::new([domain]).map_err(|err| format!("registry domain `{domain}`: {err}"))?;
+        let allow = HostAllowList::new([domain])
+            .map_err(|err| format!("registry domain `{domain}`: {err}"))?;
         let spec = RegistryInstanceSpec {
             instance: domain.to_string(),
             settings: vec![("url".to_string(), url.clone())],
@@ -213,7 +245,11 @@ impl RegistrySet {
         let plugin = RegistryPlugin::new(&entry.component, spec)
             .await
             .map_err(|err| format!("cannot start a registry plugin for `{domain}`: {err}"))?;
-        tracing::info!(domain, url, "using the generic OCI plugin for an unconfigured registry");
+        tracing::info!(
+            domain,
+            url,
+            "using the generic OCI plugin for an unconfigured registry"
+        );
         Ok(Arc::new(RegistryInstance {
             name: domain.to_string(),
             plugin,
@@ -233,17 +269,27 @@ fn is_loopback_domain(domain: &str) -> bool {
         }
     });
     let host = host.trim_matches(['[', ']']);
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The allow-list of a configured instance: its `url` host, built-in defaults,
 /// the `allowed_hosts` key and the drop-in's grants.
-fn allow_list(name: &str, instance: &PluginInstanceConfig, grants: &[String]) -> Result<HostAllowList, (&'static str, String)> {
+fn allow_list(
+    name: &str,
+    instance: &PluginInstanceConfig,
+    grants: &[String],
+) -> Result<HostAllowList, (&'static str, String)> {
     let mut hosts: Vec<String> = grants.to_vec();
     match instance.get_str("url") {
         Some(url) => {
-            let parsed = url::Url::parse(url).map_err(|err| ("url", format!("`{url}` is not a URL: {err}")))?;
-            let host = parsed.host_str().ok_or(("url", format!("`{url}` has no host")))?;
+            let parsed = url::Url::parse(url)
+                .map_err(|err| ("url", format!("`{url}` is not a URL: {err}")))?;
+            let host = parsed
+                .host_str()
+                .ok_or(("url", format!("`{url}` has no host")))?;
             hosts.push(match parsed.port() {
                 Some(port) if host.contains(':') => format!("[{host}]:{port}"),
                 Some(port) => format!("{host}:{port}"),
@@ -251,7 +297,10 @@ fn allow_list(name: &str, instance: &PluginInstanceConfig, grants: &[String]) ->
             });
         }
         None => {
-            if let Some((_, defaults)) = BUILTIN_DEFAULT_HOSTS.iter().find(|(plugin, _)| *plugin == instance.plugin) {
+            if let Some((_, defaults)) = BUILTIN_DEFAULT_HOSTS
+                .iter()
+                .find(|(plugin, _)| *plugin == instance.plugin)
+            {
                 hosts.extend(defaults.iter().map(|h| h.to_string()));
             }
         }
@@ -260,9 +309,10 @@ fn allow_list(name: &str, instance: &PluginInstanceConfig, grants: &[String]) ->
         None => {}
         Some(toml::Value::Array(values)) => {
             for value in values {
-                let host = value
-                    .as_str()
-                    .ok_or(("allowed_hosts", format!("registry `{name}`: entries must be strings")))?;
+                let host = value.as_str().ok_or((
+                    "allowed_hosts",
+                    format!("registry `{name}`: entries must be strings"),
+                ))?;
                 hosts.push(host.to_string());
             }
         }
@@ -281,7 +331,11 @@ fn summary(name: &str, instance: &PluginInstanceConfig, automatic: bool) -> Regi
             .settings
             .iter()
             .map(|(key, value)| {
-                let shown = if is_secret_key(key) { "********".to_string() } else { crate::config::setting_text(value) };
+                let shown = if is_secret_key(key) {
+                    "********".to_string()
+                } else {
+                    crate::config::setting_text(value)
+                };
                 (key.clone(), shown)
             })
             .collect(),
@@ -292,7 +346,9 @@ fn summary(name: &str, instance: &PluginInstanceConfig, automatic: bool) -> Regi
 /// Whether a setting holds a secret that must never be shown.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "token", "secret", "key"].iter().any(|word| key.contains(word))
+    ["password", "token", "secret", "key"]
+        .iter()
+        .any(|word| key.contains(word))
 }
 
 #[cfg(test)]
