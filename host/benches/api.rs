@@ -10,20 +10,16 @@
 #[path = "../../tests/support/control_plane.rs"]
 mod world;
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use support::{env_number, percentile};
 
 use crowsnest::model::{
     ContainerObject, DigestInfo, ImageInfo, RegistryInfo, ScanResult, TagInfo, UpdateKindInfo,
 };
 use world::{config_text, parse_config, Container, Registry};
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn synthetic_container(index: usize) -> ContainerObject {
     let name = format!("service-{index:03}");
@@ -81,14 +77,6 @@ fn synthetic_container(index: usize) -> ContainerObject {
         error: None,
         labels,
     }
-}
-
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 async fn list_throughput() {
@@ -192,8 +180,8 @@ async fn load(client: &reqwest::Client, url: &str, plain_size: usize, gzip: bool
         },
         latencies.len() as f64 / elapsed.as_secs_f64(),
         bytes as f64 / elapsed.as_secs_f64() / 1e6,
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        percentile(&mut latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&mut latencies, 0.99).as_secs_f64() * 1e3,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         latencies.len(),
     );
@@ -245,8 +233,8 @@ async fn rescan_latency() {
          warm tag cache: p50 {:.1} ms, p99 {:.1} ms over {} rescans",
         containers.len(),
         cold.as_secs_f64() * 1e3,
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        percentile(&mut latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&mut latencies, 0.99).as_secs_f64() * 1e3,
         latencies.len(),
     );
     server.shutdown().await;

@@ -8,6 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::{percentile, report, status_kib};
+
 use crowsnest::plugin::engine::ComponentCache;
 use crowsnest::plugin::registry::{ImageRef, RegistryInstanceSpec};
 use crowsnest::plugin::strategy::StrategyOptions;
@@ -15,25 +19,6 @@ use crowsnest::plugin::{
     Catalog, CatalogOptions, PluginKind, RegistryPlugin, SandboxLimits, StrategyPlugin,
 };
 use crowsnest::registry::{ClientConfig, HostAllowList, RegistryClient};
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[idx]
-}
-
-fn rss_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with(field))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 async fn load(cache_dir: &std::path::Path) -> (Catalog, Duration) {
     let options = CatalogOptions {
@@ -43,17 +28,6 @@ async fn load(cache_dir: &std::path::Path) -> (Catalog, Duration) {
     let started = Instant::now();
     let catalog = Catalog::load(&options).await;
     (catalog, started.elapsed())
-}
-
-fn report(name: &str, samples: &mut [Duration]) {
-    let p50 = percentile(samples, 0.50);
-    let p99 = percentile(samples, 0.99);
-    println!(
-        "{name:<44} p50 {:>9.2} µs   p99 {:>9.2} µs   (n={})",
-        p50.as_secs_f64() * 1e6,
-        p99.as_secs_f64() * 1e6,
-        samples.len()
-    );
 }
 
 /// Set in the child process that measures a warm start on its own.
@@ -111,8 +85,8 @@ async fn warm_start(cache: std::path::PathBuf) -> anyhow::Result<()> {
     println!(
         "  RSS with all built-ins loaded + {} instances {:>6.1} MB (peak {:.1} MB)",
         registries.len() + strategies.len(),
-        rss_kib("VmRSS:") as f64 / 1024.0,
-        rss_kib("VmHWM:") as f64 / 1024.0
+        status_kib("VmRSS:") as f64 / 1024.0,
+        status_kib("VmHWM:") as f64 / 1024.0
     );
     Ok(())
 }
@@ -231,7 +205,7 @@ async fn run() -> anyhow::Result<()> {
 
     println!(
         "RSS of this process (incl. cold compile)     {:>9.1} MB",
-        rss_kib("VmRSS:") as f64 / 1024.0
+        status_kib("VmRSS:") as f64 / 1024.0
     );
     let status = std::process::Command::new(std::env::current_exe()?)
         .env(WARM_CHILD, cache.path())

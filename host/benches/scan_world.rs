@@ -14,10 +14,13 @@
 //! Environment: `CROWSNEST_BENCH_REPOSITORIES`, `CROWSNEST_BENCH_CONTAINERS`,
 //! `CROWSNEST_BENCH_SCANS` override the world size and the number of scans.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{env_number, status_kib};
 
 use anyhow::{bail, ensure, Context, Result};
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -61,13 +64,6 @@ struct World {
     socket: PathBuf,
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -95,19 +91,6 @@ fn plain_registry() -> String {
 
 fn repository(index: usize) -> String {
     format!("{NAMESPACE}/r{index:03}")
-}
-
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with(field))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Resets `VmHWM` to the current RSS (Linux ≥ 4.0), so that the peak of the

@@ -7,9 +7,12 @@
 //! - per-call time when 100 containers share one repository's tag list,
 //!   called one after another (as `scan::check` does) and concurrently.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use support::{percentile, report};
 
 use crowsnest::plugin::engine::ComponentCache;
 use crowsnest::plugin::strategy::StrategyOptions;
@@ -19,23 +22,6 @@ use crowsnest::plugin::{Catalog, CatalogOptions, PluginKind, SandboxLimits, Stra
 const TAG_COUNT: usize = 1000;
 /// Containers sharing one tag list.
 const CONTAINERS: usize = 100;
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[idx]
-}
-
-fn report(name: &str, samples: &mut [Duration]) {
-    let p50 = percentile(samples, 0.50);
-    let p99 = percentile(samples, 0.99);
-    println!(
-        "{name:<52} p50 {:>8.1} µs   p99 {:>8.1} µs   (n={})",
-        p50.as_secs_f64() * 1e6,
-        p99.as_secs_f64() * 1e6,
-        samples.len()
-    );
-}
 
 /// A deterministic shuffle (xorshift), so runs are comparable.
 fn shuffle(tags: &mut [String]) {

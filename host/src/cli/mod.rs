@@ -4,6 +4,7 @@ pub mod plugins;
 pub mod rescan;
 pub mod scan;
 pub mod serve;
+pub mod table;
 
 /// Log to stderr; `RUST_LOG` (or `CROWSNEST_LOG`) picks the level, `warn` by default.
 pub fn init_tracing() {

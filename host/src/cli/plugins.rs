@@ -97,25 +97,9 @@ pub async fn list(config: &Config, format: ListFormat) -> anyhow::Result<ExitCod
 }
 
 fn write_table(out: &mut impl Write, header: &[&str], rows: &[[String; 5]]) -> std::io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for row in rows {
-        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    let rows: Vec<Vec<String>> = rows.iter().map(|row| row.to_vec()).collect();
+    for line in super::table::aligned_lines(header, &rows) {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

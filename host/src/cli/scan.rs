@@ -116,7 +116,7 @@ fn status(container: &ContainerObject) -> (String, &'static str) {
 
 fn write_table(out: &mut impl Write, report: &ScanReport, colour: bool) -> std::io::Result<()> {
     let header = ["NAME", "WATCHER", "IMAGE", "CURRENT", "OFFERED", "STATUS"];
-    let rows: Vec<([String; 6], &'static str)> = report
+    let rows: Vec<Vec<String>> = report
         .containers
         .iter()
         .map(|c| {
@@ -137,42 +137,24 @@ fn write_table(out: &mut impl Write, report: &ScanReport, colour: bool) -> std::
                 _ => "-".into(),
             };
             let (text, code) = status(c);
-            (
-                [
-                    c.display_name.clone(),
-                    c.watcher.clone(),
-                    c.image.reference.clone(),
-                    current,
-                    offered,
-                    text,
-                ],
-                code,
-            )
+            // The status is the last column, never padded: colour escapes do not upset alignment.
+            let text = if colour {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text
+            };
+            vec![
+                c.display_name.clone(),
+                c.watcher.clone(),
+                c.image.reference.clone(),
+                current,
+                offered,
+                text,
+            ]
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for (row, _) in &rows {
-        for (width, cell) in widths.iter_mut().zip(row.iter()).take(5) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let pad = |cells: &[&str]| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    writeln!(out, "{}", pad(&header).trim_end())?;
-    for (row, code) in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        let line = pad(&cells[..5]);
-        if colour {
-            writeln!(out, "{line}  \x1b[{code}m{}\x1b[0m", cells[5])?;
-        } else {
-            writeln!(out, "{line}  {}", cells[5])?;
-        }
+    for line in super::table::aligned_lines(&header, &rows) {
+        writeln!(out, "{line}")?;
     }
     let updates = report
         .containers
