@@ -99,21 +99,16 @@ impl WatcherConfig {
         let any_tls_file = tls_files.iter().any(|file| file.is_some());
         match (&self.socket, &self.host) {
             (Some(_), Some(_)) => Err(invalid("set either `socket` or `host`, not both".into())),
-            (Some(socket), None) => {
+            (socket, None) => {
                 if any_tls_file {
                     return Err(invalid(
                         "`ca`/`cert`/`key` only apply to a `host` watcher".into(),
                     ));
                 }
-                Ok(Endpoint::Unix(socket.clone()))
-            }
-            (None, None) => {
-                if any_tls_file {
-                    return Err(invalid(
-                        "`ca`/`cert`/`key` only apply to a `host` watcher".into(),
-                    ));
-                }
-                Ok(Endpoint::Unix(PathBuf::from(DEFAULT_SOCKET)))
+                let socket = socket
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+                Ok(Endpoint::Unix(socket))
             }
             (None, Some(host)) => {
                 if let Some(path) = host.strip_prefix("unix://") {
@@ -739,16 +734,13 @@ impl DockerWatcher {
             .and_then(|names| names.first())
             .cloned();
         let summary_status = summary.state.map(|state| state.to_string());
-        let (id, name, status, image_reference, image_id, labels) = match inspected {
-            Ok(None) => (
-                summary.id,
-                summary_name,
-                summary_status,
-                summary.image,
-                summary.image_id,
-                summary.labels,
-            ),
-            Ok(Some(details)) => {
+        // Without inspection details (listing complete, or inspection failed) the summary serves.
+        let details = inspected.unwrap_or_else(|message| {
+            errors.push(message);
+            None
+        });
+        let (id, name, status, image_reference, image_id, labels) = match details {
+            Some(details) => {
                 let config = details.config.unwrap_or_default();
                 (
                     details.id.or(summary.id),
@@ -763,17 +755,14 @@ impl DockerWatcher {
                     config.labels.or(summary.labels),
                 )
             }
-            Err(message) => {
-                errors.push(message);
-                (
-                    summary.id,
-                    summary_name,
-                    summary_status,
-                    summary.image,
-                    summary.image_id,
-                    summary.labels,
-                )
-            }
+            None => (
+                summary.id,
+                summary_name,
+                summary_status,
+                summary.image,
+                summary.image_id,
+                summary.labels,
+            ),
         };
         let image_id = image_id.unwrap_or_default();
         let labels: BTreeMap<String, String> = labels.unwrap_or_default().into_iter().collect();

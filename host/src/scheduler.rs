@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::discovery::{ContainerAction, DockerWatcher, WatcherConfig};
 use crate::metrics::{Metrics, ScanOrigin};
 use crate::model::{ContainerObject, ScanReport, ScanRequest};
-use crate::triggers::{DispatchScope, TriggerDispatcher};
+use crate::triggers::{close_and_wait, DispatchScope, TriggerDispatcher};
 
 /// Schedule of a watcher without `schedule`: hourly, on the hour.
 pub const DEFAULT_SCHEDULE: &str = "0 * * * *";
@@ -264,11 +264,7 @@ impl Coordinator {
 
     /// Waits up to `grace` for scans and their follow-ups to finish.
     pub async fn shutdown(&self, grace: Duration) {
-        self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
+        if !close_and_wait(&self.tasks, grace).await {
             tracing::warn!(
                 "scans still running at shutdown; abandoning them (stored results stay consistent)"
             );

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -337,20 +337,11 @@ impl Store {
 
     /// Every stored container object, ordered by watcher then name.
     pub async fn list_containers<T: DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
-        let objects = self
-            .run(|connection| {
-                let mut statement = connection
-                    .prepare_cached("SELECT object FROM containers ORDER BY watcher, name, id")?;
-                let objects = statement
-                    .query_map([], |row| row.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(objects)
-            })
-            .await?;
-        objects
-            .iter()
-            .map(|json| serde_json::from_str(json).map_err(StoreError::from))
-            .collect()
+        self.container_objects(
+            "SELECT object FROM containers ORDER BY watcher, name, id",
+            None,
+        )
+        .await
     }
 
     /// The stored container objects of one watcher, ordered by name.
@@ -358,14 +349,40 @@ impl Store {
         &self,
         watcher: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let watcher = watcher.to_owned();
+        self.container_objects(
+            "SELECT object FROM containers WHERE watcher = ?1 ORDER BY name, id",
+            Some(watcher.to_owned()),
+        )
+        .await
+    }
+
+    /// One container object by id.
+    pub async fn get_container<T: DeserializeOwned>(
+        &self,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        // `id` is the primary key, so the query yields at most one object.
+        let objects = self
+            .container_objects(
+                "SELECT object FROM containers WHERE id = ?1",
+                Some(id.to_owned()),
+            )
+            .await?;
+        Ok(objects.into_iter().next())
+    }
+
+    /// Runs `sql`, a query selecting the `object` column of `containers` with at
+    /// most one parameter (`?1`), and decodes each object's JSON.
+    async fn container_objects<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        parameter: Option<String>,
+    ) -> Result<Vec<T>, StoreError> {
         let objects = self
             .run(move |connection| {
-                let mut statement = connection.prepare_cached(
-                    "SELECT object FROM containers WHERE watcher = ?1 ORDER BY name, id",
-                )?;
+                let mut statement = connection.prepare_cached(sql)?;
                 let objects = statement
-                    .query_map([&watcher], |row| row.get::<_, String>(0))?
+                    .query_map(params_from_iter(parameter), |row| row.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(objects)
             })
@@ -374,28 +391,6 @@ impl Store {
             .iter()
             .map(|json| serde_json::from_str(json).map_err(StoreError::from))
             .collect()
-    }
-
-    /// One container object by id.
-    pub async fn get_container<T: DeserializeOwned>(
-        &self,
-        id: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let id = id.to_owned();
-        let object = self
-            .run(move |connection| {
-                Ok(connection
-                    .query_row(
-                        "SELECT object FROM containers WHERE id = ?1",
-                        [&id],
-                        |row| row.get::<_, String>(0),
-                    )
-                    .optional()?)
-            })
-            .await?;
-        object
-            .map(|json| serde_json::from_str(&json).map_err(StoreError::from))
-            .transpose()
     }
 
     /// Records a detected update. A repeat detection of the same update only
@@ -405,33 +400,28 @@ impl Store {
         let now = unix_millis(SystemTime::now());
         self.run(move |connection| {
             let transaction = connection.transaction()?;
+            // The six values bind `?1`..`?6` of both statements.
+            let values = params![
+                update.container_id,
+                update.image,
+                update.kind,
+                update.local_value,
+                update.remote_value,
+                now
+            ];
             let inserted = transaction.execute(
                 "INSERT INTO update_history
                     (container_id, image, kind, local_value, remote_value, first_seen, last_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
                  ON CONFLICT (container_id, image, kind, local_value, remote_value) DO NOTHING",
-                params![
-                    update.container_id,
-                    update.image,
-                    update.kind,
-                    update.local_value,
-                    update.remote_value,
-                    now
-                ],
+                values,
             )?;
             if inserted == 0 {
                 transaction.execute(
                     "UPDATE update_history SET last_seen = ?6
                      WHERE container_id = ?1 AND image = ?2 AND kind = ?3
                        AND local_value = ?4 AND remote_value = ?5",
-                    params![
-                        update.container_id,
-                        update.image,
-                        update.kind,
-                        update.local_value,
-                        update.remote_value,
-                        now
-                    ],
+                    values,
                 )?;
             }
             transaction.commit()?;
@@ -720,6 +710,63 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, StoreError::MissingField("id")), "{error}");
+    }
+
+    #[tokio::test]
+    async fn container_queries_order_filter_and_find_by_id() {
+        let store = Store::open_in_memory().await.unwrap();
+        for (id, watcher, name) in [
+            ("c", "remote", "alpha"),
+            ("b", "local", "zulu"),
+            ("a", "local", "mike"),
+        ] {
+            store
+                .upsert_container(&serde_json::json!({"id": id, "watcher": watcher, "name": name}))
+                .await
+                .unwrap();
+        }
+        let ids = |objects: Vec<serde_json::Value>| -> Vec<String> {
+            objects
+                .iter()
+                .map(|object| object["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(ids(store.list_containers().await.unwrap()), ["a", "b", "c"]);
+        assert_eq!(
+            ids(store.list_watcher_containers("local").await.unwrap()),
+            ["a", "b"]
+        );
+        assert!(store
+            .list_watcher_containers::<serde_json::Value>("none")
+            .await
+            .unwrap()
+            .is_empty());
+        let found: Option<serde_json::Value> = store.get_container("b").await.unwrap();
+        assert_eq!(found.unwrap()["name"], "zulu");
+        assert!(store
+            .get_container::<serde_json::Value>("x")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_repeated_update_only_moves_last_seen() {
+        let store = Store::open_in_memory().await.unwrap();
+        let update = UpdateRecord {
+            container_id: "c1".into(),
+            image: "nginx".into(),
+            kind: "tag".into(),
+            local_value: "1.0".into(),
+            remote_value: "1.1".into(),
+        };
+        assert!(store.record_update(&update).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(!store.record_update(&update).await.unwrap());
+        let history = store.update_history("c1").await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].update, update);
+        assert!(history[0].last_seen > history[0].first_seen);
     }
 
     #[test]

@@ -616,17 +616,23 @@ impl TriggerDispatcher {
                 Mode::Batch => vec![events],
             };
             for batch in batches {
-                let delivery = Delivery {
-                    trigger: Arc::clone(trigger),
-                    store: self.store.clone(),
-                    metrics: Arc::clone(&self.metrics),
-                    pending: Arc::clone(&self.pending),
-                    cancel: self.cancel.clone(),
-                };
+                let delivery = self.delivery(trigger);
                 self.tasks.spawn(async move {
                     let _ = delivery.run(batch).await;
                 });
             }
+        }
+    }
+
+    /// A delivery through `trigger` sharing this dispatcher's store, metrics,
+    /// pending set and cancellation.
+    fn delivery(&self, trigger: &Arc<ConfiguredTrigger>) -> Delivery {
+        Delivery {
+            trigger: Arc::clone(trigger),
+            store: self.store.clone(),
+            metrics: Arc::clone(&self.metrics),
+            pending: Arc::clone(&self.pending),
+            cancel: self.cancel.clone(),
         }
     }
 
@@ -649,13 +655,7 @@ impl TriggerDispatcher {
             event.container_id.clone(),
             result_key(&event),
         );
-        let delivery = Delivery {
-            trigger: Arc::clone(trigger),
-            store: self.store.clone(),
-            metrics: Arc::clone(&self.metrics),
-            pending: Arc::clone(&self.pending),
-            cancel: self.cancel.clone(),
-        };
+        let delivery = self.delivery(trigger);
         delivery
             .run(vec![(key, event)])
             .await
@@ -667,11 +667,7 @@ impl TriggerDispatcher {
 
     /// Waits up to `grace` for background deliveries, then abandons the rest.
     pub async fn shutdown(&self, grace: Duration) {
-        self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
+        if !close_and_wait(&self.tasks, grace).await {
             tracing::warn!(
                 "trigger deliveries still running at shutdown; abandoning their retries"
             );
@@ -697,6 +693,13 @@ impl TriggerDispatcher {
 }
 
 type PendingKey = (String, String, String);
+
+/// Closes `tasks` to new work and waits up to `grace` for what runs to finish;
+/// `false` when some task was still running at the deadline.
+pub(crate) async fn close_and_wait(tasks: &TaskTracker, grace: Duration) -> bool {
+    tasks.close();
+    tokio::time::timeout(grace, tasks.wait()).await.is_ok()
+}
 
 /// One delivery (a single event or a batch) with its retries.
 struct Delivery {

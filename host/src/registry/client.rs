@@ -94,6 +94,18 @@ impl Target {
     }
 }
 
+/// One request to send: what `send` retries and `send_following_redirects` follows.
+struct Outgoing<'a> {
+    /// Origin whose concurrency limit the request counts against.
+    permit_origin: &'a str,
+    method: Method,
+    url: Url,
+    /// `Accept` header, if any.
+    accept: Option<&'a str>,
+    /// `Authorization` header, sent only to the origin the request starts at.
+    authorization: Option<&'a str>,
+}
+
 /// A response and the concurrency permit held until its body is read.
 struct Sent {
     response: reqwest::Response,
@@ -558,13 +570,13 @@ impl RegistryClient {
     ) -> Result<Sent, RegistryError> {
         let credential = self.credential(target, auth, None, false).await?;
         let sent = self
-            .send(
-                &target.origin,
-                method.clone(),
-                url.clone(),
+            .send(Outgoing {
+                permit_origin: &target.origin,
+                method: method.clone(),
+                url: url.clone(),
                 accept,
-                credential.header(),
-            )
+                authorization: credential.header(),
+            })
             .await?;
         if sent.status() != StatusCode::UNAUTHORIZED
             || matches!(auth, Auth::Bearer(_))
@@ -595,13 +607,13 @@ impl RegistryClient {
         }
         drop(sent);
         tracing::debug!(url = %url, "retrying after 401 with the resource's challenge");
-        self.send(
-            &target.origin,
+        self.send(Outgoing {
+            permit_origin: &target.origin,
             method,
-            url.clone(),
+            url: url.clone(),
             accept,
-            retry_credential.header(),
-        )
+            authorization: retry_credential.header(),
+        })
         .await
     }
 
@@ -664,7 +676,13 @@ impl RegistryClient {
         }
         let url = target.endpoint("v2/")?;
         let sent = self
-            .send(&target.origin, Method::GET, url, None, None)
+            .send(Outgoing {
+                permit_origin: &target.origin,
+                method: Method::GET,
+                url,
+                accept: None,
+                authorization: None,
+            })
             .await?;
         let scheme = if sent.status().is_success() {
             AuthScheme::Open
@@ -809,13 +827,13 @@ impl RegistryClient {
         let realm_origin = realm.origin().ascii_serialization();
         tracing::debug!(realm = %realm_origin, scope, registry = %target.origin, "fetching token");
         let sent = self
-            .send(
-                &realm_origin,
-                Method::GET,
+            .send(Outgoing {
+                permit_origin: &realm_origin,
+                method: Method::GET,
                 url,
-                Some("application/json"),
-                authorization.as_deref(),
-            )
+                accept: Some("application/json"),
+                authorization: authorization.as_deref(),
+            })
             .await?;
         if !sent.status().is_success() {
             let error = sent.into_error(NotFoundMeans::Name).await;
@@ -843,26 +861,11 @@ impl RegistryClient {
     }
 
     /// Sends one request, retrying 429 answers as `Retry-After` says (bounded).
-    async fn send(
-        &self,
-        permit_origin: &str,
-        method: Method,
-        url: Url,
-        accept: Option<&str>,
-        authorization: Option<&str>,
-    ) -> Result<Sent, RegistryError> {
+    async fn send(&self, request: Outgoing<'_>) -> Result<Sent, RegistryError> {
         let config = &self.shared.config;
         let mut retries = 0;
         loop {
-            let sent = self
-                .send_following_redirects(
-                    permit_origin,
-                    method.clone(),
-                    url.clone(),
-                    accept,
-                    authorization,
-                )
-                .await?;
+            let sent = self.send_following_redirects(&request).await?;
             if sent.status() != StatusCode::TOO_MANY_REQUESTS {
                 return Ok(sent);
             }
@@ -895,7 +898,7 @@ impl RegistryClient {
                 });
             }
             drop(sent);
-            tracing::debug!(url = %url, wait_ms = wait.as_millis() as u64, "429, waiting before retry");
+            tracing::debug!(url = %request.url, wait_ms = wait.as_millis() as u64, "429, waiting before retry");
             tokio::time::sleep(wait).await;
             retries += 1;
         }
@@ -906,22 +909,21 @@ impl RegistryClient {
     /// elsewhere, and never downgraded from https to http.
     async fn send_following_redirects(
         &self,
-        permit_origin: &str,
-        method: Method,
-        url: Url,
-        accept: Option<&str>,
-        authorization: Option<&str>,
+        outgoing: &Outgoing<'_>,
     ) -> Result<Sent, RegistryError> {
-        let start_origin = url.origin();
-        let mut current = url;
+        let method = outgoing.method.clone();
+        let start_origin = outgoing.url.origin();
+        let mut current = outgoing.url.clone();
         let mut redirects = 0;
         loop {
-            let permit = self.permit(permit_origin).await?;
+            let permit = self.permit(outgoing.permit_origin).await?;
             let mut request = self.shared.http.request(method.clone(), current.clone());
-            if let Some(accept) = accept {
+            if let Some(accept) = outgoing.accept {
                 request = request.header(ACCEPT, accept);
             }
-            if let Some(authorization) = authorization.filter(|_| current.origin() == start_origin)
+            if let Some(authorization) = outgoing
+                .authorization
+                .filter(|_| current.origin() == start_origin)
             {
                 request = request.header(AUTHORIZATION, authorization);
             }

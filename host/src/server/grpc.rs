@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use super::auth::{AuthError, Token};
 use super::AppState;
 use crate::metrics::ScanOrigin;
-use crate::model::{ContainerObject, ScanRequest};
+use crate::model::{ContainerObject, ScanReport, ScanRequest};
 
 /// Code generated from `proto/crowsnest.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -33,6 +33,15 @@ impl Service {
     /// A service over `state`.
     pub fn new(state: Arc<AppState>) -> Self {
         Self { state }
+    }
+
+    /// Runs (or joins) a scan for a gRPC caller; an interrupted scan is `unavailable`.
+    async fn scan(&self, request: ScanRequest) -> Result<Arc<ScanReport>, Status> {
+        self.state
+            .coordinator
+            .scan(request, ScanOrigin::Grpc)
+            .await
+            .map_err(|error| Status::unavailable(error.to_string()))
     }
 }
 
@@ -117,19 +126,9 @@ impl Crowsnest for Service {
         &self,
         _request: Request<proto::WatchAllRequest>,
     ) -> Result<Response<proto::ContainerList>, Status> {
-        let report = self
-            .state
-            .coordinator
-            .scan(ScanRequest::default(), ScanOrigin::Grpc)
-            .await
-            .map_err(|error| Status::unavailable(error.to_string()))?;
-        if report.containers.is_empty() && !report.watcher_errors.is_empty() {
-            let messages: Vec<&str> = report
-                .watcher_errors
-                .iter()
-                .map(|error| error.message.as_str())
-                .collect();
-            return Err(Status::unavailable(messages.join("; ")));
+        let report = self.scan(ScanRequest::default()).await?;
+        if let Some(failure) = super::every_watcher_failed(&report) {
+            return Err(Status::unavailable(failure));
         }
         Ok(Response::new(list(&report.containers)))
     }
@@ -171,12 +170,7 @@ impl Crowsnest for Service {
         }
         .request()
         .map_err(Status::invalid_argument)?;
-        let report = self
-            .state
-            .coordinator
-            .scan(scan, ScanOrigin::Grpc)
-            .await
-            .map_err(|error| Status::unavailable(error.to_string()))?;
+        let report = self.scan(scan).await?;
         Ok(Response::new(list(&report.containers)))
     }
 

@@ -274,16 +274,8 @@ pub async fn watch_all(State(state): State<Arc<AppState>>) -> ApiResult<Response
         .coordinator
         .scan(ScanRequest::default(), ScanOrigin::Http)
         .await?;
-    if report.containers.is_empty() && !report.watcher_errors.is_empty() {
-        let messages: Vec<&str> = report
-            .watcher_errors
-            .iter()
-            .map(|error| error.message.as_str())
-            .collect();
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            messages.join("; "),
-        ));
+    if let Some(failure) = super::every_watcher_failed(&report) {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, failure));
     }
     Ok(Json(&report.containers).into_response())
 }

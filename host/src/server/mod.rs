@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::discovery::WatcherConfig;
 use crate::metrics::ScanOrigin;
-use crate::model::{ContainerObject, ScanRequest};
+use crate::model::{ContainerObject, ScanReport, ScanRequest};
 use crate::plugin::Catalog;
 use crate::scheduler::{follow_events, run_schedule, Coordinator, ScanPlan};
 use crate::store::{Store, StoreError};
@@ -312,6 +312,21 @@ impl AppState {
     }
 }
 
+/// The failure a full scan answers with when it read no container because
+/// watchers failed: their messages joined by `; `. `None` when the scan has
+/// containers to show or no watcher failed.
+fn every_watcher_failed(report: &ScanReport) -> Option<String> {
+    if !report.containers.is_empty() || report.watcher_errors.is_empty() {
+        return None;
+    }
+    let messages: Vec<&str> = report
+        .watcher_errors
+        .iter()
+        .map(|error| error.message.as_str())
+        .collect();
+    Some(messages.join("; "))
+}
+
 /// A server that could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -492,6 +507,21 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scan_without_containers_fails_with_the_watcher_messages() {
+        let failure = |watcher: &str, message: &str| crate::model::WatcherError {
+            watcher: watcher.to_owned(),
+            message: message.to_owned(),
+        };
+        let mut report = ScanReport::default();
+        assert_eq!(every_watcher_failed(&report), None);
+        report.watcher_errors = vec![failure("a", "a is down"), failure("b", "b is down")];
+        assert_eq!(
+            every_watcher_failed(&report).as_deref(),
+            Some("a is down; b is down")
+        );
+    }
 
     fn parse(text: &str) -> Result<ServerConfig, ServerConfigError> {
         ServerConfig::from_table(&text.parse::<toml::Table>().unwrap())
