@@ -348,20 +348,30 @@ async fn every_route_with_auth_errors_and_filters() {
         .await;
     assert!(failed["error"].as_str().unwrap().contains("hook"));
 
-    // Metrics.
-    let (status, headers, metrics) = fx.call("GET", "/metrics", Some(TOKEN), None).await;
-    assert_eq!(status, 200);
-    assert!(headers["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
-    for needle in [
+    // Metrics. The `/v1/update` deliveries run in the background, so wait
+    // (bounded) until they have all been counted before asserting.
+    let needles = [
         "crowsnest_scans_total{origin=\"http\"}",
         "crowsnest_containers{watcher=\"local\",status=\"update_available\"} 2",
         // Three `/v1/update` calls (which run the `auto = false` triggers) and one manual run.
         "crowsnest_trigger_deliveries_total{trigger=\"hook\",outcome=\"failure\"} 4",
         "crowsnest_scan_duration_seconds_bucket",
-    ] {
+    ];
+    let mut attempts = 0;
+    let (status, headers, metrics) = loop {
+        let answer = fx.call("GET", "/metrics", Some(TOKEN), None).await;
+        attempts += 1;
+        if attempts >= 100 || needles.iter().all(|needle| answer.2.contains(needle)) {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    for needle in needles {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }
     assert!(fx.registry_requests().await > 0);

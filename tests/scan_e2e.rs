@@ -14,7 +14,7 @@ use common::{
     container, find, images, CountingProxy, TestWorld, BASE_1_0, BASE_1_1, BASE_2_0,
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST,
 };
-use crowsnest::model::ContainerObject;
+use crowsnest::model::{ContainerObject, ScanRequest};
 
 /// Full scans (no image filter) see every opted-in container on the daemon:
 /// they run one at a time.
@@ -654,6 +654,53 @@ async fn unreachable_daemon_fails_its_watcher_only() {
     let object = find(&containers, &id);
     assert_eq!(object.watcher, "local");
     assert_tag_update(object, "1.0", "2.0", "major");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_can_be_limited_to_some_watchers() {
+    // What a watcher's own schedule runs in `crowsnest serve`.
+    let world = TestWorld::new("per-watcher");
+    let plain = world.registries.plain.clone();
+    let image = format!("{plain}/{}", world.repository("app"));
+    world.push(BASE_1_0, &format!("{image}:1.0"));
+    world.push(BASE_1_1, &format!("{image}:1.1"));
+    let id = world.run(&format!("{image}:1.0"), &[]);
+    let ghost = world.dir().join("no-such-dir/docker.sock");
+    let config = world.config(&format!(
+        "{}[watchers.ghost]\nsocket = \"{}\"\n",
+        watcher(""),
+        ghost.display()
+    ));
+    let scanner = world.scanner(&config).await;
+    let only = |watchers: &[&str]| ScanRequest {
+        images: vec![image.clone()],
+        watchers: watchers.iter().map(|w| w.to_string()).collect(),
+        ..ScanRequest::default()
+    };
+
+    let local = scanner.scan(&only(&["local"])).await;
+    assert!(
+        local.watcher_errors.is_empty(),
+        "the unreachable watcher was not asked: {:?}",
+        local.watcher_errors
+    );
+    assert_eq!(container(&local, &id).watcher, "local");
+
+    let ghost_only = scanner.scan(&only(&["ghost"])).await;
+    assert!(ghost_only.containers.is_empty());
+    assert_eq!(ghost_only.watcher_errors.len(), 1);
+    assert_eq!(ghost_only.watcher_errors[0].watcher, "ghost");
+
+    let unknown = scanner.scan(&only(&["nope"])).await;
+    assert!(unknown.containers.is_empty());
+    assert_eq!(unknown.watcher_errors.len(), 1);
+    assert!(
+        unknown.watcher_errors[0]
+            .message
+            .contains("no watcher named `nope`"),
+        "{:?}",
+        unknown.watcher_errors
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

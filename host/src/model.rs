@@ -193,6 +193,9 @@ pub struct ScanRequest {
     /// Only these container ids; empty = every container.
     #[serde(default)]
     pub container_ids: Vec<String>,
+    /// Only these watchers (Docker hosts); empty = every watcher.
+    #[serde(default)]
+    pub watchers: Vec<String>,
 }
 
 /// The answer of one scan.

@@ -97,6 +97,7 @@ pub struct Coordinator {
 struct ScanKey {
     images: Vec<String>,
     container_ids: Vec<String>,
+    watchers: Vec<String>,
 }
 
 impl ScanKey {
@@ -110,6 +111,7 @@ impl ScanKey {
         Self {
             images: normalise(&request.images),
             container_ids: normalise(&request.container_ids),
+            watchers: normalise(&request.watchers),
         }
     }
 }
@@ -311,8 +313,11 @@ impl Schedule {
 /// with the largest jitter among them.
 #[derive(Debug, Clone)]
 pub struct ScanPlan {
-    /// (schedule, jitter, watchers).
+    /// (schedule, jitter, watchers). A timer whose watchers are all the
+    /// watchers there are scans everything (its scan joins any full scan).
     pub timers: Vec<(Schedule, Duration, Vec<String>)>,
+    /// How many watchers are configured.
+    pub watcher_count: usize,
 }
 
 impl ScanPlan {
@@ -335,7 +340,20 @@ impl ScanPlan {
                 .into_values()
                 .map(|(schedule, jitter, names)| (schedule, Duration::from_secs(jitter), names))
                 .collect(),
+            watcher_count: watchers.len(),
         })
+    }
+
+    /// The scan a timer runs: its own watchers, or everything when it has them all.
+    pub fn request_for(&self, watchers: &[String]) -> ScanRequest {
+        ScanRequest {
+            watchers: if watchers.len() >= self.watcher_count {
+                Vec::new()
+            } else {
+                watchers.to_vec()
+            },
+            ..ScanRequest::default()
+        }
     }
 }
 
@@ -345,9 +363,10 @@ pub async fn run_schedule(
     coordinator: Arc<Coordinator>,
     schedule: Schedule,
     jitter: Duration,
-    watchers: Vec<String>,
+    request: ScanRequest,
     cancel: CancellationToken,
 ) {
+    let watchers = &request.watchers;
     loop {
         let now = chrono::Local::now();
         let Some(next) = schedule.next_after(now) else {
@@ -368,10 +387,9 @@ pub async fn run_schedule(
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(until_next + extra) => {}
         }
-        // The engine scans every watcher in one pass; watchers sharing a timer
-        // are covered by it.
+        // Only this timer's watchers (all of them when `watchers` is empty).
         if let Err(error) = coordinator
-            .scan(ScanRequest::default(), ScanOrigin::Schedule)
+            .scan(request.clone(), ScanOrigin::Schedule)
             .await
         {
             tracing::warn!(%error, "scheduled scan failed");
@@ -574,7 +592,7 @@ mod tests {
         }
         let images = ScanRequest {
             images: vec!["b".into(), "a".into()],
-            container_ids: vec![],
+            ..ScanRequest::default()
         };
         let coordinator_for_images = Arc::clone(&coordinator);
         let image_scan =
@@ -667,6 +685,15 @@ mod tests {
             .find(|(_, _, names)| names.len() == 2)
             .unwrap();
         assert_eq!(shared.1, Duration::from_secs(9));
+        // A timer scans only its own watchers…
+        assert_eq!(plan.request_for(&shared.2).watchers, shared.2);
+        // …and one that has every watcher is a plain full scan.
+        let single = ScanPlan::new(&BTreeMap::from([(
+            "only".to_owned(),
+            WatcherConfig::default(),
+        )]))
+        .unwrap();
+        assert!(single.request_for(&single.timers[0].2).watchers.is_empty());
         let bad = BTreeMap::from([(
             "x".to_owned(),
             WatcherConfig {

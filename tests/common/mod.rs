@@ -538,7 +538,7 @@ impl Drop for TestWorld {
 pub fn images(patterns: &[&str]) -> ScanRequest {
     ScanRequest {
         images: patterns.iter().map(|p| p.to_string()).collect(),
-        container_ids: Vec::new(),
+        ..ScanRequest::default()
     }
 }
 

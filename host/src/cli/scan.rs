@@ -49,7 +49,7 @@ pub async fn run(
     };
     let request = ScanRequest {
         images,
-        container_ids: Vec::new(),
+        ..ScanRequest::default()
     };
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {

@@ -307,7 +307,24 @@ impl Scanner {
         let mut report = ScanReport::default();
         let mut discovered = Vec::new();
         let mut complete_watchers = Vec::new();
-        for found in discovery::discover_all(&self.inner.watchers).await {
+        let watchers: BTreeMap<String, WatcherConfig> = self
+            .inner
+            .watchers
+            .iter()
+            .filter(|(name, _)| request.watchers.is_empty() || request.watchers.contains(name))
+            .map(|(name, config)| (name.clone(), config.clone()))
+            .collect();
+        for unknown in request
+            .watchers
+            .iter()
+            .filter(|name| !self.inner.watchers.contains_key(*name))
+        {
+            report.watcher_errors.push(WatcherError {
+                watcher: unknown.clone(),
+                message: format!("no watcher named `{unknown}`"),
+            });
+        }
+        for found in discovery::discover_all(&watchers).await {
             match found.containers {
                 Ok(containers) => {
                     complete_watchers.push((

@@ -332,7 +332,7 @@ impl ScanBody {
             }
             (false, false) => Ok(ScanRequest {
                 images,
-                container_ids: Vec::new(),
+                ..ScanRequest::default()
             }),
         }
     }
@@ -396,7 +396,7 @@ pub async fn watchtower_update(
         .scan(
             ScanRequest {
                 images,
-                container_ids: Vec::new(),
+                ..ScanRequest::default()
             },
             ScanOrigin::Http,
         )

@@ -473,12 +473,12 @@ pub async fn start(
         });
     }
     if background.schedules {
-        for (schedule, jitter, watchers) in plan.timers {
+        for (schedule, jitter, watchers) in &plan.timers {
             tasks.spawn(run_schedule(
                 Arc::clone(&state.coordinator),
-                schedule,
-                jitter,
-                watchers,
+                schedule.clone(),
+                *jitter,
+                plan.request_for(watchers),
                 cancel.clone(),
             ));
         }
