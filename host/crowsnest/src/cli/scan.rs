@@ -1,0 +1,182 @@
+//! `crowsnest scan`: one-shot scan of every watcher, as a table or JSON.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crowsnest_config::Config;
+use crowsnest_engine::scan::{ScanSetupError, Scanner};
+use crowsnest_model::{ContainerObject, ScanReport, ScanRequest};
+
+/// Output format of `scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanFormat {
+    /// Readable table.
+    Table,
+    /// JSON array of container objects.
+    Json,
+}
+
+/// Exit codes of the contract.
+pub mod exit {
+    /// Scan done.
+    pub const OK: u8 = 0;
+    /// The scan itself failed (a watcher could not be read, setup failed).
+    pub const FAILED: u8 = 1;
+    /// Bad configuration or usage.
+    pub const BAD_CONFIG: u8 = 2;
+    /// `--fail-on-update` and an update is available.
+    pub const UPDATE_AVAILABLE: u8 = 3;
+}
+
+/// Run `scan`.
+pub async fn run(
+    config: &Config,
+    format: ScanFormat,
+    images: Vec<String>,
+    fail_on_update: bool,
+) -> anyhow::Result<ExitCode> {
+    let scanner = match Scanner::new(config).await {
+        Ok(scanner) => scanner,
+        Err(ScanSetupError::Config(err)) => {
+            eprintln!("error: bad configuration: {err}");
+            return Ok(ExitCode::from(exit::BAD_CONFIG));
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(exit::FAILED));
+        }
+    };
+    let request = ScanRequest {
+        images,
+        ..ScanRequest::default()
+    };
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} scanning repositories {pos}/{len} {wide_bar} {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress: Option<crowsnest_engine::scan::Progress> = bar.clone().map(|bar| {
+        Arc::new(move |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }) as crowsnest_engine::scan::Progress
+    });
+    let report = scanner.scan_with_progress(&request, progress).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        ScanFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report.containers)?)?,
+        ScanFormat::Table => write_table(
+            &mut out,
+            &report,
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        )?,
+    }
+    for failed in &report.watcher_errors {
+        eprintln!("error: watcher `{}`: {}", failed.watcher, failed.message);
+    }
+    if !report.watcher_errors.is_empty() {
+        return Ok(ExitCode::from(exit::FAILED));
+    }
+    if fail_on_update && report.containers.iter().any(|c| c.update_available) {
+        return Ok(ExitCode::from(exit::UPDATE_AVAILABLE));
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// Status column text and colour of one container.
+fn status(container: &ContainerObject) -> (String, &'static str) {
+    if let Some(error) = &container.error {
+        return (format!("error: {}", error.message), "31");
+    }
+    match &container.update_kind {
+        Some(kind) if container.update_available => {
+            let detail = kind
+                .semver_diff
+                .clone()
+                .unwrap_or_else(|| kind.kind.clone());
+            (format!("update ({detail})"), "33")
+        }
+        _ if container.result.is_some() => ("up to date".into(), "32"),
+        _ if container.image.tag.value.is_none() => {
+            ("pinned by digest: no tag to follow".into(), "2")
+        }
+        _ => ("not checked".into(), "2"),
+    }
+}
+
+fn write_table(out: &mut impl Write, report: &ScanReport, colour: bool) -> std::io::Result<()> {
+    let header = ["NAME", "WATCHER", "IMAGE", "CURRENT", "OFFERED", "STATUS"];
+    let rows: Vec<Vec<String>> = report
+        .containers
+        .iter()
+        .map(|c| {
+            let current = c
+                .image
+                .tag
+                .value
+                .clone()
+                .unwrap_or_else(|| "(digest)".into());
+            let offered = match &c.update_kind {
+                Some(kind) if c.update_available && kind.kind == "digest" => {
+                    format!(
+                        "new digest {}",
+                        short_digest(kind.remote_value.as_deref().unwrap_or_default())
+                    )
+                }
+                Some(kind) if c.update_available => kind.remote_value.clone().unwrap_or_default(),
+                _ => "-".into(),
+            };
+            let (text, code) = status(c);
+            // The status is the last column, never padded: colour escapes do not upset alignment.
+            let text = if colour {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text
+            };
+            vec![
+                c.display_name.clone(),
+                c.watcher.clone(),
+                c.image.reference.clone(),
+                current,
+                offered,
+                text,
+            ]
+        })
+        .collect();
+    for line in super::table::aligned_lines(&header, &rows) {
+        writeln!(out, "{line}")?;
+    }
+    let updates = report
+        .containers
+        .iter()
+        .filter(|c| c.update_available)
+        .count();
+    let errors = report
+        .containers
+        .iter()
+        .filter(|c| c.error.is_some())
+        .count();
+    writeln!(
+        out,
+        "\n{} containers, {updates} with updates, {errors} errors, {} repositories, {} ms",
+        report.containers.len(),
+        report.stats.repositories,
+        report.stats.duration_ms
+    )?;
+    Ok(())
+}
+
+fn short_digest(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}

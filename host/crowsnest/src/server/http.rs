@@ -1,0 +1,552 @@
+//! The HTTP API (see `shared/DESIGN.md`): routes, handlers and JSON errors.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crowsnest_engine::metrics::{ScanOrigin, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+use crowsnest_engine::scheduler::ScanInterrupted;
+use crowsnest_engine::triggers::{DispatchScope, TriggerRunError};
+use crowsnest_model::{ContainerObject, ScanRequest};
+use crowsnest_store::StoreError;
+
+/// Every route: (method, path in OpenAPI syntax). The OpenAPI document and the
+/// router must both list exactly these (checked by the tests).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/containers"),
+    ("get", "/api/containers/{id}"),
+    ("post", "/api/containers/watch"),
+    ("post", "/api/containers/{id}/watch"),
+    ("post", "/api/containers/{id}/triggers/{name}"),
+    ("post", "/api/scan"),
+    ("post", "/v1/update"),
+    ("get", "/api/watchers"),
+    ("get", "/api/registries"),
+    ("get", "/api/triggers"),
+    ("get", "/api/plugins"),
+    ("get", "/api/openapi.json"),
+    ("get", "/health"),
+    ("get", "/metrics"),
+];
+
+/// The router: every route but `/health` behind the bearer token when one is set.
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route("/api/containers", get(list_containers))
+        .route("/api/containers/watch", post(watch_all))
+        .route("/api/containers/{id}", get(get_container))
+        .route("/api/containers/{id}/watch", post(watch_container))
+        .route("/api/containers/{id}/triggers/{name}", post(run_trigger))
+        .route("/api/scan", post(scan_images))
+        .route("/v1/update", post(watchtower_update))
+        .route("/api/watchers", get(list_watchers))
+        .route("/api/registries", get(list_registries))
+        .route("/api/triggers", get(list_triggers))
+        .route("/api/plugins", get(list_plugins))
+        .route("/api/openapi.json", get(openapi_document))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .route_layer(middleware::from_fn_with_state(
+            state.token.clone(),
+            super::auth::require_token,
+        ));
+    Router::new()
+        .route("/health", get(health))
+        .merge(protected)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// A JSON error answer: `{"error": "…"}` with a status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
+
+impl ApiError {
+    /// An error with `status`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, error = %self.message, "API request failed");
+        }
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {error}"))
+    }
+}
+
+impl From<ScanInterrupted> for ApiError {
+    fn from(error: ScanInterrupted) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request(rejection.body_text())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
+}
+
+/// Filters of `GET /api/containers`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContainerFilter {
+    /// Container name (or display name), exact.
+    pub name: Option<String>,
+    /// Watcher name, exact.
+    pub watcher: Option<String>,
+    /// Only containers with (true) or without (false) an available update.
+    pub update_available: Option<bool>,
+}
+
+impl ContainerFilter {
+    fn is_empty(&self) -> bool {
+        self.name.is_none() && self.watcher.is_none() && self.update_available.is_none()
+    }
+
+    /// Whether `container` passes every filter given.
+    pub fn matches(&self, container: &ContainerObject) -> bool {
+        self.name
+            .as_ref()
+            .is_none_or(|name| &container.name == name || &container.display_name == name)
+            && self
+                .watcher
+                .as_ref()
+                .is_none_or(|watcher| &container.watcher == watcher)
+            && self
+                .update_available
+                .is_none_or(|wanted| container.update_available == wanted)
+    }
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip` listed without `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|param| param.replace(' ', "").eq_ignore_ascii_case("q=0"));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+fn json_bytes(bytes: Bytes) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Stored containers, optionally filtered.
+#[utoipa::path(get, path = "/api/containers", tag = "containers",
+    params(ContainerFilter),
+    responses(
+        (status = 200, description = "Stored containers", body = [super::openapi::Container]),
+        (status = 400, description = "Bad filter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_containers(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    filter: Result<Query<ContainerFilter>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(filter) = filter?;
+    let snapshot = state.containers().await?;
+    if filter.is_empty() {
+        // The whole list is served from the cache; compressed once when the client takes gzip.
+        let mut response = if accepts_gzip(&headers) {
+            let mut response = json_bytes(snapshot.gzip_json());
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            response
+        } else {
+            json_bytes(snapshot.json.clone())
+        };
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        return Ok(response);
+    }
+    let selected: Vec<&ContainerObject> = snapshot
+        .containers
+        .iter()
+        .filter(|c| filter.matches(c))
+        .collect();
+    Ok(Json(selected).into_response())
+}
+
+/// One stored container.
+#[utoipa::path(get, path = "/api/containers/{id}", tag = "containers",
+    params(("id" = String, Path, description = "Container id")),
+    responses(
+        (status = 200, description = "The container", body = super::openapi::Container),
+        (status = 404, description = "Unknown id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_container(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContainerObject>> {
+    stored_container(&state, &id).await.map(Json)
+}
+
+async fn stored_container(state: &AppState, id: &str) -> ApiResult<ContainerObject> {
+    state
+        .store
+        .get_container::<ContainerObject>(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no container with id `{id}`")))
+}
+
+/// Full rescan of every watcher (joins a scan in flight); answers the containers.
+#[utoipa::path(post, path = "/api/containers/watch", tag = "scans",
+    responses(
+        (status = 200, description = "Every container after the scan", body = [super::openapi::Container]),
+        (status = 503, description = "Every watcher failed, or the scan was interrupted", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn watch_all(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
+    let report = state
+        .coordinator
+        .scan(ScanRequest::default(), ScanOrigin::Http)
+        .await?;
+    if let Some(failure) = super::every_watcher_failed(&report) {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, failure));
+    }
+    Ok(Json(&report.containers).into_response())
+}
+
+/// Re-checks one container.
+#[utoipa::path(post, path = "/api/containers/{id}/watch", tag = "scans",
+    params(("id" = String, Path, description = "Container id")),
+    responses(
+        (status = 200, description = "The container after the check", body = super::openapi::Container),
+        (status = 404, description = "Unknown id, or the container is gone", body = ErrorBody),
+        (status = 503, description = "The Docker engine could not be asked", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn watch_container(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContainerObject>> {
+    let stored = stored_container(&state, &id).await?;
+    match state.coordinator.refresh(&stored.watcher, &stored.id).await {
+        Ok(Some(container)) => Ok(Json(container)),
+        Ok(None) => Err(ApiError::not_found(format!(
+            "container `{id}` is gone or no longer watched"
+        ))),
+        Err(error) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error)),
+    }
+}
+
+/// Body of `POST /api/scan`: `{"images": […]}` or `{"all": true}`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanBody {
+    /// Image patterns: repository with or without registry host and port, optional `:tag`.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Scan every container.
+    #[serde(default)]
+    pub all: bool,
+}
+
+impl ScanBody {
+    /// The scan request this body asks for.
+    pub fn request(&self) -> Result<ScanRequest, String> {
+        let images: Vec<String> = self
+            .images
+            .iter()
+            .map(|image| image.trim().to_owned())
+            .filter(|image| !image.is_empty())
+            .collect();
+        match (self.all, images.is_empty()) {
+            (true, true) => Ok(ScanRequest::default()),
+            (true, false) => Err("give either `images` or `\"all\": true`, not both".into()),
+            (false, true) => {
+                Err("give `images` (a non-empty array of image patterns) or `\"all\": true`".into())
+            }
+            (false, false) => Ok(ScanRequest {
+                images,
+                ..ScanRequest::default()
+            }),
+        }
+    }
+}
+
+/// Batch rescan of the containers whose image matches.
+#[utoipa::path(post, path = "/api/scan", tag = "scans",
+    request_body = ScanBody,
+    responses(
+        (status = 200, description = "The scan report", body = super::openapi::Report),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 503, description = "The scan was interrupted", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn scan_images(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult<Response> {
+    let body: ScanBody = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))?;
+    let request = body.request().map_err(ApiError::bad_request)?;
+    let report = state.coordinator.scan(request, ScanOrigin::Http).await?;
+    Ok(Json(report.as_ref()).into_response())
+}
+
+/// Query of `POST /v1/update`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UpdateQuery {
+    /// Comma-separated image patterns (`foo/bar,127.0.0.1:5000/team/app`); absent = every container.
+    pub image: Option<String>,
+}
+
+/// Watchtower-compatible: rescan the matching containers and run the triggers.
+#[utoipa::path(post, path = "/v1/update", tag = "scans",
+    params(UpdateQuery),
+    responses(
+        (status = 200, description = "The scan report; triggers run in the background", body = super::openapi::Report),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "No token is configured, so this route is off", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn watchtower_update(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<UpdateQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    if !state.token.is_set() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "/v1/update needs `[server] token` (or token_file) to be configured",
+        ));
+    }
+    let Query(query) = query?;
+    let images: Vec<String> = query
+        .image
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|image| !image.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let report = state
+        .coordinator
+        .scan(
+            ScanRequest {
+                images,
+                ..ScanRequest::default()
+            },
+            ScanOrigin::Http,
+        )
+        .await?;
+    // Automatic triggers already fired for this scan; fire the API-only ones.
+    state
+        .coordinator
+        .triggers()
+        .dispatch(&report.containers, DispatchScope::ApiOnly)
+        .await;
+    Ok(Json(report.as_ref()).into_response())
+}
+
+/// Runs one trigger for one container now.
+#[utoipa::path(post, path = "/api/containers/{id}/triggers/{name}", tag = "triggers",
+    params(("id" = String, Path, description = "Container id"), ("name" = String, Path, description = "Trigger name")),
+    responses(
+        (status = 200, description = "Delivered", body = super::openapi::Delivered),
+        (status = 404, description = "Unknown container or trigger", body = ErrorBody),
+        (status = 409, description = "The container has no update to deliver", body = ErrorBody),
+        (status = 502, description = "Every delivery attempt failed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn run_trigger(
+    State(state): State<Arc<AppState>>,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let container = stored_container(&state, &id).await?;
+    match state
+        .coordinator
+        .triggers()
+        .run_now(&name, &container)
+        .await
+    {
+        Ok(()) => Ok(Json(
+            serde_json::json!({ "delivered": true, "trigger": name, "container": id }),
+        )),
+        Err(error @ TriggerRunError::UnknownTrigger(_)) => {
+            Err(ApiError::not_found(error.to_string()))
+        }
+        Err(error @ TriggerRunError::NoUpdate(_)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, error.to_string()))
+        }
+        Err(error @ TriggerRunError::Delivery { .. }) => {
+            Err(ApiError::new(StatusCode::BAD_GATEWAY, error.to_string()))
+        }
+    }
+}
+
+/// Configured watchers (Docker hosts).
+#[utoipa::path(get, path = "/api/watchers", tag = "configuration",
+    responses((status = 200, description = "Watchers by name", body = Object),
+              (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_watchers(State(state): State<Arc<AppState>>) -> Response {
+    Json(&state.info.watchers).into_response()
+}
+
+/// Configured registries, secrets masked.
+#[utoipa::path(get, path = "/api/registries", tag = "configuration",
+    responses((status = 200, description = "Registries", body = Object),
+              (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_registries(State(state): State<Arc<AppState>>) -> Response {
+    Json(&state.info.registries).into_response()
+}
+
+/// Configured triggers, secrets masked.
+#[utoipa::path(get, path = "/api/triggers", tag = "configuration",
+    responses((status = 200, description = "Triggers", body = [Object]),
+              (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_triggers(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.coordinator.triggers().summaries()).into_response()
+}
+
+/// Loaded plugins.
+#[utoipa::path(get, path = "/api/plugins", tag = "configuration",
+    responses((status = 200, description = "Plugins", body = [super::PluginSummary]),
+              (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_plugins(State(state): State<Arc<AppState>>) -> Response {
+    Json(&state.info.plugins).into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object),
+              (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn openapi_document() -> Response {
+    json_bytes(super::openapi::document_json().clone())
+}
+
+/// Liveness; never needs the token.
+#[utoipa::path(get, path = "/health", tag = "meta",
+    responses((status = 200, description = "Alive", body = super::openapi::Health)))]
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+              (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
+    let snapshot = state.containers().await?;
+    let text = state.coordinator.metrics().render(&snapshot.containers);
+    Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            headers
+        };
+        assert!(accepts_gzip(&headers("gzip")));
+        assert!(accepts_gzip(&headers("br, gzip;q=0.5")));
+        assert!(accepts_gzip(&headers("*")));
+        assert!(!accepts_gzip(&headers("gzip;q=0")));
+        assert!(!accepts_gzip(&headers("br, deflate")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn scan_body_needs_images_or_all() {
+        let parse = |text: &str| {
+            serde_json::from_str::<ScanBody>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.request())
+        };
+        assert_eq!(parse(r#"{"all": true}"#).unwrap(), ScanRequest::default());
+        assert_eq!(
+            parse(r#"{"images": ["nginx", " "]}"#).unwrap().images,
+            vec!["nginx".to_owned()]
+        );
+        assert!(parse(r#"{}"#).is_err());
+        assert!(parse(r#"{"images": []}"#).is_err());
+        assert!(parse(r#"{"all": true, "images": ["x"]}"#).is_err());
+        assert!(parse(r#"{"imagez": ["x"]}"#).is_err());
+        assert!(parse(r#"{"images": "x"}"#).is_err());
+    }
+}

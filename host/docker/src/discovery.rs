@@ -1,0 +1,439 @@
+//! Discovery: list a watcher's containers and resolve, for each, the image it
+//! runs and the options carried by its labels.
+//!
+//! Failures are scoped as tightly as possible: an unreachable engine fails only
+//! its own watcher, and a container that cannot be inspected stays in the list
+//! with its error instead of vanishing (or, worse, looking up to date).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bollard::models::{ContainerInspectResponse, ContainerSummary, ImageInspect};
+use bollard::query_parameters::ListContainersOptions;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::labels::ContainerOptions;
+use crate::watcher::WatcherConfig;
+use crate::{DiscoveryError, DockerWatcher};
+
+/// How many container/image inspections run at once against one engine.
+const INSPECT_CONCURRENCY: usize = 8;
+
+/// A container found on a watcher, with its image and options resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveredContainer {
+    /// Full container id.
+    pub id: String,
+    /// Container name without the leading `/`.
+    pub name: String,
+    /// Docker state: `running`, `exited`, `created`, `paused`, …
+    pub status: String,
+    /// Name of the watcher that found it.
+    pub watcher: String,
+    /// Image reference as deployed (`Config.Image`): a name, name:tag, name@digest or an image id.
+    pub image_reference: String,
+    /// Local image id (`sha256:…`).
+    pub image_id: String,
+    /// `RepoDigests` of the local image (`name@sha256:…`), empty for never-pushed/pulled images.
+    pub repo_digests: Vec<String>,
+    /// `RepoTags` of the local image (`name:tag`).
+    pub repo_tags: Vec<String>,
+    /// Image CPU architecture, e.g. `amd64`.
+    pub architecture: Option<String>,
+    /// Image operating system, e.g. `linux`.
+    pub os: Option<String>,
+    /// Image architecture variant, e.g. `v8`.
+    pub variant: Option<String>,
+    /// Image creation time as reported by Docker (RFC 3339).
+    pub image_created: Option<String>,
+    /// All container labels.
+    pub labels: BTreeMap<String, String>,
+    /// crowsnest options resolved from the labels.
+    pub options: ContainerOptions,
+    /// Whether crowsnest should check this container for updates.
+    pub watched: bool,
+    /// Why this container could not be fully discovered (inspect failure, bad label).
+    pub error: Option<String>,
+}
+
+impl DiscoveredContainer {
+    /// The image reference to check for updates. A container created from a bare
+    /// image id (`docker run 1a2b3c…`) has no name in `Config.Image`; it resolves to
+    /// one of the image's `RepoTags` (a versioned tag in preference to `latest`).
+    /// `None` when the container runs an untagged image known only by its id.
+    pub fn resolved_image_reference(&self) -> Option<&str> {
+        if !is_image_id_reference(&self.image_reference, &self.image_id) {
+            return Some(&self.image_reference);
+        }
+        self.repo_tags
+            .iter()
+            .find(|tag| !tag.ends_with(":latest"))
+            .or_else(|| self.repo_tags.first())
+            .map(String::as_str)
+    }
+
+    /// Name to show: the `crowsnest.display.name` label, else the container name.
+    pub fn display_name(&self) -> &str {
+        self.options.display_name.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// True when `reference` is the image id itself (full, `sha256:`-prefixed, or a short prefix).
+fn is_image_id_reference(reference: &str, image_id: &str) -> bool {
+    let candidate = reference.strip_prefix("sha256:").unwrap_or(reference);
+    let full_id = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+    candidate.len() >= 12
+        && candidate.chars().all(|c| c.is_ascii_hexdigit())
+        && full_id.starts_with(&candidate.to_ascii_lowercase())
+}
+
+impl DockerWatcher {
+    /// Lists the containers (running only, or all with `watch_all`) and inspects
+    /// each container and each distinct image, a bounded number at a time. Only a
+    /// failure to list fails the call; per-container failures land in
+    /// [`DiscoveredContainer::error`].
+    pub async fn discover(&self) -> Result<Vec<DiscoveredContainer>, DiscoveryError> {
+        let options = ListContainersOptions {
+            all: self.config.watch_all,
+            ..Default::default()
+        };
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|source| DiscoveryError::ListContainers {
+                watcher: self.name.clone(),
+                endpoint: self.endpoint.to_string(),
+                source,
+            })?;
+
+        let inspections: Vec<(ContainerSummary, Result<Option<ContainerInspectResponse>, String>)> =
+            futures::stream::iter(summaries)
+                .map(|summary| async move {
+                    if listing_is_complete(&summary) {
+                        return (summary, Ok(None));
+                    }
+                    let id = summary.id.clone().unwrap_or_default();
+                    let inspected = self
+                        .docker
+                        .inspect_container(
+                            &id,
+                            None::<bollard::query_parameters::InspectContainerOptions>,
+                        )
+                        .await;
+                    (summary, inspected.map(Some))
+                })
+                .buffered(INSPECT_CONCURRENCY)
+                .filter_map(|(summary, inspected)| async move {
+                    match inspected {
+                        Ok(details) => Some((summary, Ok(details))),
+                        // Removed between the listing and the inspection: it is
+                        // gone, not broken, so it is not reported at all.
+                        Err(bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404,
+                            ..
+                        }) => {
+                            tracing::debug!(watcher = %self.name, container = ?summary.id, "container vanished during discovery");
+                            None
+                        }
+                        Err(source) => {
+                            let id = summary.id.clone().unwrap_or_default();
+                            Some((summary, Err(self.inspect_error(&id, source).to_string())))
+                        }
+                    }
+                })
+                .collect()
+                .await;
+
+        let image_ids: HashSet<String> = inspections
+            .iter()
+            .filter_map(|(summary, inspected)| match inspected {
+                Ok(Some(details)) => details.image.clone(),
+                Ok(None) | Err(_) => summary.image_id.clone(),
+            })
+            .collect();
+        let images = self.inspect_images(image_ids).await;
+
+        Ok(inspections
+            .into_iter()
+            .map(|(summary, inspected)| self.assemble(summary, inspected, &images))
+            .collect())
+    }
+
+    /// Discovers one container by id or name (for a single-container rescan).
+    pub async fn discover_one(&self, id: &str) -> Result<DiscoveredContainer, DiscoveryError> {
+        let details = self
+            .docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .map_err(|source| self.inspect_error(id, source))?;
+        let summary = ContainerSummary {
+            id: details.id.clone(),
+            names: details.name.clone().map(|name| vec![name]),
+            image: details
+                .config
+                .as_ref()
+                .and_then(|config| config.image.clone()),
+            image_id: details.image.clone(),
+            labels: details
+                .config
+                .as_ref()
+                .and_then(|config| config.labels.clone()),
+            ..Default::default()
+        };
+        let images = self
+            .inspect_images(details.image.iter().cloned().collect())
+            .await;
+        Ok(self.assemble(summary, Ok(Some(details)), &images))
+    }
+
+    async fn inspect_images(
+        &self,
+        image_ids: HashSet<String>,
+    ) -> HashMap<String, Result<ImageInspect, String>> {
+        futures::stream::iter(image_ids)
+            .map(|image_id| async move {
+                let inspected = self.docker.inspect_image(&image_id).await.map_err(|error| {
+                    format!(
+                        "watcher `{}`: inspecting image {image_id} failed: {error}",
+                        self.name
+                    )
+                });
+                (image_id, inspected)
+            })
+            .buffer_unordered(INSPECT_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    fn assemble(
+        &self,
+        summary: ContainerSummary,
+        inspected: Result<Option<ContainerInspectResponse>, String>,
+        images: &HashMap<String, Result<ImageInspect, String>>,
+    ) -> DiscoveredContainer {
+        let mut errors = Vec::new();
+        let summary_name = summary
+            .names
+            .as_ref()
+            .and_then(|names| names.first())
+            .cloned();
+        let summary_status = summary.state.map(|state| state.to_string());
+        // Without inspection details (listing complete, or inspection failed) the summary serves.
+        let details = inspected.unwrap_or_else(|message| {
+            errors.push(message);
+            None
+        });
+        let (id, name, status, image_reference, image_id, labels) = match details {
+            Some(details) => {
+                let config = details.config.unwrap_or_default();
+                (
+                    details.id.or(summary.id),
+                    details.name.or(summary_name),
+                    details
+                        .state
+                        .and_then(|state| state.status)
+                        .map(|status| status.to_string())
+                        .or(summary_status),
+                    config.image.or(summary.image),
+                    details.image.or(summary.image_id),
+                    config.labels.or(summary.labels),
+                )
+            }
+            None => (
+                summary.id,
+                summary_name,
+                summary_status,
+                summary.image,
+                summary.image_id,
+                summary.labels,
+            ),
+        };
+        let image_id = image_id.unwrap_or_default();
+        let labels: BTreeMap<String, String> = labels.unwrap_or_default().into_iter().collect();
+        let (options, label_problems) = ContainerOptions::from_labels(&labels);
+        errors.extend(label_problems);
+        let watched = options.watch.unwrap_or(self.config.watch_by_default);
+
+        let mut container = DiscoveredContainer {
+            id: id.unwrap_or_default(),
+            name: name
+                .map(|name| name.trim_start_matches('/').to_owned())
+                .unwrap_or_default(),
+            status: status.unwrap_or_default(),
+            watcher: self.name.clone(),
+            image_reference: image_reference.unwrap_or_default(),
+            image_id: image_id.clone(),
+            repo_digests: Vec::new(),
+            repo_tags: Vec::new(),
+            architecture: None,
+            os: None,
+            variant: None,
+            image_created: None,
+            labels,
+            options,
+            watched,
+            error: None,
+        };
+        match images.get(&image_id) {
+            Some(Ok(image)) => {
+                container.repo_digests = image.repo_digests.clone().unwrap_or_default();
+                container.repo_tags = image.repo_tags.clone().unwrap_or_default();
+                container.architecture = image.architecture.clone();
+                container.os = image.os.clone();
+                container.variant = image.variant.clone();
+                container.image_created = image.created.clone();
+            }
+            Some(Err(message)) => errors.push(message.clone()),
+            None => errors.push(format!(
+                "watcher `{}`: container {} reports no image id",
+                self.name, container.id
+            )),
+        }
+        if !errors.is_empty() {
+            tracing::warn!(watcher = %self.name, container = %container.id, errors = ?errors, "container discovered with errors");
+            container.error = Some(errors.join("; "));
+        }
+        container
+    }
+}
+
+/// Whether a container listing already says everything discovery needs, so
+/// that the per-container inspection (the bulk of a large host's discovery
+/// time) can be skipped. The listing shows the image reference the container
+/// was created with unless that reference has since moved to another image;
+/// the engine then lists the image id, and only an inspection tells the
+/// original reference.
+fn listing_is_complete(summary: &ContainerSummary) -> bool {
+    let listed_image = summary.image.as_deref().unwrap_or_default();
+    summary.id.is_some()
+        && summary.image_id.is_some()
+        && summary.state.is_some()
+        && !listed_image.is_empty()
+        && !listed_image.starts_with("sha256:")
+        && summary.image_id.as_deref() != Some(listed_image)
+}
+
+/// What discovery found on one watcher.
+#[derive(Debug)]
+pub struct WatcherDiscovery {
+    /// Watcher name.
+    pub watcher: String,
+    /// Its containers, or why the whole watcher failed.
+    pub containers: Result<Vec<DiscoveredContainer>, DiscoveryError>,
+}
+
+/// Connects to every watcher and discovers their containers concurrently. One
+/// watcher's failure never affects another's result.
+pub async fn discover_all(watchers: &BTreeMap<String, WatcherConfig>) -> Vec<WatcherDiscovery> {
+    futures::future::join_all(watchers.iter().map(|(name, config)| async move {
+        let containers = match DockerWatcher::connect(name.clone(), config.clone()).await {
+            Ok(watcher) => watcher.discover().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &containers {
+            tracing::warn!(watcher = %name, %error, "watcher failed");
+        }
+        WatcherDiscovery {
+            watcher: name.clone(),
+            containers,
+        }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use bollard::{Docker, API_DEFAULT_VERSION};
+
+    /// A watcher whose client never connects (nothing listens on port 1), for
+    /// exercising the pure assembly logic.
+    fn offline_watcher() -> DockerWatcher {
+        let config = WatcherConfig {
+            host: Some("tcp://127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        let endpoint = config.endpoint("offline").unwrap();
+        let docker =
+            Docker::connect_with_http("tcp://127.0.0.1:1", 1, API_DEFAULT_VERSION).unwrap();
+        DockerWatcher {
+            name: "offline".into(),
+            config,
+            endpoint,
+            docker,
+        }
+    }
+
+    #[test]
+    fn inspect_failures_keep_the_container_with_its_error() {
+        let watcher = offline_watcher();
+        let summary = ContainerSummary {
+            id: Some("abc".into()),
+            names: Some(vec!["/web".into()]),
+            image: Some("nginx:1.25".into()),
+            image_id: Some("sha256:1111".into()),
+            labels: Some(HashMap::from([(
+                "wud.watch".to_owned(),
+                "false".to_owned(),
+            )])),
+            ..Default::default()
+        };
+        let images = HashMap::from([(
+            "sha256:1111".to_owned(),
+            Err("inspecting image sha256:1111 failed: boom".to_owned()),
+        )]);
+        let container = watcher.assemble(
+            summary,
+            Err("inspecting container abc failed: timeout".into()),
+            &images,
+        );
+        assert_eq!(container.id, "abc");
+        assert_eq!(container.name, "web");
+        assert_eq!(container.image_reference, "nginx:1.25");
+        assert!(!container.watched, "labels come from the listing");
+        let error = container.error.unwrap();
+        assert!(
+            error.contains("timeout") && error.contains("boom"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn image_id_references_resolve_to_a_tag() {
+        let container = DiscoveredContainer {
+            id: "c".into(),
+            name: "n".into(),
+            status: "running".into(),
+            watcher: "local".into(),
+            image_reference: "99d698dbffbc".into(),
+            image_id: "sha256:99d698dbffbc0123456789".into(),
+            repo_digests: vec![],
+            repo_tags: vec!["app:latest".into(), "app:1.0".into()],
+            architecture: None,
+            os: None,
+            variant: None,
+            image_created: None,
+            labels: BTreeMap::new(),
+            options: ContainerOptions::default(),
+            watched: true,
+            error: None,
+        };
+        assert_eq!(container.resolved_image_reference(), Some("app:1.0"));
+        let named = DiscoveredContainer {
+            image_reference: "app:1.0".into(),
+            ..container.clone()
+        };
+        assert_eq!(named.resolved_image_reference(), Some("app:1.0"));
+        let untagged = DiscoveredContainer {
+            repo_tags: vec![],
+            ..container
+        };
+        assert_eq!(untagged.resolved_image_reference(), None);
+    }
+}

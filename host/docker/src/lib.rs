@@ -1,0 +1,25 @@
+//! crowsnest-docker: the Docker engines crowsnest watches.
+//!
+//! Responsibility: a watcher's configuration and endpoint ([`watcher`]), the
+//! connection to its engine with bollard ([`client`]), discovery of its
+//! containers with the image each runs ([`discovery`]), the options their
+//! labels carry ([`labels`]), and container lifecycle events ([`events`]).
+//!
+//! Must not depend on the plugin host, the store, the scan engine or any
+//! front end: it reports what the engines say, and nothing else.
+
+pub mod client;
+pub mod discovery;
+mod errors;
+pub mod events;
+pub mod labels;
+pub mod watcher;
+
+pub use client::DockerWatcher;
+pub use discovery::{discover_all, DiscoveredContainer, WatcherDiscovery};
+pub use errors::DiscoveryError;
+pub use events::{ContainerAction, ContainerEvent};
+pub use labels::ContainerOptions;
+pub use watcher::{
+    watchers_or_default, Endpoint, WatcherConfig, DEFAULT_SOCKET, DEFAULT_WATCHER_NAME,
+};

@@ -1,0 +1,17 @@
+//! crowsnest-engine: the business layer — what to scan, when, and what to do
+//! with the answer.
+//!
+//! Responsibility: the scan engine ([`scan`]: group containers by repository,
+//! list tags once, ask the strategy, look digests up, store results), the
+//! scheduler ([`scheduler`]: single-flight coordinator, cron timers, Docker
+//! event follower), triggers ([`triggers`]: which fires when, delivery with
+//! retries) and the daemon's [`metrics`].
+//!
+//! Builds on every crate below it (oci, plugin-host, docker, store, config,
+//! model); must not depend on a front end (CLI, HTTP, gRPC).
+
+mod instance_setup;
+pub mod metrics;
+pub mod scan;
+pub mod scheduler;
+pub mod triggers;

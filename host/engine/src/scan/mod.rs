@@ -1,0 +1,535 @@
+//! The scan engine: discover containers, group them by repository, list each
+//! repository's tags once, let the strategy plugin pick each container's
+//! update, look up each needed digest once, and store the results.
+//!
+//! Every failure lands on the containers it concerns (`error.message`); the
+//! others are unaffected.
+
+mod check;
+mod registries;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use crowsnest_config::{Config, ConfigError, ScanConfig};
+use crowsnest_docker::{self as discovery, DiscoveredContainer, WatcherConfig};
+use crowsnest_model::{ContainerObject, ScanReport, ScanRequest, ScanStats, WatcherError};
+use crowsnest_oci::reference::ImageReference;
+use crowsnest_oci::{ClientConfig, RegistryClient};
+use crowsnest_plugin_host::registry::Location;
+use crowsnest_plugin_host::{
+    Catalog, InstanceSpec, NoObserver, PluginKind, PluginObserver, StrategyPlugin,
+};
+use crowsnest_store::{Store, UpdateRecord};
+
+pub use check::{link_from_template, ContainerPlan};
+pub use registries::{RegistryInstance, RegistrySummary};
+
+use registries::RegistrySet;
+
+/// Why a scanner could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanSetupError {
+    /// The configuration is wrong (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Something else failed (store, HTTP client).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// Why a single-container operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Docker could not be asked.
+    #[error(transparent)]
+    Discovery(#[from] discovery::DiscoveryError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crowsnest_store::StoreError),
+    /// No such watcher.
+    #[error("no watcher named `{0}`")]
+    UnknownWatcher(String),
+}
+
+/// (registry instance, registry URL, repository): one tag listing each.
+type RepositoryKey = (String, String, String);
+
+/// A repository's tags, or why they could not be listed.
+type TagListing = Result<Arc<Vec<String>>, String>;
+
+/// Called as repositories complete (for progress bars): (done, total).
+pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+struct Inner {
+    config: Config,
+    scan: ScanConfig,
+    watchers: BTreeMap<String, WatcherConfig>,
+    catalog: Arc<Catalog>,
+    registries: RegistrySet,
+    strategies: HashMap<String, StrategyPlugin>,
+    client: RegistryClient,
+    store: Store,
+    tag_cache_ttl: Duration,
+}
+
+/// The scan engine; cheap to clone.
+#[derive(Clone)]
+pub struct Scanner {
+    inner: Arc<Inner>,
+}
+
+impl Scanner {
+    /// Build a scanner: load plugins, start registry instances and strategies,
+    /// open the store. Configuration problems name file, line and key.
+    pub async fn new(config: &Config) -> Result<Self, ScanSetupError> {
+        Self::with_observer(config, Arc::new(NoObserver)).await
+    }
+
+    /// [`Scanner::new`], reporting every plugin call to `observer` (metrics).
+    pub async fn with_observer(
+        config: &Config,
+        observer: Arc<dyn PluginObserver>,
+    ) -> Result<Self, ScanSetupError> {
+        let scan = config.scan.clone();
+        let watchers = discovery::watchers_or_default(&config.watchers);
+        let catalog = Arc::new(Catalog::load(&config.plugins.catalog_options()).await);
+        let client = RegistryClient::new(ClientConfig {
+            max_concurrent_requests_per_registry: scan.registry_concurrency.max(1),
+            request_timeout: Duration::from_secs(scan.registry_timeout.max(1)),
+            ..ClientConfig::default()
+        })
+        .map_err(|err| ScanSetupError::Runtime(err.to_string()))?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|err| ScanSetupError::Runtime(format!("cannot build HTTP client: {err}")))?;
+        let registries = RegistrySet::new(
+            config,
+            catalog.clone(),
+            client.clone(),
+            http,
+            observer.clone(),
+        )
+        .await?;
+
+        let mut strategies = HashMap::new();
+        for entry in catalog
+            .entries()
+            .filter(|e| e.component.info.kind == PluginKind::VersionStrategy)
+        {
+            let name = entry.component.info.name.clone();
+            let spec = InstanceSpec {
+                settings: Vec::new(),
+                limits: config.plugins.sandbox_limits(),
+                capabilities: Default::default(),
+                max_instances: config.plugins.instances,
+                observer: observer.clone(),
+            };
+            match StrategyPlugin::new(&entry.component, spec).await {
+                Ok(plugin) => {
+                    strategies.insert(name, plugin);
+                }
+                Err(err) => tracing::error!(strategy = %name, "strategy plugin unusable: {err}"),
+            }
+        }
+        let known = |name: &str| strategies.contains_key(name);
+        let available = || {
+            let mut names: Vec<&str> = strategies.keys().map(String::as_str).collect();
+            names.sort();
+            names.join(", ")
+        };
+        if !known(&scan.strategy) {
+            return Err(config
+                .error_at(
+                    &["scan", "strategy"],
+                    format!(
+                        "unknown strategy `{}` (available: {})",
+                        scan.strategy,
+                        available()
+                    ),
+                )
+                .into());
+        }
+        for instance in registries.configured() {
+            if let Some(strategy) = instance.strategy.as_deref().filter(|s| !known(s)) {
+                return Err(config
+                    .error_at(
+                        &["registries", &instance.name, "strategy"],
+                        format!("unknown strategy `{strategy}` (available: {})", available()),
+                    )
+                    .into());
+            }
+        }
+
+        let store = Store::open(&config.store.path)
+            .await
+            .map_err(|err| ScanSetupError::Runtime(err.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                scan,
+                watchers,
+                catalog,
+                registries,
+                strategies,
+                client,
+                store,
+                tag_cache_ttl: Duration::from_secs(config.store.tag_cache_ttl),
+            }),
+        })
+    }
+
+    /// The store holding containers, results and caches.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The loaded plugins.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// The shared registry client (its counters feed metrics and benchmarks).
+    pub fn registry_client(&self) -> &RegistryClient {
+        &self.inner.client
+    }
+
+    /// The Docker hosts watched.
+    pub fn watchers(&self) -> &BTreeMap<String, WatcherConfig> {
+        &self.inner.watchers
+    }
+
+    /// Configured registries, secrets masked.
+    pub fn registries(&self) -> Vec<RegistrySummary> {
+        self.inner.registries.summaries()
+    }
+
+    /// The configuration the scanner was built from.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Scan every watcher (filtered by `request`) and store the results.
+    pub async fn scan(&self, request: &ScanRequest) -> ScanReport {
+        self.scan_with_progress(request, None).await
+    }
+
+    /// [`Scanner::scan`], reporting progress per repository.
+    pub async fn scan_with_progress(
+        &self,
+        request: &ScanRequest,
+        progress: Option<Progress>,
+    ) -> ScanReport {
+        let started = Instant::now();
+        let mut report = ScanReport::default();
+        let mut discovered = Vec::new();
+        let mut complete_watchers = Vec::new();
+        let watchers: BTreeMap<String, WatcherConfig> = self
+            .inner
+            .watchers
+            .iter()
+            .filter(|(name, _)| request.watchers.is_empty() || request.watchers.contains(name))
+            .map(|(name, config)| (name.clone(), config.clone()))
+            .collect();
+        for unknown in request
+            .watchers
+            .iter()
+            .filter(|name| !self.inner.watchers.contains_key(*name))
+        {
+            report.watcher_errors.push(WatcherError {
+                watcher: unknown.clone(),
+                message: format!("no watcher named `{unknown}`"),
+            });
+        }
+        for found in discovery::discover_all(&watchers).await {
+            match found.containers {
+                Ok(containers) => {
+                    complete_watchers.push((
+                        found.watcher,
+                        containers.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+                    ));
+                    discovered.extend(containers);
+                }
+                Err(err) => report.watcher_errors.push(WatcherError {
+                    watcher: found.watcher,
+                    message: err.to_string(),
+                }),
+            }
+        }
+        let full = request.images.is_empty() && request.container_ids.is_empty();
+        let selected: Vec<DiscoveredContainer> = discovered
+            .into_iter()
+            .filter(|c| c.watched)
+            .filter(|c| {
+                request.container_ids.is_empty()
+                    || request.container_ids.iter().any(|id| id_matches(c, id))
+            })
+            .filter(|c| {
+                request.images.is_empty()
+                    || request
+                        .images
+                        .iter()
+                        .any(|pattern| deployed_image_matches(c, pattern))
+            })
+            .collect();
+        let containers = self.check(selected, &mut report.stats, progress).await;
+        self.persist(
+            &containers,
+            if full { Some(&complete_watchers) } else { None },
+        )
+        .await;
+        report.stats.containers = containers.len();
+        report.stats.duration_ms = started.elapsed().as_millis() as u64;
+        report.containers = containers;
+        report
+    }
+
+    /// Re-inspect and check one container (after a Docker event). `Ok(None)`
+    /// when it is gone or not watched; it is then removed from the store.
+    pub async fn refresh_container(
+        &self,
+        watcher: &str,
+        container_id: &str,
+    ) -> Result<Option<ContainerObject>, ScanError> {
+        let config = self
+            .inner
+            .watchers
+            .get(watcher)
+            .ok_or_else(|| ScanError::UnknownWatcher(watcher.to_string()))?;
+        let docker = discovery::DockerWatcher::connect(watcher.to_string(), config.clone()).await?;
+        let found = match docker.discover_one(container_id).await {
+            Ok(found) if found.watched => found,
+            Ok(_) | Err(_) => {
+                self.forget_container(container_id).await?;
+                return Ok(None);
+            }
+        };
+        let mut stats = ScanStats::default();
+        let containers = self.check(vec![found], &mut stats, None).await;
+        self.persist(&containers, None).await;
+        Ok(containers.into_iter().next())
+    }
+
+    /// Remove a destroyed container from the store.
+    pub async fn forget_container(&self, container_id: &str) -> Result<(), ScanError> {
+        self.inner.store.delete_container(container_id).await?;
+        Ok(())
+    }
+
+    async fn persist(
+        &self,
+        containers: &[ContainerObject],
+        prune: Option<&Vec<(String, Vec<String>)>>,
+    ) {
+        if let Err(err) = self.inner.store.upsert_containers(containers).await {
+            tracing::error!("cannot store scan results: {err}");
+            return;
+        }
+        for container in containers.iter().filter(|c| c.update_available) {
+            if let Some(kind) = &container.update_kind {
+                let record = UpdateRecord {
+                    container_id: container.id.clone(),
+                    image: container.image.reference.clone(),
+                    kind: kind.kind.clone(),
+                    local_value: kind.local_value.clone().unwrap_or_default(),
+                    remote_value: kind.remote_value.clone().unwrap_or_default(),
+                };
+                if let Err(err) = self.inner.store.record_update(&record).await {
+                    tracing::error!("cannot record update history: {err}");
+                }
+            }
+        }
+        for (watcher, ids) in prune.into_iter().flatten() {
+            match self.inner.store.prune_containers(watcher, ids).await {
+                Ok(0) => {}
+                Ok(pruned) => {
+                    tracing::info!(watcher = %watcher, pruned, "removed containers gone from Docker")
+                }
+                Err(err) => tracing::error!("cannot prune containers: {err}"),
+            }
+        }
+    }
+
+    /// Check discovered containers: plan, list tags once per repository,
+    /// decide, resolve digests once per (repository, tag, platform).
+    async fn check(
+        &self,
+        discovered: Vec<DiscoveredContainer>,
+        stats: &mut ScanStats,
+        progress: Option<Progress>,
+    ) -> Vec<ContainerObject> {
+        let inner = &self.inner;
+        let mut plans = Vec::with_capacity(discovered.len());
+        for container in discovered {
+            plans.push(ContainerPlan::new(container, &inner.registries).await);
+        }
+        // One tag listing per (registry instance, repository).
+        let mut groups: BTreeMap<RepositoryKey, Vec<usize>> = BTreeMap::new();
+        for (index, plan) in plans
+            .iter()
+            .enumerate()
+            .filter(|(_, plan)| plan.follows_tag())
+        {
+            if let Some(target) = plan.target() {
+                let key = (
+                    target.instance.name.clone(),
+                    target.location.registry_url.clone(),
+                    target.location.repository.clone(),
+                );
+                groups.entry(key).or_default().push(index);
+            }
+        }
+        stats.repositories = groups.len();
+        let total = groups.len();
+        let cache_hits = std::sync::atomic::AtomicUsize::new(0);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let listings: Vec<(RepositoryKey, TagListing)> =
+            futures::stream::iter(groups.keys().cloned())
+                .map(|key| {
+                    let target = groups[&key]
+                        .first()
+                        .and_then(|&i| plans[i].target())
+                        .map(|t| (t.instance.clone(), t.location.clone()));
+                    let cache_hits = &cache_hits;
+                    let done = &done;
+                    let progress = progress.clone();
+                    async move {
+                        let tags = match target {
+                            Some((instance, location)) => {
+                                self.tags(&instance, &location, cache_hits).await
+                            }
+                            None => Err("no registry".to_string()),
+                        };
+                        let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if let Some(progress) = &progress {
+                            progress(finished, total);
+                        }
+                        (key, tags)
+                    }
+                })
+                .buffer_unordered(inner.scan.concurrency.max(1))
+                .collect()
+                .await;
+        stats.tag_cache_hits = cache_hits.into_inner();
+        for (key, tags) in listings {
+            for &index in &groups[&key] {
+                plans[index].set_tags(tags.clone());
+            }
+        }
+        // Strategy decisions (pure guest calls).
+        for plan in &mut plans {
+            plan.decide(&inner.strategies, &inner.scan).await;
+        }
+        // One digest lookup per (instance, repository, tag, platform).
+        let mut lookups: BTreeMap<check::DigestKey, Vec<usize>> = BTreeMap::new();
+        for (index, plan) in plans.iter().enumerate() {
+            if let Some(key) = plan.digest_key() {
+                lookups.entry(key).or_default().push(index);
+            }
+        }
+        stats.digest_lookups = lookups.len();
+        let resolved: Vec<(check::DigestKey, Result<String, String>)> =
+            futures::stream::iter(lookups.keys().cloned())
+                .map(|key| {
+                    let target = lookups[&key]
+                        .first()
+                        .and_then(|&i| plans[i].target())
+                        .map(|t| (t.instance.clone(), t.location.clone()));
+                    async move {
+                        let digest = match target {
+                            Some((instance, location)) => instance
+                                .plugin
+                                .resolve(&location, &key.tag, Some(&key.platform()), false)
+                                .await
+                                .map(|info| info.digest)
+                                .map_err(|err| {
+                                    format!(
+                                        "registry `{}`: cannot resolve tag `{}`: {err}",
+                                        instance.name, key.tag
+                                    )
+                                }),
+                            None => Err("no registry".into()),
+                        };
+                        (key, digest)
+                    }
+                })
+                .buffer_unordered(inner.scan.concurrency.max(1))
+                .collect()
+                .await;
+        for (key, digest) in resolved {
+            for &index in &lookups[&key] {
+                plans[index].set_remote_digest(digest.clone());
+            }
+        }
+        plans.into_iter().map(ContainerPlan::finish).collect()
+    }
+
+    async fn tags(
+        &self,
+        instance: &RegistryInstance,
+        location: &Location,
+        cache_hits: &std::sync::atomic::AtomicUsize,
+    ) -> Result<Arc<Vec<String>>, String> {
+        let store = &self.inner.store;
+        let ttl = self.inner.tag_cache_ttl;
+        if !ttl.is_zero() {
+            match store
+                .cached_tags(&location.registry_url, &location.repository, ttl)
+                .await
+            {
+                Ok(Some(cached)) => {
+                    cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(Arc::new(cached.tags));
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!("tag cache unreadable: {err}"),
+            }
+        }
+        let tags = instance.plugin.list_tags(location).await.map_err(|err| {
+            format!(
+                "registry `{}`: cannot list tags of `{}`: {err}",
+                instance.name, location.display
+            )
+        })?;
+        if !ttl.is_zero() {
+            if let Err(err) = store
+                .put_tags(&location.registry_url, &location.repository, &tags)
+                .await
+            {
+                tracing::warn!("cannot cache tags: {err}");
+            }
+        }
+        Ok(Arc::new(tags))
+    }
+}
+
+/// Whether the image a container runs matches a user pattern (see
+/// [`crowsnest_model::image_matches`]); decided before any registry is asked.
+fn deployed_image_matches(container: &DiscoveredContainer, pattern: &str) -> bool {
+    let Some(written) = container.resolved_image_reference() else {
+        return false;
+    };
+    match ImageReference::parse(written) {
+        Ok(parsed) => {
+            crowsnest_model::image_matches(written, &parsed.name(), parsed.path(), pattern)
+        }
+        Err(_) => crowsnest_model::image_matches(written, "", "", pattern),
+    }
+}
+
+/// A container is named by its full id, an id prefix of 12+ characters, or its name.
+fn id_matches(container: &DiscoveredContainer, id: &str) -> bool {
+    container.id == id || container.name == id || (id.len() >= 12 && container.id.starts_with(id))
+}
+
+// Front ends run scans on a multi-threaded runtime: the futures must be `Send`.
+#[allow(dead_code)]
+fn assert_scan_futures_are_send(scanner: &Scanner, request: &ScanRequest) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(scanner.scan(request));
+    is_send(scanner.refresh_container("w", "id"));
+}

@@ -1,0 +1,300 @@
+//! The registry plugin instances of a scanner: those configured in
+//! `[registries.NAME]`, plus an anonymous `oci` instance created on demand for
+//! any other registry domain an image names.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use crowsnest_config::{Config, ConfigError, RegistryConfig};
+use crowsnest_oci::reference::ImageReference;
+use crowsnest_oci::{HostAllowList, RegistryClient};
+use crowsnest_plugin_host::registry::ImageRef;
+use crowsnest_plugin_host::{
+    Capabilities, Catalog, HttpCapability, InstanceSpec, OciCapability, PluginKind, PluginObserver,
+    RegistryPlugin, SandboxLimits,
+};
+
+use crate::instance_setup::{config_error, url_host};
+
+/// Hosts a built-in registry plugin reaches when its `url` is not configured.
+const BUILTIN_DEFAULT_HOSTS: &[(&str, &[&str])] = &[("dockerhub", &["registry-1.docker.io"])];
+
+/// The plugin serving Docker Hub, and the name of its implicit instance.
+const HUB_PLUGIN: &str = "dockerhub";
+const HUB_INSTANCE: &str = "hub";
+
+/// Plugin used for registries nobody configured.
+const FALLBACK_PLUGIN: &str = "oci";
+
+/// One usable registry instance.
+pub struct RegistryInstance {
+    /// `[registries.NAME]` name, or the domain for an automatic instance.
+    pub name: String,
+    /// The running plugin instance.
+    pub plugin: RegistryPlugin,
+    /// `strategy` key, if set.
+    pub strategy: Option<String>,
+    /// `regex` key (for the regex strategy), if set.
+    pub regex: Option<String>,
+    /// `url` key, if set (for display).
+    pub url: Option<String>,
+}
+
+/// What `/api/registries` shows of an instance (no secrets).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RegistrySummary {
+    /// Instance name.
+    pub name: String,
+    /// Plugin serving it.
+    pub plugin: String,
+    /// Configured URL.
+    pub url: Option<String>,
+    /// Strategy override.
+    pub strategy: Option<String>,
+    /// Settings with secrets masked.
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// Created on demand for an unconfigured domain.
+    pub automatic: bool,
+}
+
+/// The registry instances of a scanner.
+pub struct RegistrySet {
+    configured: Vec<Arc<RegistryInstance>>,
+    summaries: Vec<RegistrySummary>,
+    automatic: Mutex<HashMap<String, Result<Arc<RegistryInstance>, String>>>,
+    catalog: Arc<Catalog>,
+    client: RegistryClient,
+    http: reqwest::Client,
+    limits: SandboxLimits,
+    max_instances: usize,
+    observer: Arc<dyn PluginObserver>,
+}
+
+/// Which instance serves an image, or why none can.
+pub type Selection = Result<Arc<RegistryInstance>, String>;
+
+impl RegistrySet {
+    /// Start every configured instance. A bad instance is a configuration error
+    /// naming `[registries.NAME]` and the key the plugin rejected.
+    pub async fn new(
+        config: &Config,
+        catalog: Arc<Catalog>,
+        client: RegistryClient,
+        http: reqwest::Client,
+        observer: Arc<dyn PluginObserver>,
+    ) -> Result<Self, ConfigError> {
+        let mut set = Self {
+            configured: Vec::new(),
+            summaries: Vec::new(),
+            automatic: Mutex::new(HashMap::new()),
+            catalog,
+            client,
+            http,
+            limits: config.plugins.sandbox_limits(),
+            max_instances: config.plugins.instances,
+            observer,
+        };
+        let mut instances: Vec<(String, RegistryConfig)> = config
+            .registries
+            .iter()
+            .map(|(name, instance)| (name.clone(), instance.clone()))
+            .collect();
+        // Docker Hub works with no configuration: an anonymous `hub` instance
+        // unless some instance already uses the Hub plugin.
+        if !instances
+            .iter()
+            .any(|(_, instance)| instance.plugin == HUB_PLUGIN)
+            && set.catalog.get(HUB_PLUGIN).is_some()
+        {
+            instances.push((
+                HUB_INSTANCE.to_string(),
+                RegistryConfig::new(HUB_PLUGIN, Default::default()),
+            ));
+        }
+        for (name, instance) in &instances {
+            let at =
+                |key: &str, message: String| config.error_at(&["registries", name, key], message);
+            let entry = set
+                .catalog
+                .find(&instance.plugin, PluginKind::RegistryProvider)
+                .map_err(|_| {
+                    at(
+                        "plugin",
+                        format!(
+                            "no registry plugin named `{}` (loaded: {})",
+                            instance.plugin,
+                            set.catalog.names(PluginKind::RegistryProvider).join(", ")
+                        ),
+                    )
+                })?;
+            let allow = allow_list(instance, &entry.grants.allowed_hosts)
+                .map_err(|(key, message)| at(key, message))?;
+            let settings = instance.plugin_settings();
+            let plugin =
+                RegistryPlugin::new(&entry.component, name, set.spec(allow, settings.clone()))
+                    .await
+                    .map_err(|err| config_error(config, &["registries", name], err))?;
+            set.summaries.push(RegistrySummary {
+                name: name.clone(),
+                plugin: instance.plugin.clone(),
+                url: instance.get_str("url").map(str::to_string),
+                strategy: instance.host.strategy.clone(),
+                settings: entry.component.info.masked(&settings),
+                automatic: false,
+            });
+            set.configured.push(Arc::new(RegistryInstance {
+                name: name.clone(),
+                plugin,
+                strategy: instance.host.strategy.clone(),
+                regex: instance.host.regex.clone(),
+                url: instance.get_str("url").map(str::to_string),
+            }));
+        }
+        Ok(set)
+    }
+
+    /// What one instance reaching `allow` is built from.
+    fn spec(&self, allow: HostAllowList, settings: Vec<(String, String)>) -> InstanceSpec {
+        let allow = Arc::new(allow);
+        InstanceSpec {
+            settings,
+            limits: self.limits,
+            capabilities: Capabilities {
+                http: Some(HttpCapability::new(allow.clone(), self.http.clone())),
+                oci: Some(OciCapability::new(&self.client, allow)),
+            },
+            max_instances: self.max_instances,
+            observer: self.observer.clone(),
+        }
+    }
+
+    /// What `/api/registries` shows.
+    pub fn summaries(&self) -> Vec<RegistrySummary> {
+        self.summaries.clone()
+    }
+
+    /// Configured instances (in name order).
+    pub fn configured(&self) -> &[Arc<RegistryInstance>] {
+        &self.configured
+    }
+
+    /// The instance with the highest `matches()` priority for `image` (ties go to
+    /// the first in name order); an automatic `oci` instance when none matches.
+    pub async fn select(&self, image: &ImageReference) -> Selection {
+        let wit_image = ImageRef {
+            domain: image.domain_as_written().to_string(),
+            path: image.written_path().to_string(),
+            tag: image.tag().map(str::to_string),
+            digest: image.digest().map(str::to_string),
+        };
+        let mut best: Option<(u32, &Arc<RegistryInstance>)> = None;
+        for instance in &self.configured {
+            match instance.plugin.matches(&wit_image).await {
+                Ok(Some(priority)) if best.is_none_or(|(top, _)| priority > top) => {
+                    best = Some((priority, instance))
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(registry = %instance.name, "matches() failed: {err}"),
+            }
+        }
+        match best {
+            Some((_, instance)) => Ok(instance.clone()),
+            None => self.automatic(image.domain()).await,
+        }
+    }
+
+    async fn automatic(&self, domain: &str) -> Selection {
+        let mut automatic = self.automatic.lock().await;
+        if let Some(known) = automatic.get(domain) {
+            return known.clone();
+        }
+        let created = self.create_automatic(domain).await;
+        automatic.insert(domain.to_string(), created.clone());
+        created
+    }
+
+    async fn create_automatic(&self, domain: &str) -> Selection {
+        let entry = self
+            .catalog
+            .find(FALLBACK_PLUGIN, PluginKind::RegistryProvider)
+            .map_err(|err| format!("no registry configured for `{domain}` and {err}"))?;
+        // Like the Docker engine, loopback registries are spoken to over plain HTTP.
+        let scheme = if is_loopback_domain(domain) {
+            "http"
+        } else {
+            "https"
+        };
+        let url = format!("{scheme}://{domain}");
+        let allow = HostAllowList::new([domain])
+            .map_err(|err| format!("registry domain `{domain}`: {err}"))?;
+        let settings = vec![("url".to_string(), url.clone())];
+        let plugin = RegistryPlugin::new(&entry.component, domain, self.spec(allow, settings))
+            .await
+            .map_err(|err| format!("cannot start a registry plugin for `{domain}`: {err}"))?;
+        tracing::info!(
+            domain,
+            url,
+            "using the generic OCI plugin for an unconfigured registry"
+        );
+        Ok(Arc::new(RegistryInstance {
+            name: domain.to_string(),
+            plugin,
+            strategy: None,
+            regex: None,
+            url: Some(url),
+        }))
+    }
+}
+
+fn is_loopback_domain(domain: &str) -> bool {
+    let host = domain.rsplit_once(':').map_or(domain, |(host, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            host
+        } else {
+            domain
+        }
+    });
+    let host = host.trim_matches(['[', ']']);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The allow-list of a configured instance: its `url` host, built-in defaults,
+/// the `allowed_hosts` key and the drop-in's grants.
+fn allow_list(
+    instance: &RegistryConfig,
+    grants: &[String],
+) -> Result<HostAllowList, (&'static str, String)> {
+    let mut hosts: Vec<String> = grants.to_vec();
+    match instance.get_str("url") {
+        Some(url) => hosts.push(url_host(url).map_err(|message| ("url", message))?),
+        None => {
+            if let Some((_, defaults)) = BUILTIN_DEFAULT_HOSTS
+                .iter()
+                .find(|(plugin, _)| *plugin == instance.plugin)
+            {
+                hosts.extend(defaults.iter().map(|h| h.to_string()));
+            }
+        }
+    }
+    hosts.extend(instance.host.allowed_hosts.iter().cloned());
+    HostAllowList::new(&hosts).map_err(|err| ("allowed_hosts", err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_domains_use_plain_http() {
+        assert!(is_loopback_domain("localhost:5000"));
+        assert!(is_loopback_domain("127.0.0.1:5001"));
+        assert!(is_loopback_domain("[::1]:5000"));
+        assert!(!is_loopback_domain("ghcr.io"));
+        assert!(!is_loopback_domain("registry.local:5000"));
+    }
+}

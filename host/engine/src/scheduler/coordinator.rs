@@ -1,0 +1,218 @@
+//! Single-flight scans and container refreshes, and what follows them:
+//! metrics, automatic triggers, cache invalidation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use tokio_util::task::TaskTracker;
+
+use crowsnest_model::{ContainerObject, ScanReport, ScanRequest};
+
+use super::ScanEngine;
+use crate::metrics::{Metrics, ScanOrigin};
+use crate::triggers::{close_and_wait, DispatchScope, TriggerDispatcher};
+
+/// A scan that ended without a report (its task panicked or was aborted).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the scan was interrupted: {0}")]
+pub struct ScanInterrupted(String);
+
+type ScanOutcome = Result<Arc<ScanReport>, ScanInterrupted>;
+type SharedScan = Shared<BoxFuture<'static, ScanOutcome>>;
+
+/// Single-flight scans, container refreshes, and what follows them (metrics,
+/// automatic triggers, cache invalidation).
+pub struct Coordinator {
+    engine: Arc<dyn ScanEngine>,
+    triggers: Arc<TriggerDispatcher>,
+    metrics: Arc<Metrics>,
+    in_flight: Mutex<HashMap<ScanKey, SharedScan>>,
+    started_scans: AtomicU64,
+    generation: AtomicU64,
+    tasks: TaskTracker,
+}
+
+/// A normalised scan request: requests with equal keys share one scan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ScanKey {
+    images: Vec<String>,
+    container_ids: Vec<String>,
+    watchers: Vec<String>,
+}
+
+impl ScanKey {
+    fn of(request: &ScanRequest) -> Self {
+        let normalise = |items: &[String]| {
+            let mut items: Vec<String> = items.iter().map(|item| item.trim().to_owned()).collect();
+            items.sort();
+            items.dedup();
+            items
+        };
+        Self {
+            images: normalise(&request.images),
+            container_ids: normalise(&request.container_ids),
+            watchers: normalise(&request.watchers),
+        }
+    }
+}
+
+impl Coordinator {
+    /// A coordinator over `engine`.
+    pub fn new(
+        engine: Arc<dyn ScanEngine>,
+        triggers: Arc<TriggerDispatcher>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            engine,
+            triggers,
+            metrics,
+            in_flight: Mutex::new(HashMap::new()),
+            started_scans: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The trigger dispatcher.
+    pub fn triggers(&self) -> &Arc<TriggerDispatcher> {
+        &self.triggers
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Scans actually started (joined requests are not counted).
+    pub fn started_scans(&self) -> u64 {
+        self.started_scans.load(Ordering::Relaxed)
+    }
+
+    /// Changes whenever stored containers may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks the stored containers as changed by someone else.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Runs `request`, or joins the equal scan in flight. After the scan,
+    /// automatic triggers are dispatched in the background.
+    pub async fn scan(self: &Arc<Self>, request: ScanRequest, origin: ScanOrigin) -> ScanOutcome {
+        let key = ScanKey::of(&request);
+        let shared = {
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .map_err(|_| ScanInterrupted("scan table poisoned".into()))?;
+            if let Some(scan) = in_flight.get(&key) {
+                tracing::debug!(?key, "joining the scan in flight");
+                scan.clone()
+            } else {
+                let scan = self.start_scan(key.clone(), request, origin);
+                in_flight.insert(key, scan.clone());
+                scan
+            }
+        };
+        shared.await
+    }
+
+    fn start_scan(
+        self: &Arc<Self>,
+        key: ScanKey,
+        request: ScanRequest,
+        origin: ScanOrigin,
+    ) -> SharedScan {
+        self.started_scans.fetch_add(1, Ordering::Relaxed);
+        let this = Arc::clone(self);
+        let task = self.tasks.spawn(async move {
+            let started = Instant::now();
+            let report = Arc::new(this.engine.scan(request).await);
+            this.generation.fetch_add(1, Ordering::AcqRel);
+            let container_errors = report
+                .containers
+                .iter()
+                .filter(|c| c.error.is_some())
+                .count();
+            this.metrics.record_scan(
+                origin,
+                started.elapsed(),
+                container_errors,
+                report.watcher_errors.len(),
+            );
+            tracing::info!(
+                origin = origin.as_str(),
+                containers = report.containers.len(),
+                container_errors,
+                watcher_errors = report.watcher_errors.len(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "scan finished"
+            );
+            if let Ok(mut in_flight) = this.in_flight.lock() {
+                in_flight.remove(&key);
+            }
+            let dispatch_report = Arc::clone(&report);
+            let dispatcher = Arc::clone(&this);
+            this.tasks.spawn(async move {
+                dispatcher
+                    .triggers
+                    .dispatch(&dispatch_report.containers, DispatchScope::Automatic)
+                    .await;
+            });
+            report
+        });
+        let this = Arc::clone(self);
+        async move {
+            let outcome = task
+                .await
+                .map_err(|error| ScanInterrupted(error.to_string()));
+            if outcome.is_err() {
+                // The task died before removing itself; later requests must start afresh.
+                if let Ok(mut in_flight) = this.in_flight.lock() {
+                    in_flight.retain(|_, scan| scan.peek().is_none());
+                }
+            }
+            outcome
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// Re-checks one container and fires automatic triggers for it.
+    pub async fn refresh(
+        &self,
+        watcher: &str,
+        container_id: &str,
+    ) -> Result<Option<ContainerObject>, String> {
+        let refreshed = self.engine.refresh_container(watcher, container_id).await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(Some(container)) = &refreshed {
+            self.triggers
+                .dispatch(std::slice::from_ref(container), DispatchScope::Automatic)
+                .await;
+        }
+        refreshed
+    }
+
+    /// Drops a destroyed container.
+    pub async fn forget(&self, container_id: &str) -> Result<(), String> {
+        let result = self.engine.forget_container(container_id).await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    /// Waits up to `grace` for scans and their follow-ups to finish.
+    pub async fn shutdown(&self, grace: Duration) {
+        if !close_and_wait(&self.tasks, grace).await {
+            tracing::warn!(
+                "scans still running at shutdown; abandoning them (stored results stay consistent)"
+            );
+        }
+    }
+}

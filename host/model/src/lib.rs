@@ -1,0 +1,275 @@
+//! crowsnest-model: the container object of the external JSON contract (a
+//! What's Up Docker-compatible superset, see `docs/contracts.md`), and the scan
+//! request/answer types every front end (CLI, HTTP, gRPC) shares.
+//!
+//! Must not depend on any other crowsnest crate: these are plain data types,
+//! and their OpenAPI schemas are derived from them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One watched container and the result of its latest check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Container)]
+pub struct ContainerObject {
+    /// Docker container id.
+    pub id: String,
+    /// Container name (no leading `/`).
+    pub name: String,
+    /// `crowsnest.display.name` label, else the name.
+    pub display_name: String,
+    /// Docker status (`running`, `exited`, `created`, …).
+    pub status: String,
+    /// Watcher (Docker host) it was found on.
+    pub watcher: String,
+    /// The image it runs and where that image is looked up.
+    pub image: ImageInfo,
+    /// What the registry offers (null when nothing was looked up).
+    pub result: Option<ScanResult>,
+    /// An update is available (never true when `error` is set).
+    pub update_available: bool,
+    /// What kind of update (null when none).
+    pub update_kind: Option<UpdateKindInfo>,
+    /// Why the check failed (null when it did not).
+    pub error: Option<ErrorInfo>,
+    /// All container labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The image a container runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageInfo {
+    /// Local image id (`sha256:…`).
+    pub id: String,
+    /// Where it is looked up.
+    pub registry: RegistryInfo,
+    /// Repository path as looked up, e.g. `library/nginx`.
+    pub name: String,
+    /// The deployed tag.
+    pub tag: TagInfo,
+    /// Digest watching state.
+    pub digest: DigestInfo,
+    /// CPU architecture of the local image.
+    pub architecture: String,
+    /// OS of the local image.
+    pub os: String,
+    /// CPU variant, when the image has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// Creation time of the local image.
+    pub created: Option<String>,
+    /// The image reference as deployed (`docker run IMAGE`).
+    #[serde(default)]
+    pub reference: String,
+}
+
+/// Registry an image is looked up on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryInfo {
+    /// Registry instance name (`[registries.NAME]`), empty when none was found.
+    pub name: String,
+    /// API base, e.g. `https://registry-1.docker.io/v2`.
+    pub url: String,
+    /// The image as looked up, e.g. `docker.io/library/nginx` (differs for mirrors).
+    pub lookup_image: String,
+}
+
+/// The deployed tag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagInfo {
+    /// Tag value; null for an image pinned by digest only.
+    pub value: Option<String>,
+    /// The strategy reads it as a version.
+    pub semver: bool,
+}
+
+/// Digest watching of the deployed tag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DigestInfo {
+    /// Digest watching is on for this container.
+    pub watch: bool,
+    /// Local digest (from `RepoDigests`, as the engine stores it).
+    pub value: Option<String>,
+    /// Remote digest of the same tag, when looked up.
+    pub repo: Option<String>,
+}
+
+/// What the registry offers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanResult {
+    /// Offered tag (the current one when only the digest changed).
+    pub tag: Option<String>,
+    /// Remote digest, when looked up.
+    pub digest: Option<String>,
+    /// Release-notes link from `crowsnest.link.template`.
+    pub link: Option<String>,
+    /// Creation time of the remote image, when looked up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+/// Kind of update: `tag`, `digest` or `unknown`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateKindInfo {
+    /// `tag`, `digest` or `unknown`.
+    pub kind: String,
+    /// Current value (tag or digest).
+    pub local_value: Option<String>,
+    /// Offered value (tag or digest).
+    pub remote_value: Option<String>,
+    /// `major`, `minor`, `patch`, `prerelease` or null.
+    pub semver_diff: Option<String>,
+}
+
+/// A failed check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorInfo {
+    /// What went wrong, in words, naming the registry/plugin/label concerned.
+    pub message: String,
+}
+
+impl ContainerObject {
+    /// Whether this container's image matches a user pattern: the repository
+    /// with or without registry host and port, optionally with a tag
+    /// (`nginx`, `library/nginx`, `docker.io/library/nginx`, `127.0.0.1:5000/team/app`,
+    /// `team/app:1.2`).
+    pub fn matches_image(&self, pattern: &str) -> bool {
+        image_matches(
+            &self.image.reference,
+            &self.image.registry.lookup_image,
+            &self.image.name,
+            pattern,
+        )
+    }
+}
+
+/// See [`ContainerObject::matches_image`]; `reference` is the image as deployed,
+/// `lookup` the looked-up `domain/path`, `path` the repository path.
+pub fn image_matches(reference: &str, lookup: &str, path: &str, pattern: &str) -> bool {
+    let pattern = pattern.trim();
+    if pattern.is_empty() {
+        return false;
+    }
+    let (pattern_name, pattern_tag) = split_tag(pattern);
+    let (deployed_name, deployed_tag) = split_tag(reference.split('@').next().unwrap_or(reference));
+    if let Some(wanted) = pattern_tag {
+        if deployed_tag.unwrap_or("latest") != wanted {
+            return false;
+        }
+    }
+    let short_path = path.strip_prefix("library/").unwrap_or(path);
+    [deployed_name, lookup, path, short_path]
+        .iter()
+        .any(|candidate| {
+            !candidate.is_empty()
+                && (*candidate == pattern_name
+                    || (pattern_name.contains('/')
+                        && candidate.ends_with(&format!("/{pattern_name}"))))
+        })
+}
+
+/// Split `name:tag` where the colon is after the last `/` (so `host:5000/x` keeps its port).
+fn split_tag(reference: &str) -> (&str, Option<&str>) {
+    let slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[slash..].rfind(':') {
+        Some(colon) => (
+            &reference[..slash + colon],
+            Some(&reference[slash + colon + 1..]),
+        ),
+        None => (reference, None),
+    }
+}
+
+/// What to scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScanRequest {
+    /// Image patterns (see [`ContainerObject::matches_image`]); empty = every container.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Only these container ids; empty = every container.
+    #[serde(default)]
+    pub container_ids: Vec<String>,
+    /// Only these watchers (Docker hosts); empty = every watcher.
+    #[serde(default)]
+    pub watchers: Vec<String>,
+}
+
+/// The answer of one scan.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Report)]
+pub struct ScanReport {
+    /// Every container scanned, with its result or error.
+    pub containers: Vec<ContainerObject>,
+    /// Watchers that could not be read (their containers are absent).
+    pub watcher_errors: Vec<WatcherError>,
+    /// Figures about the scan.
+    pub stats: ScanStats,
+}
+
+/// A watcher that failed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct WatcherError {
+    /// Watcher name.
+    pub watcher: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Figures about one scan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanStats {
+    /// Containers checked.
+    pub containers: usize,
+    /// Distinct repositories looked up.
+    pub repositories: usize,
+    /// Tag listings served from the store's cache.
+    pub tag_cache_hits: usize,
+    /// Digest lookups made.
+    pub digest_lookups: usize,
+    /// Wall time, milliseconds.
+    pub duration_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_patterns_match_with_or_without_registry_host() {
+        let hub = |p| image_matches("nginx:1.25", "docker.io/library/nginx", "library/nginx", p);
+        assert!(hub("nginx"));
+        assert!(hub("library/nginx"));
+        assert!(hub("docker.io/library/nginx"));
+        assert!(hub("nginx:1.25"));
+        assert!(!hub("nginx:1.26"));
+        assert!(!hub("ginx"));
+        assert!(!hub("redis"));
+        let private = |p| {
+            image_matches(
+                "127.0.0.1:5000/team/app:2.0",
+                "127.0.0.1:5000/team/app",
+                "team/app",
+                p,
+            )
+        };
+        assert!(private("team/app"));
+        assert!(private("127.0.0.1:5000/team/app"));
+        assert!(private("127.0.0.1:5000/team/app:2.0"));
+        assert!(
+            !private("app"),
+            "a bare last component does not match a nested repository"
+        );
+        assert!(!private("other/app"));
+        assert!(!private("127.0.0.1:5001/team/app"));
+    }
+}

@@ -1,0 +1,413 @@
+//! Auth: which scheme a registry wants (learned once from `GET /v2/`), Bearer
+//! tokens fetched from the realm it names and cached until they expire, Basic
+//! credentials, and the access policy deciding which origins a caller may
+//! reach. Builds on the transport; knows nothing of tags or manifests.
+
+mod challenge;
+mod policy;
+mod tokens;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+pub use challenge::{parse_challenges, AuthChallenge};
+pub use policy::{AccessPolicy, AllowAll, HostAllowList};
+
+use crate::client::Target;
+use crate::errors::NotFoundMeans;
+use crate::transport::{Outgoing, Sent, Transport};
+use crate::{Auth, RegistryError};
+use tokens::{credential_identity, parse_token_response, CachedToken, TokenCache, TokenKey};
+
+/// How a registry origin wants to be authenticated, learned from `/v2/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AuthScheme {
+    Open,
+    Basic,
+    Bearer { realm: Url, service: Option<String> },
+}
+
+/// The `Authorization` value chosen for a request and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Credential {
+    None,
+    Basic(String),
+    Token { header: String, from_cache: bool },
+    Given(String),
+}
+
+impl Credential {
+    fn header(&self) -> Option<&str> {
+        match self {
+            Credential::None => None,
+            Credential::Basic(header) | Credential::Given(header) => Some(header),
+            Credential::Token { header, .. } => Some(header),
+        }
+    }
+}
+
+/// What one registry client has learned about auth: schemes per origin,
+/// tokens, and the token realms each registry named.
+#[derive(Default)]
+pub(crate) struct Authenticator {
+    schemes: Mutex<HashMap<String, AuthScheme>>,
+    tokens: TokenCache,
+    realms: Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+/// What one authorised request needs: the transport to send it and the
+/// caller's policy (told about learned realms).
+pub(crate) struct AuthContext<'a> {
+    pub transport: &'a Transport,
+    pub policy: &'a dyn AccessPolicy,
+}
+
+impl Authenticator {
+    /// Token realm origins the registry at `origin` has named so far.
+    pub fn realm_origins(&self, origin: &str) -> Vec<String> {
+        self.realms
+            .lock()
+            .ok()
+            .and_then(|realms| realms.get(origin).map(|set| set.iter().cloned().collect()))
+            .unwrap_or_default()
+    }
+
+    /// Sends a registry request with credentials for `target`, answering a 401
+    /// challenge once when new credentials could help.
+    pub async fn authorized(
+        &self,
+        context: &AuthContext<'_>,
+        target: &Target,
+        method: Method,
+        url: &Url,
+        accept: Option<&str>,
+        auth: &Auth,
+    ) -> Result<Sent, RegistryError> {
+        let credential = self.credential(context, target, auth, None, false).await?;
+        let sent = context
+            .transport
+            .send(Outgoing {
+                permit_origin: &target.origin,
+                method: method.clone(),
+                url: url.clone(),
+                accept,
+                authorization: credential.header(),
+            })
+            .await?;
+        if sent.status() != StatusCode::UNAUTHORIZED
+            || matches!(auth, Auth::Bearer(_))
+            || sent.url.origin() != target.base.origin()
+        {
+            return Ok(sent);
+        }
+        // The resource's own challenge may name a scope or scheme the /v2/ one did not.
+        let challenges = challenges_of(sent.response.headers());
+        let Some((scheme, scope)) = self.usable_challenge(context, target, &challenges, auth)?
+        else {
+            return Ok(sent);
+        };
+        self.remember_scheme(&target.origin, &scheme);
+        let from_cache = matches!(
+            credential,
+            Credential::Token {
+                from_cache: true,
+                ..
+            }
+        );
+        let retry_credential = self
+            .credential(context, target, auth, Some((scheme, scope)), from_cache)
+            .await?;
+        let worth_retrying = retry_credential.header().is_some()
+            && (from_cache || retry_credential.header() != credential.header());
+        if !worth_retrying {
+            return Ok(sent);
+        }
+        drop(sent);
+        tracing::debug!(url = %url, "retrying after 401 with the resource's challenge");
+        context
+            .transport
+            .send(Outgoing {
+                permit_origin: &target.origin,
+                method,
+                url: url.clone(),
+                accept,
+                authorization: retry_credential.header(),
+            })
+            .await
+    }
+
+    /// The credential to send to `target`: from `challenge` when given, else
+    /// from the registry's `/v2/` challenge (pinged once per origin).
+    async fn credential(
+        &self,
+        context: &AuthContext<'_>,
+        target: &Target,
+        auth: &Auth,
+        challenge: Option<(AuthScheme, Option<String>)>,
+        refresh_token: bool,
+    ) -> Result<Credential, RegistryError> {
+        if let Auth::Bearer(token) = auth {
+            return Ok(Credential::Given(format!("Bearer {token}")));
+        }
+        let (scheme, scope) = match challenge {
+            Some(challenge) => challenge,
+            None => (self.scheme(context, target, auth).await?, None),
+        };
+        match scheme {
+            AuthScheme::Open => Ok(Credential::None),
+            AuthScheme::Basic => Ok(match auth {
+                Auth::Basic { username, password } => {
+                    Credential::Basic(basic_header(username, password))
+                }
+                _ => Credential::None,
+            }),
+            AuthScheme::Bearer { realm, service } => {
+                // Docker-Hub-like registries challenge /v2/ without a scope: compute it.
+                let scope =
+                    scope.unwrap_or_else(|| format!("repository:{}:pull", target.repository));
+                let request = TokenRequest {
+                    realm: &realm,
+                    service: service.as_deref(),
+                    scope: &scope,
+                };
+                let (token, from_cache) = self
+                    .token(context, target, &request, auth, refresh_token)
+                    .await?;
+                Ok(Credential::Token {
+                    header: format!("Bearer {token}"),
+                    from_cache,
+                })
+            }
+        }
+    }
+
+    /// The registry's auth scheme, from the cache or a `/v2/` ping.
+    async fn scheme(
+        &self,
+        context: &AuthContext<'_>,
+        target: &Target,
+        auth: &Auth,
+    ) -> Result<AuthScheme, RegistryError> {
+        if let Some(scheme) = self
+            .schemes
+            .lock()
+            .ok()
+            .and_then(|schemes| schemes.get(&target.origin).cloned())
+        {
+            return Ok(scheme);
+        }
+        let url = target.endpoint("v2/")?;
+        let sent = context
+            .transport
+            .send(Outgoing {
+                permit_origin: &target.origin,
+                method: Method::GET,
+                url,
+                accept: None,
+                authorization: None,
+            })
+            .await?;
+        let scheme = if sent.status().is_success() {
+            AuthScheme::Open
+        } else if sent.status() == StatusCode::UNAUTHORIZED {
+            let challenges = challenges_of(sent.response.headers());
+            match self.usable_challenge(context, target, &challenges, auth)? {
+                // The /v2/ scope (if any) is for the ping, not for our repository.
+                Some((scheme, _)) => scheme,
+                None => {
+                    return Err(RegistryError::Protocol(format!(
+                        "{} answered 401 without a Basic or Bearer challenge",
+                        sent.what()
+                    )))
+                }
+            }
+        } else if sent.status() == StatusCode::NOT_FOUND {
+            return Err(RegistryError::Protocol(format!(
+                "{} answered 404: not an OCI distribution registry",
+                sent.what()
+            )));
+        } else {
+            return Err(sent.into_error(NotFoundMeans::Name).await);
+        };
+        self.remember_scheme(&target.origin, &scheme);
+        Ok(scheme)
+    }
+
+    fn remember_scheme(&self, origin: &str, scheme: &AuthScheme) {
+        if let Ok(mut schemes) = self.schemes.lock() {
+            schemes.insert(origin.to_string(), scheme.clone());
+        }
+    }
+
+    /// Picks the challenge to answer: Bearer (with a valid realm) before Basic.
+    /// Records the realm so callers can allow it.
+    fn usable_challenge(
+        &self,
+        context: &AuthContext<'_>,
+        target: &Target,
+        challenges: &[AuthChallenge],
+        auth: &Auth,
+    ) -> Result<Option<(AuthScheme, Option<String>)>, RegistryError> {
+        if let Some(bearer) = challenges
+            .iter()
+            .find(|challenge| challenge.scheme == "bearer" && challenge.param("realm").is_some())
+        {
+            let realm_text = bearer.param("realm").unwrap_or_default();
+            let realm = Url::parse(realm_text)
+                .ok()
+                .filter(|realm| {
+                    matches!(realm.scheme(), "http" | "https") && realm.host_str().is_some()
+                })
+                .ok_or_else(|| {
+                    RegistryError::Protocol(format!(
+                        "{} names an invalid token realm {realm_text:?}",
+                        target.origin
+                    ))
+                })?;
+            if target.base.scheme() == "https"
+                && realm.scheme() == "http"
+                && matches!(auth, Auth::Basic { .. })
+            {
+                return Err(RegistryError::Protocol(format!(
+                    "{} names a plain-http token realm {realm}; refusing to send credentials over it",
+                    target.origin
+                )));
+            }
+            self.learn_realm(context.policy, &target.origin, &realm);
+            let scope = bearer
+                .param("scope")
+                .map(str::trim)
+                .filter(|scope| !scope.is_empty())
+                .map(str::to_string);
+            return Ok(Some((
+                AuthScheme::Bearer {
+                    realm,
+                    service: bearer.param("service").map(str::to_string),
+                },
+                scope,
+            )));
+        }
+        if challenges
+            .iter()
+            .any(|challenge| challenge.scheme == "basic")
+        {
+            return Ok(Some((AuthScheme::Basic, None)));
+        }
+        Ok(None)
+    }
+
+    fn learn_realm(&self, policy: &dyn AccessPolicy, registry_origin: &str, realm: &Url) {
+        let realm_origin = realm.origin().ascii_serialization();
+        let is_new = self.realms.lock().is_ok_and(|mut realms| {
+            realms
+                .entry(registry_origin.to_string())
+                .or_default()
+                .insert(realm_origin.clone())
+        });
+        if is_new {
+            tracing::debug!(registry = registry_origin, realm = %realm_origin, "learned token realm");
+        }
+        policy.realm_learned(registry_origin, &realm_origin);
+    }
+
+    /// A Bearer token for the request's scope, from the cache unless `refresh`
+    /// or expired. Returns the token and whether it came from the cache.
+    async fn token(
+        &self,
+        context: &AuthContext<'_>,
+        target: &Target,
+        request: &TokenRequest<'_>,
+        auth: &Auth,
+        refresh: bool,
+    ) -> Result<(String, bool), RegistryError> {
+        let key = TokenKey {
+            realm: request.realm.to_string(),
+            service: request.service.unwrap_or_default().to_string(),
+            scope: request.scope.to_string(),
+            identity: credential_identity(auth),
+        };
+        let slot = self.tokens.slot(&key);
+        let mut cached = slot.lock().await;
+        if let Some(token) = cached.as_ref() {
+            if !refresh && token.renew_at > Instant::now() {
+                return Ok((token.token.clone(), true));
+            }
+        }
+        let mut url = request.realm.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = request.service {
+                query.append_pair("service", service);
+            }
+            for single_scope in request.scope.split_whitespace() {
+                query.append_pair("scope", single_scope);
+            }
+        }
+        let authorization = match auth {
+            Auth::Basic { username, password } => Some(basic_header(username, password)),
+            _ => None,
+        };
+        let realm_origin = request.realm.origin().ascii_serialization();
+        tracing::debug!(realm = %realm_origin, scope = request.scope, registry = %target.origin, "fetching token");
+        let sent = context
+            .transport
+            .send(Outgoing {
+                permit_origin: &realm_origin,
+                method: Method::GET,
+                url,
+                accept: Some("application/json"),
+                authorization: authorization.as_deref(),
+            })
+            .await?;
+        if !sent.status().is_success() {
+            let error = sent.into_error(NotFoundMeans::Name).await;
+            return Err(match error {
+                RegistryError::NameUnknown(message) | RegistryError::ManifestUnknown(message) => {
+                    RegistryError::Protocol(format!("token server: {message}"))
+                }
+                other => other,
+            });
+        }
+        let config = &context.transport.config;
+        let body = sent.body(config.max_token_response_bytes).await?;
+        let (token, usable_for) = parse_token_response(
+            &body,
+            config.default_token_lifetime,
+            config.token_expiry_margin,
+            &realm_origin,
+        )?;
+        *cached = Some(CachedToken {
+            token: token.clone(),
+            renew_at: Instant::now() + usable_for,
+        });
+        Ok((token, false))
+    }
+}
+
+/// Where to ask for a token and for what.
+struct TokenRequest<'a> {
+    realm: &'a Url,
+    service: Option<&'a str>,
+    scope: &'a str,
+}
+
+fn challenges_of(headers: &HeaderMap) -> Vec<AuthChallenge> {
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(parse_challenges)
+        .collect()
+}
+
+fn basic_header(username: &str, password: &str) -> String {
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    format!("Basic {encoded}")
+}

@@ -1,0 +1,188 @@
+//! [`RegistryClient`]: the one handle callers hold. It ties the transport and
+//! the auth layer together, checks every location against the caller's
+//! [`AccessPolicy`], and carries the protocol operations (see `protocol`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use reqwest::Method;
+use url::Url;
+
+use crate::auth::{AccessPolicy, AllowAll, AuthContext, Authenticator};
+use crate::reference;
+use crate::transport::{RequestCounters, Sent, Transport};
+use crate::{Auth, ClientConfig, Location, RegistryError};
+
+/// Async OCI distribution v2 client. Cheap to clone: clones share the HTTP
+/// connection pool, token cache, challenge cache, concurrency limits and
+/// counters. Each clone carries an [`AccessPolicy`] (see [`RegistryClient::with_policy`]).
+#[derive(Clone)]
+pub struct RegistryClient {
+    shared: Arc<Shared>,
+    policy: Arc<dyn AccessPolicy>,
+}
+
+struct Shared {
+    transport: Transport,
+    auth: Authenticator,
+}
+
+impl fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("config", self.config())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A checked location: base URL (origin, path `/`) and repository.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub base: Url,
+    pub origin: String,
+    pub repository: String,
+}
+
+impl Target {
+    /// `path` resolved on the registry's base URL.
+    pub fn endpoint(&self, path: &str) -> Result<Url, RegistryError> {
+        self.base.join(path).map_err(|error| {
+            RegistryError::Unsupported(format!(
+                "cannot build URL {path:?} on {}: {error}",
+                self.base
+            ))
+        })
+    }
+
+    /// `origin/repository`, for messages.
+    pub fn display(&self) -> String {
+        format!("{}/{}", self.origin, self.repository)
+    }
+}
+
+impl RegistryClient {
+    /// A client with its own connection pool and caches; allows every registry
+    /// until [`RegistryClient::with_policy`] narrows it.
+    pub fn new(config: ClientConfig) -> Result<Self, RegistryError> {
+        Ok(Self {
+            shared: Arc::new(Shared {
+                transport: Transport::new(config)?,
+                auth: Authenticator::default(),
+            }),
+            policy: Arc::new(AllowAll),
+        })
+    }
+
+    /// The same client (shared pool, caches, limits, counters) restricted by
+    /// `policy`, e.g. one plugin instance's allow-list. The policy decides which
+    /// registry origins a `Location` may name; token realms named by an
+    /// allowed registry are contacted without asking it and reported through
+    /// [`AccessPolicy::realm_learned`] (and [`RegistryClient::realm_origins`]).
+    pub fn with_policy(&self, policy: Arc<dyn AccessPolicy>) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            policy,
+        }
+    }
+
+    /// Configuration in use.
+    pub fn config(&self) -> &ClientConfig {
+        &self.shared.transport.config
+    }
+
+    /// Request counters by origin and status (shared by every clone).
+    pub fn counters(&self) -> Arc<RequestCounters> {
+        Arc::clone(&self.shared.transport.counters)
+    }
+
+    /// Token realm origins the registry at `registry_url` has named so far
+    /// (e.g. `["https://auth.docker.io"]`).
+    pub fn realm_origins(&self, registry_url: &str) -> Vec<String> {
+        let Ok(base) = parse_registry_url(registry_url) else {
+            return Vec::new();
+        };
+        self.shared
+            .auth
+            .realm_origins(&base.origin().ascii_serialization())
+    }
+
+    /// Checks the location against the policy and parses it.
+    pub(crate) fn target(&self, location: &Location) -> Result<Target, RegistryError> {
+        let base = parse_registry_url(&location.registry_url)?;
+        if !self.policy.allows(&base) {
+            return Err(RegistryError::NotAllowed(format!(
+                "registry {} is not on this caller's allow-list",
+                base.origin().ascii_serialization()
+            )));
+        }
+        reference::validate_path(&location.repository).map_err(|error| {
+            RegistryError::Unsupported(format!("invalid repository name: {error}"))
+        })?;
+        Ok(Target {
+            origin: base.origin().ascii_serialization(),
+            base,
+            repository: location.repository.clone(),
+        })
+    }
+
+    /// Sends a registry request with credentials for `target` (see the auth layer).
+    pub(crate) async fn authorized(
+        &self,
+        target: &Target,
+        method: Method,
+        url: &Url,
+        accept: Option<&str>,
+        auth: &Auth,
+    ) -> Result<Sent, RegistryError> {
+        let context = AuthContext {
+            transport: &self.shared.transport,
+            policy: &*self.policy,
+        };
+        self.shared
+            .auth
+            .authorized(&context, target, method, url, accept, auth)
+            .await
+    }
+}
+
+/// Parses a registry base URL: `http://` only when written, `https://`
+/// otherwise; a trailing `/v2` is tolerated; the result has path `/`.
+fn parse_registry_url(registry_url: &str) -> Result<Url, RegistryError> {
+    let raw = registry_url.trim();
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("https://{raw}")
+    };
+    let mut url = Url::parse(&with_scheme).map_err(|error| {
+        RegistryError::Unsupported(format!("invalid registry URL {raw:?}: {error}"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(RegistryError::Unsupported(format!(
+            "registry URL {raw:?} must be an http or https URL with a host"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(RegistryError::Unsupported(format!(
+            "registry URL {} must not contain credentials; pass them as auth",
+            url.origin().ascii_serialization()
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(RegistryError::Unsupported(format!(
+            "registry URL {raw:?} must not have a query or fragment"
+        )));
+    }
+    let path = url.path().trim_end_matches('/');
+    if !(path.is_empty() || path == "/v2") {
+        return Err(RegistryError::Unsupported(format!(
+            "registry URL {raw:?} has path {path:?}; give the registry's base URL"
+        )));
+    }
+    url.set_path("/");
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,721 @@
+//! Client behaviour against tiny in-process HTTP servers on 127.0.0.1: 429 and
+//! `Retry-After`, pagination links, redirects, HEAD fallbacks, policies.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::protocol::validate_manifest_reference;
+use crate::{HostAllowList, MEDIA_TYPE_OCI_INDEX};
+use crate::{Location, Platform, MEDIA_TYPE_OCI_MANIFEST};
+use sha2::{Digest as _, Sha256};
+
+/// A request as the canned server saw it.
+#[derive(Debug, Clone)]
+struct SeenRequest {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or_default()
+    }
+}
+
+struct Canned {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn canned(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Canned {
+    Canned {
+        status,
+        headers: headers
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
+        body: body.into(),
+    }
+}
+
+type Handler = dyn Fn(&SeenRequest) -> Canned + Send + Sync;
+
+/// A one-request-per-connection HTTP/1.1 server answering from a closure.
+struct CannedServer {
+    address: SocketAddr,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+}
+
+impl CannedServer {
+    async fn start(handler: impl Fn(&SeenRequest) -> Canned + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let seen_by_server = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let handler = Arc::clone(&handler);
+                let seen = Arc::clone(&seen_by_server);
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buffer.windows(4).any(|window| window == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&buffer).into_owned();
+                    let mut lines = text.split("\r\n");
+                    let mut request_line = lines.next().unwrap_or_default().split(' ');
+                    let request = SeenRequest {
+                        method: request_line.next().unwrap_or_default().to_string(),
+                        target: request_line.next().unwrap_or_default().to_string(),
+                        headers: lines
+                            .take_while(|line| !line.is_empty())
+                            .filter_map(|line| line.split_once(':'))
+                            .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+                            .collect(),
+                    };
+                    seen.lock().unwrap().push(request.clone());
+                    let answer = handler(&request);
+                    let mut head = format!(
+                        "HTTP/1.1 {} Canned\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        answer.status,
+                        answer.body.len()
+                    );
+                    for (key, value) in &answer.headers {
+                        head.push_str(&format!("{key}: {value}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    if request.method != "HEAD" {
+                        let _ = stream.write_all(&answer.body).await;
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self { address, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn requests(&self) -> Vec<SeenRequest> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn count(&self, path: &str) -> usize {
+        self.requests().iter().filter(|r| r.path() == path).count()
+    }
+}
+
+fn test_client() -> RegistryClient {
+    RegistryClient::new(ClientConfig {
+        max_retry_wait: Duration::from_secs(5),
+        initial_backoff: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(10),
+        ..ClientConfig::default()
+    })
+    .unwrap()
+}
+
+fn tags_json(tags: &[&str]) -> String {
+    serde_json::json!({ "name": "app", "tags": tags }).to_string()
+}
+
+#[tokio::test]
+async fn retry_after_seconds_is_honoured() {
+    let attempts = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&attempts);
+    let server = CannedServer::start(move |request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => {
+            let mut attempts = counter.lock().unwrap();
+            *attempts += 1;
+            if *attempts == 1 {
+                canned(
+                    429,
+                    &[("Retry-After", "1")],
+                    r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#,
+                )
+            } else {
+                canned(
+                    200,
+                    &[("Content-Type", "application/json")],
+                    tags_json(&["1.0"]),
+                )
+            }
+        }
+    })
+    .await;
+    let client = test_client();
+    let started = Instant::now();
+    let tags = client
+        .list_tags(&Location::new(server.url(), "app"), &Auth::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(tags, ["1.0"]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.count("/v2/app/tags/list"), 2);
+    let counts = client.counters().snapshot();
+    let origin = server.url();
+    assert!(counts
+        .iter()
+        .any(|c| c.origin == origin && c.status == Some(429) && c.count == 1));
+    assert!(counts
+        .iter()
+        .any(|c| c.origin == origin && c.status == Some(200) && c.count == 2));
+}
+
+#[tokio::test]
+async fn retry_after_http_date_is_honoured() {
+    let attempts = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&attempts);
+    let server = CannedServer::start(move |request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => {
+            let mut attempts = counter.lock().unwrap();
+            *attempts += 1;
+            if *attempts == 1 {
+                let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+                canned(429, &[("Retry-After", date.as_str())], "")
+            } else {
+                canned(200, &[], tags_json(&["a"]))
+            }
+        }
+    })
+    .await;
+    let started = Instant::now();
+    let tags = test_client()
+        .list_tags(&Location::new(server.url(), "app"), &Auth::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(tags, ["a"]);
+    // Second-granular dates: at least one second passed.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn retry_after_beyond_the_limit_fails_at_once() {
+    let server = CannedServer::start(|request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => canned(
+            429,
+            &[("Retry-After", "3600")],
+            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}"#,
+        ),
+    })
+    .await;
+    let error = test_client()
+        .list_tags(&Location::new(server.url(), "app"), &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::TooManyRequests(m) if m.contains("pull rate limit") && m.contains("3600")),
+        "{error:?}"
+    );
+    assert_eq!(server.count("/v2/app/tags/list"), 1);
+}
+
+#[tokio::test]
+async fn retries_are_bounded_without_retry_after() {
+    let server = CannedServer::start(|request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => canned(429, &[], ""),
+    })
+    .await;
+    let client = RegistryClient::new(ClientConfig {
+        max_retries: 2,
+        initial_backoff: Duration::from_millis(10),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let error = client
+        .list_tags(&Location::new(server.url(), "app"), &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::TooManyRequests(m) if m.contains("after 2 retries")),
+        "{error:?}"
+    );
+    assert_eq!(server.count("/v2/app/tags/list"), 3);
+}
+
+#[tokio::test]
+async fn relative_next_links_are_followed() {
+    let server = CannedServer::start(|request| match request.target.as_str() {
+        "/v2/" => canned(200, &[], "{}"),
+        "/v2/team/app/tags/list?n=2" => canned(
+            200,
+            &[("Link", r#"</v2/team/app/tags/list?n=2&last=b>; rel="next""#)],
+            tags_json(&["a", "b"]),
+        ),
+        // A link relative to the request path, without leading slash.
+        "/v2/team/app/tags/list?n=2&last=b" => canned(
+            200,
+            &[("Link", r#"<list?n=2&last=d>; rel="next""#)],
+            tags_json(&["c", "d"]),
+        ),
+        "/v2/team/app/tags/list?n=2&last=d" => canned(200, &[], tags_json(&["e"])),
+        other => canned(500, &[], format!("unexpected {other}")),
+    })
+    .await;
+    let client = RegistryClient::new(ClientConfig {
+        tag_page_size: Some(2),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let tags = client
+        .list_tags(&Location::new(server.url(), "team/app"), &Auth::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(tags, ["a", "b", "c", "d", "e"]);
+}
+
+#[tokio::test]
+async fn cross_origin_next_link_is_refused_and_never_followed() {
+    let elsewhere = CannedServer::start(|_| canned(200, &[], tags_json(&["stolen"]))).await;
+    let link = format!(
+        "<{}/v2/app/tags/list?last=a>; rel=\"next\"",
+        elsewhere.url()
+    );
+    let server = CannedServer::start(move |request| match request.path() {
+        "/v2/" => canned(401, &[("WWW-Authenticate", r#"Basic realm="r""#)], ""),
+        _ => canned(200, &[("Link", link.as_str())], tags_json(&["a"])),
+    })
+    .await;
+    let auth = Auth::Basic {
+        username: "alice".into(),
+        password: "secret".into(),
+    };
+    let error = test_client()
+        .list_tags(&Location::new(server.url(), "app"), &auth)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::Protocol(m) if m.contains("leaves the registry origin")),
+        "{error:?}"
+    );
+    assert!(elsewhere.requests().is_empty());
+    // The registry itself did get the credentials.
+    let sent = server.requests();
+    let tags_request = sent
+        .iter()
+        .find(|r| r.path() == "/v2/app/tags/list")
+        .unwrap();
+    assert!(tags_request
+        .header("authorization")
+        .unwrap()
+        .starts_with("Basic "));
+}
+
+#[tokio::test]
+async fn pagination_loops_are_detected() {
+    let server = CannedServer::start(|request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => canned(
+            200,
+            &[("Link", r#"</v2/app/tags/list>; rel="next""#)],
+            tags_json(&["a"]),
+        ),
+    })
+    .await;
+    let error = test_client()
+        .list_tags(&Location::new(server.url(), "app"), &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::Protocol(m) if m.contains("loops")),
+        "{error:?}"
+    );
+}
+
+const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"CONFIG_DIGEST","size":1},"layers":[]}"#;
+const CONFIG: &str = r#"{"created":"2024-05-06T07:08:09Z","architecture":"amd64","os":"linux"}"#;
+
+fn sha256(text: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+#[tokio::test]
+async fn credentials_are_not_sent_across_a_redirect() {
+    let blob_host = CannedServer::start(|_| canned(200, &[], CONFIG)).await;
+    let blob_url = format!("{}/blob", blob_host.url());
+    let manifest = MANIFEST.replace("CONFIG_DIGEST", &sha256(CONFIG));
+    let manifest_digest = sha256(&manifest);
+    let server = CannedServer::start(move |request| {
+        if request.path() != "/v2/" && request.header("authorization").is_none() {
+            return canned(401, &[("WWW-Authenticate", r#"Basic realm="r""#)], "");
+        }
+        match request.path() {
+            "/v2/" => canned(401, &[("WWW-Authenticate", r#"Basic realm="r""#)], ""),
+            path if path.starts_with("/v2/app/manifests/") => canned(
+                200,
+                &[
+                    ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                    ("Docker-Content-Digest", manifest_digest.as_str()),
+                ],
+                manifest.clone(),
+            ),
+            path if path.starts_with("/v2/app/blobs/") => {
+                canned(307, &[("Location", blob_url.as_str())], "")
+            }
+            _ => canned(404, &[], ""),
+        }
+    })
+    .await;
+    let auth = Auth::Basic {
+        username: "alice".into(),
+        password: "secret".into(),
+    };
+    let info = test_client()
+        .resolve(
+            &Location::new(server.url(), "app"),
+            "1.0",
+            &auth,
+            None,
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.created.as_deref(), Some("2024-05-06T07:08:09Z"));
+    assert_eq!(info.media_type, MEDIA_TYPE_OCI_MANIFEST);
+    let blob_requests = blob_host.requests();
+    assert_eq!(blob_requests.len(), 1);
+    assert_eq!(blob_requests[0].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn head_without_digest_falls_back_to_get_and_hashes_the_body() {
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_OCI_INDEX,
+        "manifests": [
+            {"mediaType": MEDIA_TYPE_OCI_MANIFEST, "digest": sha256("att"), "size": 1,
+             "platform": {"architecture": "unknown", "os": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+            {"mediaType": MEDIA_TYPE_OCI_MANIFEST, "digest": sha256("arm"), "size": 1,
+             "platform": {"architecture": "arm64", "os": "linux"}},
+        ]
+    })
+    .to_string();
+    let body = index.clone();
+    let server = CannedServer::start(move |request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => canned(200, &[("Content-Type", "application/json")], body.clone()),
+    })
+    .await;
+    let info = test_client()
+        .resolve(
+            &Location::new(server.url(), "app"),
+            "latest",
+            &Auth::Anonymous,
+            Some(&Platform::new("linux", "arm64")),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.digest, sha256(&index));
+    assert_eq!(info.media_type, MEDIA_TYPE_OCI_INDEX);
+    assert_eq!(info.platform_digest, Some(sha256("arm")));
+    let methods: Vec<_> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path() != "/v2/")
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(methods, ["HEAD", "GET"]);
+}
+
+#[tokio::test]
+async fn missing_platform_is_manifest_unknown() {
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": MEDIA_TYPE_OCI_INDEX,
+        "manifests": [{"digest": sha256("x"), "platform": {"architecture": "amd64", "os": "linux"}}]
+    })
+    .to_string();
+    let digest = sha256(&index);
+    let server = CannedServer::start(move |request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => canned(
+            200,
+            &[
+                ("Content-Type", MEDIA_TYPE_OCI_INDEX),
+                ("Docker-Content-Digest", digest.as_str()),
+            ],
+            index.clone(),
+        ),
+    })
+    .await;
+    let error = test_client()
+        .resolve(
+            &Location::new(server.url(), "app"),
+            "1",
+            &Auth::Anonymous,
+            Some(&Platform::new("linux", "riscv64")),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::ManifestUnknown(m) if m.contains("linux/riscv64")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn digest_mismatch_is_a_protocol_error() {
+    let server = CannedServer::start(|request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => canned(
+            200,
+            &[("Content-Type", MEDIA_TYPE_OCI_MANIFEST)],
+            r#"{"schemaVersion":2}"#,
+        ),
+    })
+    .await;
+    let wanted = sha256("something else");
+    let error = test_client()
+        .resolve(
+            &Location::new(server.url(), "app"),
+            &wanted,
+            &Auth::Anonymous,
+            None,
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::Protocol(m) if m.contains("does not hash")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_cached_and_scoped() {
+    let token_server = CannedServer::start(|request| match request.path() {
+        "/token" => canned(200, &[], r#"{"access_token":"tok-1","expires_in":300}"#),
+        _ => canned(404, &[], ""),
+    })
+    .await;
+    let realm_url = token_server.url();
+    let registry = CannedServer::start(move |request| {
+        let authorized = request.header("authorization") == Some("Bearer tok-1");
+        if request.path() == "/v2/" || !authorized {
+            let challenge = format!(r#"Bearer realm="{realm_url}/token",service="svc""#);
+            return canned(401, &[("WWW-Authenticate", challenge.as_str())], "");
+        }
+        canned(200, &[], tags_json(&["x"]))
+    })
+    .await;
+    let policy = Arc::new(HostAllowList::new([registry.address.to_string()]).unwrap());
+    let client = test_client().with_policy(policy.clone());
+    let location = Location::new(registry.url(), "org/app");
+    for _ in 0..3 {
+        assert_eq!(
+            client.list_tags(&location, &Auth::Anonymous).await.unwrap(),
+            ["x"]
+        );
+    }
+    let token_requests: Vec<_> = token_server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path() == "/token")
+        .collect();
+    assert_eq!(token_requests.len(), 1);
+    assert_eq!(
+        token_requests[0].target,
+        "/token?service=svc&scope=repository%3Aorg%2Fapp%3Apull"
+    );
+    assert_eq!(registry.count("/v2/"), 1);
+    assert_eq!(client.realm_origins(&registry.url()), [token_server.url()]);
+    assert_eq!(policy.learned_realms(), [token_server.url()]);
+}
+
+#[tokio::test]
+async fn policy_refuses_other_hosts_before_any_request() {
+    let server = CannedServer::start(|_| canned(200, &[], tags_json(&[]))).await;
+    let policy = Arc::new(HostAllowList::new(["127.0.0.1:1"]).unwrap());
+    let client = test_client().with_policy(policy);
+    let error = client
+        .list_tags(&Location::new(server.url(), "app"), &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RegistryError::NotAllowed(_)), "{error:?}");
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn error_codes_from_real_responses() {
+    let server = CannedServer::start(|request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        "/v2/gone/tags/list" => canned(404, &[], r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#),
+        "/v2/denied/tags/list" => canned(403, &[], ""),
+        "/v2/broken/tags/list" => canned(200, &[], "not json"),
+        _ => canned(404, &[], r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#),
+    })
+    .await;
+    let client = test_client();
+    let list = |repository: &'static str| {
+        let client = client.clone();
+        let url = server.url();
+        async move {
+            client
+                .list_tags(&Location::new(url, repository), &Auth::Anonymous)
+                .await
+        }
+    };
+    assert!(matches!(
+        list("gone").await,
+        Err(RegistryError::NameUnknown(_))
+    ));
+    assert!(matches!(
+        list("denied").await,
+        Err(RegistryError::Denied(_))
+    ));
+    assert!(matches!(
+        list("broken").await,
+        Err(RegistryError::Protocol(_))
+    ));
+    let missing = client
+        .resolve(
+            &Location::new(server.url(), "app"),
+            "nope",
+            &Auth::Anonymous,
+            None,
+            false,
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(RegistryError::ManifestUnknown(_))),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let big = tags_json(&["x"; 100]);
+    let server = CannedServer::start(move |request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => canned(200, &[], big.clone()),
+    })
+    .await;
+    let client = RegistryClient::new(ClientConfig {
+        max_tag_list_bytes: 64,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let error = client
+        .list_tags(&Location::new(server.url(), "app"), &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::Protocol(m) if m.contains("64-byte limit")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 6)]
+async fn concurrency_per_registry_is_bounded() {
+    let in_flight = Arc::new(Mutex::new((0usize, 0usize)));
+    let tracker = Arc::clone(&in_flight);
+    // The handler is synchronous: measure overlap with a blocking sleep on the server task.
+    let server = CannedServer::start(move |request| {
+        if request.path() == "/v2/" {
+            return canned(200, &[], "{}");
+        }
+        {
+            let mut state = tracker.lock().unwrap();
+            state.0 += 1;
+            state.1 = state.1.max(state.0);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        tracker.lock().unwrap().0 -= 1;
+        canned(200, &[], tags_json(&["t"]))
+    })
+    .await;
+    let client = RegistryClient::new(ClientConfig {
+        max_concurrent_requests_per_registry: 2,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let location = Location::new(server.url(), "app");
+    let calls = (0..6).map(|_| {
+        let client = client.clone();
+        let location = location.clone();
+        async move { client.list_tags(&location, &Auth::Anonymous).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        assert_eq!(result.unwrap(), ["t"]);
+    }
+    let max_in_flight = in_flight.lock().unwrap().1;
+    assert_eq!(max_in_flight, 2, "requests in flight at most");
+}
+
+#[test]
+fn registry_urls() {
+    assert_eq!(
+        parse_registry_url("registry.example.com").unwrap().as_str(),
+        "https://registry.example.com/"
+    );
+    assert_eq!(
+        parse_registry_url("http://127.0.0.1:5001")
+            .unwrap()
+            .as_str(),
+        "http://127.0.0.1:5001/"
+    );
+    assert_eq!(
+        parse_registry_url("https://r.io/v2/").unwrap().as_str(),
+        "https://r.io/"
+    );
+    assert_eq!(
+        parse_registry_url("http://[::1]:5000").unwrap().as_str(),
+        "http://[::1]:5000/"
+    );
+    for bad in [
+        "ftp://r.io",
+        "https://u:p@r.io",
+        "https://r.io/prefix",
+        "https://r.io/?q=1",
+        "http://",
+    ] {
+        assert!(
+            matches!(parse_registry_url(bad), Err(RegistryError::Unsupported(_))),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn manifest_references_are_validated() {
+    assert!(validate_manifest_reference("1.25-alpine").is_ok());
+    assert!(validate_manifest_reference(&sha256("x")).is_ok());
+    assert!(validate_manifest_reference("../../etc").is_err());
+    assert!(validate_manifest_reference("sha256:short").is_err());
+}

@@ -1,0 +1,52 @@
+//! The data of one plugin instance's `Store`: its label, limits and CPU
+//! clock, and the state of each capability lent to it. A capability that is
+//! `None` is not lent: its imports answer "not allowed".
+
+use std::sync::Arc;
+
+use crate::bindings::registry::crowsnest::plugin::{registry_types, types};
+use crate::capabilities::{HttpCapability, OciCapability};
+use crate::limits::{GuardedLimits, GuestClock, SandboxLimits};
+
+/// What one plugin instance is lent, each capability with its own state.
+#[derive(Clone, Default)]
+pub struct Capabilities {
+    /// Raw HTTP to the hosts of its allow-list.
+    pub http: Option<HttpCapability>,
+    /// The host's OCI distribution client, restricted to the same allow-list.
+    pub oci: Option<OciCapability>,
+}
+
+/// The data of one plugin instance's `Store`.
+pub struct HostState {
+    /// Plugin instance label used in logs and errors, e.g. `oci (registry local)`.
+    pub label: Arc<str>,
+    /// Memory/table limits.
+    pub limits: GuardedLimits,
+    /// CPU accounting for the running call.
+    pub clock: GuestClock,
+    /// What this instance is lent.
+    pub capabilities: Capabilities,
+    sandbox: SandboxLimits,
+}
+
+impl HostState {
+    /// Fresh state for a new store.
+    pub fn new(label: Arc<str>, sandbox: SandboxLimits, capabilities: Capabilities) -> Self {
+        Self {
+            label,
+            limits: GuardedLimits::new(sandbox.memory_bytes),
+            clock: GuestClock::default(),
+            capabilities,
+            sandbox,
+        }
+    }
+
+    /// Limits this state was built with.
+    pub fn sandbox(&self) -> &SandboxLimits {
+        &self.sandbox
+    }
+}
+
+impl types::Host for HostState {}
+impl registry_types::Host for HostState {}
