@@ -1,8 +1,6 @@
 //! What every benchmark shares: percentiles, the p50/p99 report line, RSS
 //! figures from /proc, and numbers from the environment.
 
-#![allow(dead_code)] // each bench uses a different subset
-
 use std::time::Duration;
 
 /// The `p` quantile (0..=1) of `samples`, which are sorted in place; zero when empty.

@@ -1,0 +1,61 @@
+//! crowsnest-testkit: the test world every integration test and benchmark of
+//! crowsnest runs in, and nothing else.
+//!
+//! Responsibility: reach the Docker engines the tests use ([`engine`]: the
+//! shared one of `scripts/dockerd.sh`, and a private one started on demand
+//! and stopped when the test process exits), the FROM-scratch busybox images
+//! they run ([`images`]), the loopback registries ([`registry`]: those of
+//! `scripts/registries.sh`, a `docker-registry` per test killed on drop, the
+//! registry HTTP API, a counting proxy), containers removed on drop
+//! ([`containers`]), configuration files ([`config`]), the `crowsnest` binary
+//! ([`binary`]), polling ([`wait`]), loopback ports ([`ports`]), scan
+//! requests and the checks on their results ([`scans`]), one test's slice of
+//! the shared world ([`world`]) and the figures benchmarks print
+//! ([`figures`]). All traffic stays on 127.0.0.1; everything a test starts
+//! is stopped when it ends.
+//!
+//! A dev-dependency only: it depends on the library crates (config, engine,
+//! model, oci), never on the `crowsnest` front end, which its tests drive.
+
+pub mod binary;
+pub mod config;
+pub mod containers;
+pub mod engine;
+pub mod figures;
+pub mod images;
+pub mod ports;
+pub mod registry;
+pub mod scans;
+pub mod wait;
+pub mod world;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The repository root (the directory of `scripts/` and `target/`).
+pub fn repo_root() -> PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// `target/test-env`, where the scripts keep the test world's state.
+pub fn test_env() -> PathBuf {
+    repo_root().join("target/test-env")
+}
+
+/// A lower-case name no other call and no earlier run used,
+/// `{what}-{pid}-{nanoseconds}-{n}`: the loopback registries keep what tests
+/// push, so a rerun must never meet an earlier run's repositories.
+pub fn unique(what: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{what}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
