@@ -1,4 +1,7 @@
-//! The HTTP API (see `shared/DESIGN.md`): routes, handlers and JSON errors.
+//! The HTTP API (see `docs/contracts.md`): routes, handlers and JSON errors.
+//!
+//! Each route is registered once, through `utoipa-axum`, so the router and
+//! the OpenAPI document are built from the same list and cannot disagree.
 
 use std::sync::Arc;
 
@@ -7,59 +10,92 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use std::sync::OnceLock;
+
 use axum::{middleware, Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use crowsnest_engine::metrics::{ScanOrigin, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 use crowsnest_engine::scheduler::ScanInterrupted;
 use crowsnest_engine::triggers::{DispatchScope, TriggerRunError};
-use crowsnest_model::{ContainerObject, ScanRequest};
+use crowsnest_model::{ContainerObject, ScanReport, ScanRequest};
 use crowsnest_store::StoreError;
 
-/// Every route: (method, path in OpenAPI syntax). The OpenAPI document and the
-/// router must both list exactly these (checked by the tests).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/api/containers"),
-    ("get", "/api/containers/{id}"),
-    ("post", "/api/containers/watch"),
-    ("post", "/api/containers/{id}/watch"),
-    ("post", "/api/containers/{id}/triggers/{name}"),
-    ("post", "/api/scan"),
-    ("post", "/v1/update"),
-    ("get", "/api/watchers"),
-    ("get", "/api/registries"),
-    ("get", "/api/triggers"),
-    ("get", "/api/plugins"),
-    ("get", "/api/openapi.json"),
-    ("get", "/health"),
-    ("get", "/metrics"),
-];
+/// The routes behind the bearer token, each with its OpenAPI operation.
+fn protected_api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_containers))
+        .routes(routes!(watch_all))
+        .routes(routes!(get_container))
+        .routes(routes!(watch_container))
+        .routes(routes!(run_trigger))
+        .routes(routes!(scan_images))
+        .routes(routes!(watchtower_update))
+        .routes(routes!(list_watchers))
+        .routes(routes!(list_registries))
+        .routes(routes!(list_triggers))
+        .routes(routes!(list_plugins))
+        .routes(routes!(openapi_document))
+        .routes(routes!(metrics))
+}
+
+/// The routes open to everyone.
+fn public_api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(health))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut document = super::openapi::base();
+    document.merge(protected_api().into_openapi());
+    document.merge(public_api().into_openapi());
+    document
+}
+
+/// Every documented route as (lower-case method, path in OpenAPI syntax).
+pub fn documented_routes() -> Vec<(String, String)> {
+    let mut routes: Vec<(String, String)> = openapi()
+        .paths
+        .paths
+        .iter()
+        .flat_map(|(path, item)| {
+            let methods = [
+                ("get", item.get.is_some()),
+                ("post", item.post.is_some()),
+                ("put", item.put.is_some()),
+                ("delete", item.delete.is_some()),
+                ("patch", item.patch.is_some()),
+            ];
+            methods
+                .into_iter()
+                .filter(|(_, present)| *present)
+                .map(move |(method, _)| (method.to_string(), path.clone()))
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+/// The document as JSON, built once.
+pub fn document_json() -> &'static Bytes {
+    static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
+    DOCUMENT.get_or_init(|| Bytes::from(openapi().to_pretty_json().unwrap_or_default()))
+}
 
 /// The router: every route but `/health` behind the bearer token when one is set.
 pub fn router(state: Arc<AppState>) -> Router {
-    let protected = Router::new()
-        .route("/api/containers", get(list_containers))
-        .route("/api/containers/watch", post(watch_all))
-        .route("/api/containers/{id}", get(get_container))
-        .route("/api/containers/{id}/watch", post(watch_container))
-        .route("/api/containers/{id}/triggers/{name}", post(run_trigger))
-        .route("/api/scan", post(scan_images))
-        .route("/v1/update", post(watchtower_update))
-        .route("/api/watchers", get(list_watchers))
-        .route("/api/registries", get(list_registries))
-        .route("/api/triggers", get(list_triggers))
-        .route("/api/plugins", get(list_plugins))
-        .route("/api/openapi.json", get(openapi_document))
-        .route("/metrics", get(metrics))
+    let protected: Router<Arc<AppState>> = protected_api()
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(
             state.token.clone(),
             super::auth::require_token,
-        ));
-    Router::new()
-        .route("/health", get(health))
+        ))
+        .into();
+    let public: Router<Arc<AppState>> = public_api().into();
+    public
         .merge(protected)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -70,6 +106,24 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+}
+
+/// Answer of a manual trigger run.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Delivered {
+    /// Always true.
+    pub delivered: bool,
+    /// Trigger name.
+    pub trigger: String,
+    /// Container id.
+    pub container: String,
+}
+
+/// Answer of `/health`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
 }
 
 /// The body of every error answer.
@@ -204,7 +258,7 @@ fn json_bytes(bytes: Bytes) -> Response {
 #[utoipa::path(get, path = "/api/containers", tag = "containers",
     params(ContainerFilter),
     responses(
-        (status = 200, description = "Stored containers", body = [super::openapi::Container]),
+        (status = 200, description = "Stored containers", body = [ContainerObject]),
         (status = 400, description = "Bad filter", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -243,7 +297,7 @@ pub async fn list_containers(
 #[utoipa::path(get, path = "/api/containers/{id}", tag = "containers",
     params(("id" = String, Path, description = "Container id")),
     responses(
-        (status = 200, description = "The container", body = super::openapi::Container),
+        (status = 200, description = "The container", body = ContainerObject),
         (status = 404, description = "Unknown id", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -265,7 +319,7 @@ async fn stored_container(state: &AppState, id: &str) -> ApiResult<ContainerObje
 /// Full rescan of every watcher (joins a scan in flight); answers the containers.
 #[utoipa::path(post, path = "/api/containers/watch", tag = "scans",
     responses(
-        (status = 200, description = "Every container after the scan", body = [super::openapi::Container]),
+        (status = 200, description = "Every container after the scan", body = [ContainerObject]),
         (status = 503, description = "Every watcher failed, or the scan was interrupted", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -284,7 +338,7 @@ pub async fn watch_all(State(state): State<Arc<AppState>>) -> ApiResult<Response
 #[utoipa::path(post, path = "/api/containers/{id}/watch", tag = "scans",
     params(("id" = String, Path, description = "Container id")),
     responses(
-        (status = 200, description = "The container after the check", body = super::openapi::Container),
+        (status = 200, description = "The container after the check", body = ContainerObject),
         (status = 404, description = "Unknown id, or the container is gone", body = ErrorBody),
         (status = 503, description = "The Docker engine could not be asked", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
@@ -342,7 +396,7 @@ impl ScanBody {
 #[utoipa::path(post, path = "/api/scan", tag = "scans",
     request_body = ScanBody,
     responses(
-        (status = 200, description = "The scan report", body = super::openapi::Report),
+        (status = 200, description = "The scan report", body = ScanReport),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 503, description = "The scan was interrupted", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
@@ -367,7 +421,7 @@ pub struct UpdateQuery {
 #[utoipa::path(post, path = "/v1/update", tag = "scans",
     params(UpdateQuery),
     responses(
-        (status = 200, description = "The scan report; triggers run in the background", body = super::openapi::Report),
+        (status = 200, description = "The scan report; triggers run in the background", body = ScanReport),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 403, description = "No token is configured, so this route is off", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -414,7 +468,7 @@ pub async fn watchtower_update(
 #[utoipa::path(post, path = "/api/containers/{id}/triggers/{name}", tag = "triggers",
     params(("id" = String, Path, description = "Container id"), ("name" = String, Path, description = "Trigger name")),
     responses(
-        (status = 200, description = "Delivered", body = super::openapi::Delivered),
+        (status = 200, description = "Delivered", body = Delivered),
         (status = 404, description = "Unknown container or trigger", body = ErrorBody),
         (status = 409, description = "The container has no update to deliver", body = ErrorBody),
         (status = 502, description = "Every delivery attempt failed", body = ErrorBody),
@@ -488,12 +542,12 @@ pub async fn list_plugins(State(state): State<Arc<AppState>>) -> Response {
               (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn openapi_document() -> Response {
-    json_bytes(super::openapi::document_json().clone())
+    json_bytes(document_json().clone())
 }
 
 /// Liveness; never needs the token.
 #[utoipa::path(get, path = "/health", tag = "meta",
-    responses((status = 200, description = "Alive", body = super::openapi::Health)))]
+    responses((status = 200, description = "Alive", body = Health)))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
