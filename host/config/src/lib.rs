@@ -7,11 +7,13 @@
 //! why` ([`Config::error_at`]). The sections read by lower crates are their
 //! own types (`[plugins]`, `[store]`, `[watchers.NAME]`); the others are here.
 //!
-//! May depend on the crates whose section types it holds (oci, docker,
-//! store, plugin-host), never on the engine or a front end.
+//! May depend on the light crates whose section types it holds (docker,
+//! store) and on oci (host patterns); never on the plugin runtime, the engine
+//! or a front end.
 
 mod instance;
 mod overrides;
+mod plugins;
 mod sections;
 mod source;
 
@@ -22,10 +24,10 @@ use serde::Deserialize;
 use toml::de::DeTable;
 
 pub use crowsnest_docker::WatcherConfig;
-pub use crowsnest_plugin_host::PluginsConfig;
 pub use crowsnest_store::StoreConfig;
 pub use instance::{setting_text, HostKeys, PluginInstance};
 pub use overrides::ENV_PREFIX;
+pub use plugins::PluginsConfig;
 pub use sections::{
     Mode, RegistryOptions, ScanConfig, ServerConfig, Threshold, TriggerOptions, DEFAULT_STRATEGY,
 };

@@ -13,7 +13,7 @@ pub mod server;
 
 pub use crowsnest_config as config;
 pub use crowsnest_docker as docker;
-pub use crowsnest_engine::{metrics, scan, scheduler, triggers};
+pub use crowsnest_engine::{metrics, plugin_setup, scan, scheduler, triggers};
 pub use crowsnest_model as model;
 pub use crowsnest_oci as oci;
 pub use crowsnest_plugin_host as plugin;

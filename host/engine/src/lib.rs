@@ -12,6 +12,7 @@
 
 mod instance_setup;
 pub mod metrics;
+pub mod plugin_setup;
 pub mod scan;
 pub mod scheduler;
 pub mod triggers;

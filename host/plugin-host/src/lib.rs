@@ -21,7 +21,6 @@ pub mod engine;
 pub mod limits;
 pub mod observer;
 pub mod pool;
-pub mod settings;
 pub mod state;
 pub mod worlds;
 
@@ -35,7 +34,6 @@ pub use component::{PluginComponent, PluginInfo};
 pub use limits::SandboxLimits;
 pub use observer::{CallOutcome, NoObserver, PluginObserver};
 pub use pool::InstanceSpec;
-pub use settings::PluginsConfig;
 pub use state::{Capabilities, HostState};
 pub use worlds::registry::{self as registry, RegistryPlugin};
 pub use worlds::strategy::{self as strategy, StrategyPlugin};

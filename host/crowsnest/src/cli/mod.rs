@@ -1,6 +1,6 @@
 //! Command-line front ends of the host's capabilities.
 
-pub mod plugins;
+pub mod plugin_setup;
 pub mod rescan;
 pub mod scan;
 pub mod serve;

@@ -19,7 +19,7 @@ pub enum ListFormat {
 
 /// `plugins list`: every loaded plugin, then the files that were skipped.
 pub async fn list(config: &Config, format: ListFormat) -> anyhow::Result<ExitCode> {
-    let catalog = Catalog::load(&config.plugins.catalog_options()).await;
+    let catalog = Catalog::load(&crowsnest_engine::plugin_setup::catalog_options(&config.plugins)).await;
     let mut out = std::io::stdout().lock();
     match format {
         ListFormat::Json => {
@@ -91,7 +91,7 @@ fn write_table(out: &mut impl Write, header: &[&str], rows: &[[String; 5]]) -> s
 
 /// `plugins check FILE`: the world and `describe()` of a component, or exactly why it is not a plugin.
 pub async fn check(config: &Config, path: &Path) -> anyhow::Result<ExitCode> {
-    let cache = config.plugins.catalog_options().cache;
+    let cache = crowsnest_engine::plugin_setup::catalog_options(&config.plugins).cache;
     match check_file(path, &cache).await {
         Ok(component) => {
             print_description(&component)?;

@@ -96,7 +96,8 @@ impl Scanner {
     ) -> Result<Self, ScanSetupError> {
         let scan = config.scan.clone();
         let watchers = discovery::watchers_or_default(&config.watchers);
-        let catalog = Arc::new(Catalog::load(&config.plugins.catalog_options()).await);
+        let catalog =
+            Arc::new(Catalog::load(&crate::plugin_setup::catalog_options(&config.plugins)).await);
         let client = RegistryClient::new(ClientConfig {
             max_concurrent_requests_per_registry: scan.registry_concurrency.max(1),
             request_timeout: Duration::from_secs(scan.registry_timeout.max(1)),
@@ -124,7 +125,7 @@ impl Scanner {
             let name = entry.component.info.name.clone();
             let spec = InstanceSpec {
                 settings: Vec::new(),
-                limits: config.plugins.sandbox_limits(),
+                limits: crate::plugin_setup::sandbox_limits(&config.plugins),
                 capabilities: Default::default(),
                 max_instances: config.plugins.instances,
                 observer: observer.clone(),

@@ -92,7 +92,7 @@ impl RegistrySet {
             catalog,
             client,
             http,
-            limits: config.plugins.sandbox_limits(),
+            limits: crate::plugin_setup::sandbox_limits(&config.plugins),
             max_instances: config.plugins.instances,
             observer,
         };

@@ -52,7 +52,7 @@ impl TriggerDispatcher {
             let settings = instance.plugin_settings();
             let spec = InstanceSpec {
                 settings: settings.clone(),
-                limits: config.plugins.sandbox_limits(),
+                limits: crate::plugin_setup::sandbox_limits(&config.plugins),
                 capabilities: Capabilities {
                     http: Some(HttpCapability::new(Arc::new(allow), http.clone())),
                     oci: None,

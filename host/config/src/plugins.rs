@@ -1,12 +1,8 @@
 //! `[plugins]`: the drop-in directory, the compile cache and the sandbox
-//! limits, as the configuration file spells them.
+//! limits, as the configuration file spells them (the engine turns them into
+//! the plugin host's own types).
 
 use std::path::PathBuf;
-use std::time::Duration;
-
-use crate::cache::ComponentCache;
-use crate::catalog::CatalogOptions;
-use crate::limits::SandboxLimits;
 
 /// `[plugins]`: drop-in directory, cache and sandbox limits.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -32,25 +28,6 @@ impl Default for PluginsConfig {
             memory_limit_mib: 64,
             cpu_limit_ms: 1000,
             instances: 4,
-        }
-    }
-}
-
-impl PluginsConfig {
-    /// The sandbox limits these settings describe.
-    pub fn sandbox_limits(&self) -> SandboxLimits {
-        SandboxLimits {
-            memory_bytes: (self.memory_limit_mib as usize) << 20,
-            cpu_per_call: Duration::from_millis(self.cpu_limit_ms),
-            ..Default::default()
-        }
-    }
-
-    /// Where the catalog loads drop-ins from and caches compilations.
-    pub fn catalog_options(&self) -> CatalogOptions {
-        CatalogOptions {
-            dir: Some(self.dir.clone()),
-            cache: ComponentCache::new(self.cache_dir.clone().or_else(ComponentCache::default_dir)),
         }
     }
 }
