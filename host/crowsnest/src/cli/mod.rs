@@ -1,6 +1,6 @@
 //! Command-line front ends of the host's capabilities.
 
-pub mod plugin_setup;
+pub mod plugins;
 pub mod rescan;
 pub mod scan;
 pub mod serve;
