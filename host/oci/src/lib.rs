@@ -18,6 +18,7 @@ mod errors;
 mod headers;
 mod protocol;
 pub mod reference;
+mod target;
 mod transport;
 
 use std::fmt;

@@ -4,9 +4,9 @@
 use std::fmt;
 
 #[cfg(feature = "registry")]
-use crate::registry::bindings::crowsnest::plugin::http_client as wit_http;
+use crowsnest_plugin_world_registry::crowsnest::plugin::http_client as wit_http;
 #[cfg(all(feature = "trigger", not(feature = "registry")))]
-use crate::trigger::bindings::crowsnest::plugin::http_client as wit_http;
+use crowsnest_plugin_world_trigger::crowsnest::plugin::http_client as wit_http;
 
 const NO_HOST: &str = "no crowsnest host outside wasm: HTTP is only available to the component";
 

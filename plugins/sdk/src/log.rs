@@ -2,9 +2,9 @@
 //! Available to registry providers and triggers (strategies have no imports).
 
 #[cfg(feature = "registry")]
-use crate::registry::bindings::crowsnest::plugin::{log as wit_log, types::LogLevel};
+use crowsnest_plugin_world_registry::crowsnest::plugin::{log as wit_log, types::LogLevel};
 #[cfg(all(feature = "trigger", not(feature = "registry")))]
-use crate::trigger::bindings::crowsnest::plugin::{log as wit_log, types::LogLevel};
+use crowsnest_plugin_world_trigger::crowsnest::plugin::{log as wit_log, types::LogLevel};
 
 /// Log severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

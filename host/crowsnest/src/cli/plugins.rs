@@ -19,7 +19,10 @@ pub enum ListFormat {
 
 /// `plugins list`: every loaded plugin, then the files that were skipped.
 pub async fn list(config: &Config, format: ListFormat) -> anyhow::Result<ExitCode> {
-    let catalog = Catalog::load(&crowsnest_engine::plugin_setup::catalog_options(&config.plugins)).await;
+    let catalog = Catalog::load(&crowsnest_engine::plugin_setup::catalog_options(
+        &config.plugins,
+    ))
+    .await;
     let mut out = std::io::stdout().lock();
     match format {
         ListFormat::Json => {

@@ -19,8 +19,8 @@ use url::Url;
 pub use challenge::{parse_challenges, AuthChallenge};
 pub use policy::{AccessPolicy, AllowAll, HostAllowList};
 
-use crate::client::Target;
 use crate::errors::NotFoundMeans;
+use crate::target::Target;
 use crate::transport::{Outgoing, Sent, Transport};
 use crate::{Auth, RegistryError};
 use tokens::{credential_identity, parse_token_response, CachedToken, TokenCache, TokenKey};

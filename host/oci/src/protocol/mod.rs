@@ -12,10 +12,11 @@ use reqwest::Method;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
-use crate::client::{RegistryClient, Target};
+use crate::client::RegistryClient;
 use crate::errors::NotFoundMeans;
 use crate::headers::next_link;
 use crate::reference;
+use crate::target::Target;
 use crate::{Auth, Location, ManifestInfo, Platform, RegistryError};
 use manifest::{
     bare_media_type, first_image_entry, is_image_manifest_media_type, is_index_media_type,
