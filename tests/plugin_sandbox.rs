@@ -2,40 +2,22 @@
 //! error naming the plugin and the cause, and the same plugin works on the
 //! next call. Fixtures are built from `plugins/fixtures/` by `cargo xtask plugins`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crowsnest::plugin::catalog::check_file;
-use crowsnest::plugin::engine::ComponentCache;
-use crowsnest::plugin::registry::{
-    ImageRef, RegistryCallError, RegistryError, RegistryInstanceSpec,
-};
+use crowsnest::plugin::registry::{ImageRef, RegistryCallError, RegistryError};
 use crowsnest::plugin::strategy::{StrategyError, StrategyOptions};
 use crowsnest::plugin::{
-    Catalog, CatalogOptions, PluginComponent, PluginError, PluginKind, RegistryPlugin,
-    SandboxLimits, StrategyPlugin,
+    ComponentCache, PluginComponent, PluginError, PluginKind, RegistryPlugin, SandboxLimits,
+    StrategyPlugin,
 };
-use crowsnest::registry::{ClientConfig, HostAllowList, RegistryClient};
-
-fn fixture(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/plugins")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "missing fixture {} — run `cargo xtask plugins`",
-        path.display()
-    );
-    path
-}
-
-fn no_cache() -> ComponentCache {
-    ComponentCache::new(None)
-}
+use crowsnest_testkit::plugins::{builtin, catalog, fixture, registry_spec, spec};
 
 async fn component(name: &str) -> PluginComponent {
-    check_file(&fixture(name), &no_cache()).await.unwrap()
+    check_file(&fixture(name), &ComponentCache::new(None))
+        .await
+        .unwrap()
 }
 
 fn limits() -> SandboxLimits {
@@ -49,9 +31,7 @@ fn limits() -> SandboxLimits {
 async fn hostile_strategy() -> StrategyPlugin {
     StrategyPlugin::new(
         &component("hostile-strategy.wasm").await,
-        Vec::new(),
-        limits(),
-        2,
+        spec(Vec::new(), limits(), 2),
     )
     .await
     .unwrap()
@@ -81,46 +61,34 @@ fn trap_cause(err: StrategyError) -> String {
 }
 
 #[tokio::test]
-async fn infinite_loop_is_stopped_by_the_cpu_limit() {
-    let strategy = hostile_strategy().await;
-    let err = strategy
-        .choose("loop", &tags(), &StrategyOptions::default())
-        .await
-        .unwrap_err();
-    let message = err.to_string();
-    assert!(message.contains("hostile-strategy"), "{message}");
-    let cause = trap_cause(err);
-    assert!(cause.contains("CPU time limit (500 ms"), "{cause}");
-    still_works(&strategy).await;
-}
-
-#[tokio::test]
-async fn memory_bomb_hits_the_memory_limit() {
-    let strategy = hostile_strategy().await;
-    let cause = trap_cause(
-        strategy
-            .choose("bomb", &tags(), &StrategyOptions::default())
+async fn loop_bomb_panic_and_bad_utf8_are_contained_traps() {
+    // (input, what it must hit, the check on the trap's cause)
+    let cases: [(&str, &str, fn(&str) -> bool); 4] = [
+        ("loop", "the CPU limit", |cause| {
+            cause.contains("CPU time limit (500 ms")
+        }),
+        ("bomb", "the memory limit", |cause| {
+            cause.contains("memory limit") && cause.contains("32 MiB")
+        }),
+        ("panic", "a contained panic", |cause| {
+            cause.contains("panicked")
+        }),
+        ("badutf8", "a broken component ABI", |cause| {
+            cause.contains("component ABI") && cause.to_lowercase().contains("utf-8")
+        }),
+    ];
+    for (input, expected, check) in cases {
+        let strategy = hostile_strategy().await;
+        let err = strategy
+            .choose(input, &tags(), &StrategyOptions::default())
             .await
-            .unwrap_err(),
-    );
-    assert!(
-        cause.contains("memory limit") && cause.contains("32 MiB"),
-        "{cause}"
-    );
-    still_works(&strategy).await;
-}
-
-#[tokio::test]
-async fn panic_is_a_contained_trap() {
-    let strategy = hostile_strategy().await;
-    let cause = trap_cause(
-        strategy
-            .choose("panic", &tags(), &StrategyOptions::default())
-            .await
-            .unwrap_err(),
-    );
-    assert!(cause.contains("panicked"), "{cause}");
-    still_works(&strategy).await;
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("hostile-strategy"), "`{input}`: {message}");
+        let cause = trap_cause(err);
+        assert!(check(&cause), "`{input}` should hit {expected}: {cause}");
+        still_works(&strategy).await;
+    }
 }
 
 #[tokio::test]
@@ -140,22 +108,6 @@ async fn oversized_offer_is_rejected_as_malformed() {
         }
         other => panic!("expected malformed, got {other:?}"),
     }
-    still_works(&strategy).await;
-}
-
-#[tokio::test]
-async fn invalid_utf8_return_breaks_the_abi_and_is_contained() {
-    let strategy = hostile_strategy().await;
-    let cause = trap_cause(
-        strategy
-            .choose("badutf8", &tags(), &StrategyOptions::default())
-            .await
-            .unwrap_err(),
-    );
-    assert!(
-        cause.contains("component ABI") && cause.to_lowercase().contains("utf-8"),
-        "{cause}"
-    );
     still_works(&strategy).await;
 }
 
@@ -189,15 +141,8 @@ async fn hostile_registry() -> RegistryPlugin {
     let component = component("hostile-registry.wasm").await;
     RegistryPlugin::new(
         &component,
-        RegistryInstanceSpec {
-            instance: "evil".into(),
-            settings: Vec::new(),
-            allow: Arc::new(HostAllowList::new(["127.0.0.1:5999"]).unwrap()),
-            oci: RegistryClient::new(ClientConfig::default()).unwrap(),
-            http: reqwest::Client::new(),
-            limits: limits(),
-            max_instances: 2,
-        },
+        "evil",
+        registry_spec(&["127.0.0.1:5999"], Vec::new(), limits(), 2),
     )
     .await
     .unwrap()
@@ -259,22 +204,10 @@ async fn registry_plugin_loop_and_panic_are_contained() {
 
 #[tokio::test]
 async fn bad_settings_are_rejected_naming_the_key() {
-    let catalog = Catalog::load(&CatalogOptions {
-        dir: None,
-        cache: no_cache(),
-    })
-    .await;
+    let catalog = catalog(None, None).await;
     let oci = catalog.find("oci", PluginKind::RegistryProvider).unwrap();
-    let spec = |settings: Vec<(String, String)>| RegistryInstanceSpec {
-        instance: "private".into(),
-        settings,
-        allow: Arc::new(HostAllowList::new(["127.0.0.1:5000"]).unwrap()),
-        oci: RegistryClient::new(ClientConfig::default()).unwrap(),
-        http: reqwest::Client::new(),
-        limits: limits(),
-        max_instances: 1,
-    };
-    let err = RegistryPlugin::new(&oci.component, spec(Vec::new()))
+    let spec = |settings| registry_spec(&["127.0.0.1:5000"], settings, limits(), 1);
+    let err = RegistryPlugin::new(&oci.component, "private", spec(Vec::new()))
         .await
         .err()
         .unwrap();
@@ -287,6 +220,7 @@ async fn bad_settings_are_rejected_naming_the_key() {
     }
     let err = RegistryPlugin::new(
         &oci.component,
+        "private",
         spec(vec![
             ("url".into(), "http://127.0.0.1:5000".into()),
             ("colour".into(), "blue".into()),
@@ -303,16 +237,12 @@ async fn bad_settings_are_rejected_naming_the_key() {
 
 #[tokio::test]
 async fn strategy_world_has_no_imports_and_kind_checks_hold() {
-    let catalog = Catalog::load(&CatalogOptions {
-        dir: None,
-        cache: no_cache(),
-    })
-    .await;
+    let catalog = catalog(None, None).await;
     assert!(catalog.problems().is_empty(), "{:?}", catalog.problems());
     let semver = catalog.find("semver", PluginKind::VersionStrategy).unwrap();
     // Asking for a strategy by a registry plugin's name is an error, not a mix-up.
     assert!(catalog.find("oci", PluginKind::VersionStrategy).is_err());
-    let strategy = StrategyPlugin::new(&semver.component, Vec::new(), limits(), 1)
+    let strategy = StrategyPlugin::new(&semver.component, spec(Vec::new(), limits(), 1))
         .await
         .unwrap();
     let decision = strategy
@@ -353,13 +283,8 @@ async fn dropins_load_skip_bad_files_and_replace_builtins() {
     .unwrap();
     std::fs::write(dir.path().join("e-bad-grants.toml"), "allowed = 3\n").unwrap();
     // A drop-in named like a built-in (its describe() says `semver`) replaces it.
-    let builtin_semver = Path::new(env!("CARGO_MANIFEST_DIR")).join("builtin/semver.wasm");
-    std::fs::copy(&builtin_semver, dir.path().join("f-my-semver.wasm")).unwrap();
-    let catalog = Catalog::load(&CatalogOptions {
-        dir: Some(dir.path().to_path_buf()),
-        cache: ComponentCache::new(Some(dir.path().join("cache"))),
-    })
-    .await;
+    std::fs::copy(builtin("semver"), dir.path().join("f-my-semver.wasm")).unwrap();
+    let catalog = catalog(Some(dir.path()), Some(&dir.path().join("cache"))).await;
     let hostile = catalog
         .find("hostile-strategy", PluginKind::VersionStrategy)
         .unwrap();

@@ -2,33 +2,19 @@
 //! embedded built-ins, fixture components built by `cargo xtask plugins`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn fixture(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/plugins")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "missing fixture {} — run `cargo xtask plugins`",
-        path.display()
-    );
-    path
-}
+use crowsnest_testkit::binary::{text, Crowsnest};
+use crowsnest_testkit::plugins::fixture;
 
 /// Run the binary in an empty working directory with a private cache.
 fn crowsnest(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+    Crowsnest::at(env!("CARGO_BIN_EXE_crowsnest"))
+        .command(dir)
         .args(args)
-        .current_dir(dir)
         .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env_remove("CROWSNEST_CONFIG")
         .output()
         .expect("run crowsnest")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
@@ -124,45 +110,41 @@ fn check_accepts_a_good_component() {
     assert!(stdout.contains("name:"), "{stdout}");
 }
 
-fn check_rejects(file: &Path, expected: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = crowsnest(dir.path(), &["plugins", "check", file.to_str().unwrap()]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("not a valid crowsnest plugin"), "{stderr}");
-    assert!(
-        stderr.contains(expected),
-        "expected `{expected}` in: {stderr}"
-    );
-}
-
 #[test]
-fn check_rejects_garbage() {
-    let dir = tempfile::tempdir().unwrap();
-    let garbage = dir.path().join("garbage.wasm");
+fn check_rejects_what_is_not_a_plugin() {
+    let scratch = tempfile::tempdir().unwrap();
+    let garbage = scratch.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\x7fELF not a plugin at all").unwrap();
-    check_rejects(&garbage, "not a WebAssembly file");
-}
-
-#[test]
-fn check_rejects_a_core_module() {
-    check_rejects(
-        &fixture("core-module.wasm"),
-        "a core WebAssembly module, not a component",
-    );
-}
-
-#[test]
-fn check_rejects_an_unknown_world() {
-    check_rejects(
-        &fixture("unknown-world.wasm"),
-        "implements no crowsnest world",
-    );
-}
-
-#[test]
-fn check_rejects_a_missing_file() {
-    check_rejects(Path::new("/nonexistent/plugin.wasm"), "cannot read file");
+    let cases: [(PathBuf, &str); 4] = [
+        (garbage, "not a WebAssembly file"),
+        (
+            fixture("core-module.wasm"),
+            "a core WebAssembly module, not a component",
+        ),
+        (
+            fixture("unknown-world.wasm"),
+            "implements no crowsnest world",
+        ),
+        (
+            PathBuf::from("/nonexistent/plugin.wasm"),
+            "cannot read file",
+        ),
+    ];
+    for (file, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out = crowsnest(dir.path(), &["plugins", "check", file.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        let case = file.display();
+        assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
+        assert!(
+            stderr.contains("not a valid crowsnest plugin"),
+            "{case}: {stderr}"
+        );
+        assert!(
+            stderr.contains(expected),
+            "{case}: expected `{expected}` in: {stderr}"
+        );
+    }
 }
 
 #[test]

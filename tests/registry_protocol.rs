@@ -7,67 +7,42 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use crowsnest::registry::{
+use crowsnest::oci::{
     AccessPolicy, Auth, ClientConfig, HostAllowList, Location, Platform, RegistryClient,
     RegistryError, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST,
     MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST,
 };
+use crowsnest_testkit::registry::{http_url, sha256_digest, Credentials, Registries, RegistryApi};
+use crowsnest_testkit::unique;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 // ---------------------------------------------------------------- test world
 
-fn world(variable: &str) -> String {
-    let name = format!("CROWSNEST_TEST_REGISTRY_{variable}");
-    match std::env::var(&name) {
-        Ok(value) if !value.is_empty() => value,
-        _ => panic!(
-            "{name} is not set: run scripts/registries.sh start and \
-             `source target/test-env/registries.env` before these tests"
-        ),
-    }
+fn registries() -> &'static Registries {
+    Registries::get()
 }
 
 fn plain() -> String {
-    world("PLAIN")
+    http_url(&registries().plain)
 }
 
-/// A repository name no earlier run used, so tests can rerun on the same registries.
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+fn user(name_and_password: &(String, String)) -> Auth {
+    Auth::Basic {
+        username: name_and_password.0.clone(),
+        password: name_and_password.1.clone(),
+    }
 }
 
 fn basic() -> Auth {
-    Auth::Basic {
-        username: world("BASIC_USER"),
-        password: world("BASIC_PASSWORD"),
-    }
+    user(&registries().basic_user)
 }
 
 fn bob() -> Auth {
-    Auth::Basic {
-        username: world("TOKEN_USER"),
-        password: world("TOKEN_PASSWORD"),
-    }
+    user(&registries().token_user)
 }
 
 fn wrong_password() -> Auth {
@@ -83,20 +58,9 @@ fn client() -> RegistryClient {
 
 // ---------------------------------------------------------------- pushing images
 
-/// How the pusher authenticates.
-enum PushAuth {
-    None,
-    /// Basic credentials sent to the registry.
-    Basic(String, String),
-    /// Credentials exchanged for a push token at the test token server.
-    Token(String, String),
-}
-
-/// Pushes generated images through the distribution API (monolithic uploads).
+/// Pushes generated images through the registry API.
 struct Pusher {
-    http: reqwest::Client,
-    registry: String,
-    auth: PushAuth,
+    api: RegistryApi,
 }
 
 /// A pushed manifest.
@@ -109,126 +73,24 @@ struct Pushed {
 }
 
 impl Pusher {
-    fn new(registry: String, auth: PushAuth) -> Self {
+    fn new(registry: &str, credentials: Credentials) -> Self {
         Self {
-            http: reqwest::Client::new(),
-            registry,
-            auth,
+            api: RegistryApi::new(registry).with_credentials(credentials),
         }
     }
 
     fn plain() -> Self {
-        Self::new(plain(), PushAuth::None)
+        Self::new(&registries().plain, Credentials::None)
     }
 
     fn basic() -> Self {
-        Self::new(
-            world("BASIC"),
-            PushAuth::Basic(world("BASIC_USER"), world("BASIC_PASSWORD")),
-        )
+        let (name, password) = registries().basic_user.clone();
+        Self::new(&registries().basic, Credentials::Basic(name, password))
     }
 
     fn token() -> Self {
-        Self::new(
-            world("TOKEN"),
-            PushAuth::Token(world("TOKEN_USER"), world("TOKEN_PASSWORD")),
-        )
-    }
-
-    /// The Authorization header for pushing to `repository`.
-    async fn authorization(&self, repository: &str) -> Option<String> {
-        match &self.auth {
-            PushAuth::None => None,
-            PushAuth::Basic(username, password) => Some(format!(
-                "Basic {}",
-                base64_encode(&format!("{username}:{password}"))
-            )),
-            PushAuth::Token(username, password) => {
-                let url = format!(
-                    "{}/token?service=crowsnest-test-registry&scope=repository:{repository}:pull,push",
-                    world("TOKEN_SERVER")
-                );
-                let answer: Value = self
-                    .http
-                    .get(url)
-                    .basic_auth(username, Some(password))
-                    .send()
-                    .await
-                    .unwrap()
-                    .error_for_status()
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                Some(format!("Bearer {}", answer["token"].as_str().unwrap()))
-            }
-        }
-    }
-
-    fn with_auth(
-        &self,
-        request: reqwest::RequestBuilder,
-        authorization: &Option<String>,
-    ) -> reqwest::RequestBuilder {
-        match authorization {
-            Some(value) => request.header("Authorization", value),
-            None => request,
-        }
-    }
-
-    async fn blob(&self, repository: &str, authorization: &Option<String>, bytes: &[u8]) -> String {
-        let digest = sha256(bytes);
-        let start = self
-            .with_auth(
-                self.http
-                    .post(format!("{}/v2/{repository}/blobs/uploads/", self.registry)),
-                authorization,
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(start.status(), 202, "starting upload to {repository}");
-        let location = start.headers()["location"].to_str().unwrap().to_string();
-        let mut upload = reqwest::Url::parse(&self.registry)
-            .unwrap()
-            .join(&location)
-            .unwrap();
-        upload.query_pairs_mut().append_pair("digest", &digest);
-        let done = self
-            .with_auth(self.http.put(upload), authorization)
-            .header("Content-Type", "application/octet-stream")
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(done.status(), 201, "finishing upload of {digest}");
-        digest
-    }
-
-    async fn manifest(
-        &self,
-        repository: &str,
-        authorization: &Option<String>,
-        reference: &str,
-        media_type: &'static str,
-        body: &[u8],
-    ) -> String {
-        let response = self
-            .with_auth(
-                self.http.put(format!(
-                    "{}/v2/{repository}/manifests/{reference}",
-                    self.registry
-                )),
-                authorization,
-            )
-            .header("Content-Type", media_type)
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        assert_eq!(status, 201, "{}", response.text().await.unwrap());
-        sha256(body)
+        let (name, password) = registries().token_user.clone();
+        Self::new(&registries().token, Credentials::Token(name, password))
     }
 
     /// Pushes a one-layer image for `platform` created at `created`; tags it when `tag` is given.
@@ -240,10 +102,9 @@ impl Pusher {
         created: &str,
         docker_types: bool,
     ) -> Pushed {
-        let authorization = self.authorization(repository).await;
         let (os, architecture, variant) = platform;
         let layer = format!("layer {repository} {os}/{architecture} {created}").into_bytes();
-        let layer_digest = self.blob(repository, &authorization, &layer).await;
+        let layer_digest = self.api.put_blob(repository, &layer).await;
         let mut config = json!({
             "architecture": architecture,
             "os": os,
@@ -255,7 +116,7 @@ impl Pusher {
             config["variant"] = json!(variant);
         }
         let config = config.to_string().into_bytes();
-        let config_digest = self.blob(repository, &authorization, &config).await;
+        let config_digest = self.api.put_blob(repository, &config).await;
         let (media_type, config_type, layer_type) = if docker_types {
             (
                 MEDIA_TYPE_DOCKER_MANIFEST,
@@ -277,16 +138,11 @@ impl Pusher {
         })
         .to_string()
         .into_bytes();
-        let digest = sha256(&manifest);
+        let digest = sha256_digest(&manifest);
         let reference = tag.unwrap_or(&digest).to_string();
-        self.manifest(
-            repository,
-            &authorization,
-            &reference,
-            media_type,
-            &manifest,
-        )
-        .await;
+        self.api
+            .put_manifest(repository, &reference, media_type, &manifest)
+            .await;
         Pushed {
             digest,
             media_type,
@@ -297,13 +153,12 @@ impl Pusher {
 
     /// A BuildKit-style attestation manifest for `subject` (platform unknown/unknown in the index).
     async fn attestation(&self, repository: &str, subject: &str) -> Pushed {
-        let authorization = self.authorization(repository).await;
         let statement =
             format!(r#"{{"_type":"https://in-toto.io/Statement/v0.1","subject":"{subject}"}}"#)
                 .into_bytes();
-        let statement_digest = self.blob(repository, &authorization, &statement).await;
+        let statement_digest = self.api.put_blob(repository, &statement).await;
         let config = br#"{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers","diff_ids":[]}}"#;
-        let config_digest = self.blob(repository, &authorization, config).await;
+        let config_digest = self.api.put_blob(repository, config).await;
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": MEDIA_TYPE_OCI_MANIFEST,
@@ -312,15 +167,10 @@ impl Pusher {
         })
         .to_string()
         .into_bytes();
-        let digest = sha256(&manifest);
-        self.manifest(
-            repository,
-            &authorization,
-            &digest,
-            MEDIA_TYPE_OCI_MANIFEST,
-            &manifest,
-        )
-        .await;
+        let digest = sha256_digest(&manifest);
+        self.api
+            .put_manifest(repository, &digest, MEDIA_TYPE_OCI_MANIFEST, &manifest)
+            .await;
         Pushed {
             digest,
             media_type: MEDIA_TYPE_OCI_MANIFEST,
@@ -337,7 +187,6 @@ impl Pusher {
         docker_types: bool,
         entries: Vec<Value>,
     ) -> String {
-        let authorization = self.authorization(repository).await;
         let media_type = if docker_types {
             MEDIA_TYPE_DOCKER_MANIFEST_LIST
         } else {
@@ -346,30 +195,18 @@ impl Pusher {
         let index = json!({"schemaVersion": 2, "mediaType": media_type, "manifests": entries})
             .to_string()
             .into_bytes();
-        self.manifest(repository, &authorization, tag, media_type, &index)
+        self.api
+            .put_manifest(repository, tag, media_type, &index)
             .await
     }
 
     /// Tags an existing manifest (re-PUT of the same bytes under another tag).
     async fn retag(&self, repository: &str, pushed: &Pushed, tags: &[String]) {
-        let authorization = self.authorization(repository).await;
-        let body = self
-            .with_auth(
-                self.http.get(format!(
-                    "{}/v2/{repository}/manifests/{}",
-                    self.registry, pushed.digest
-                )),
-                &authorization,
-            )
-            .header("Accept", pushed.media_type)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let (body, media_type) = self.api.manifest(repository, &pushed.digest).await;
+        assert_eq!(media_type, pushed.media_type);
         for tag in tags {
-            self.manifest(repository, &authorization, tag, pushed.media_type, &body)
+            self.api
+                .put_manifest(repository, tag, pushed.media_type, &body)
                 .await;
         }
     }
@@ -394,14 +231,9 @@ fn attestation_entry(pushed: &Pushed, subject: &str) -> Value {
     })
 }
 
-fn base64_encode(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
 /// Token server request count for `scope`.
 async fn token_requests_for(scope: &str) -> u64 {
-    let stats: Value = reqwest::get(format!("{}/stats", world("TOKEN_SERVER")))
+    let stats: Value = reqwest::get(format!("{}/stats", registries().token_server))
         .await
         .unwrap()
         .json()
@@ -768,7 +600,7 @@ async fn manifest_digests_platforms_attestations_and_created() {
 #[tokio::test]
 async fn basic_auth_registry() {
     let repository = unique("crowsnest-test/basic");
-    let registry = world("BASIC");
+    let registry = http_url(&registries().basic);
     let pushed = Pusher::basic()
         .image(
             &repository,
@@ -808,7 +640,7 @@ async fn basic_auth_registry() {
 
 #[tokio::test]
 async fn token_auth_anonymous_and_with_credentials() {
-    let registry = world("TOKEN");
+    let registry = http_url(&registries().token);
     let public = unique("public/app");
     let private = unique("private/app");
     let pusher = Pusher::token();
@@ -872,19 +704,13 @@ async fn token_auth_anonymous_and_with_credentials() {
     assert!(matches!(wrong, RegistryError::Unauthorized(_)), "{wrong:?}");
 
     // A ready Bearer token is sent as is.
-    let token: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/token?service=crowsnest-test-registry&scope=repository:{private}:pull",
-            world("TOKEN_SERVER")
-        ))
-        .basic_auth("bob", Some("builder"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let given = Auth::Bearer(token["token"].as_str().unwrap().to_string());
+    let token = registries()
+        .token(
+            &format!("repository:{private}:pull"),
+            &("bob".to_owned(), "builder".to_owned()),
+        )
+        .await;
+    let given = Auth::Bearer(token);
     assert_eq!(
         client.list_tags(&private_location, &given).await.unwrap(),
         ["2.0"]
@@ -893,7 +719,7 @@ async fn token_auth_anonymous_and_with_credentials() {
 
 #[tokio::test]
 async fn tokens_are_cached_per_scope_and_identity() {
-    let registry = world("TOKEN");
+    let registry = http_url(&registries().token);
     let repository = unique("public/cached");
     Pusher::token()
         .image(
@@ -935,7 +761,7 @@ async fn tokens_are_cached_per_scope_and_identity() {
         .await
         .unwrap();
     assert_eq!(token_requests_for(&scope).await, 2);
-    let token_server = world("TOKEN_SERVER");
+    let token_server = registries().token_server.clone();
     assert_eq!(client.counters().total_for_origin(&token_server), 2);
     assert_eq!(client.realm_origins(&registry), [token_server]);
 }
@@ -1009,7 +835,7 @@ async fn pull_through_proxy_serves_the_upstream() {
         )
         .await;
     let client = client();
-    let mirror = Location::new(world("PROXY"), &repository);
+    let mirror = Location::new(http_url(&registries().proxy), &repository);
     let mut tags = client.list_tags(&mirror, &Auth::Anonymous).await.unwrap();
     tags.sort();
     assert_eq!(tags, ["1.0", "2.0"]);
@@ -1037,7 +863,7 @@ async fn pull_through_proxy_serves_the_upstream() {
 #[tokio::test]
 async fn policy_refuses_other_registries_and_learns_realms() {
     let plain_url = reqwest::Url::parse(&plain()).unwrap();
-    let token_url = reqwest::Url::parse(&world("TOKEN")).unwrap();
+    let token_url = reqwest::Url::parse(&http_url(&registries().token)).unwrap();
     let allowed = [
         format!(
             "{}:{}",
@@ -1066,7 +892,10 @@ async fn policy_refuses_other_registries_and_learns_realms() {
         .await;
     let before = shared.counters().total();
     let refused = restricted
-        .list_tags(&Location::new(world("BASIC"), &repository), &basic())
+        .list_tags(
+            &Location::new(http_url(&registries().basic), &repository),
+            &basic(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1075,18 +904,18 @@ async fn policy_refuses_other_registries_and_learns_realms() {
     );
     assert_eq!(shared.counters().total(), before, "nothing was sent");
 
-    let token_server = reqwest::Url::parse(&world("TOKEN_SERVER")).unwrap();
+    let token_server = reqwest::Url::parse(&registries().token_server.clone()).unwrap();
     assert!(!policy.allows(&token_server));
     assert_eq!(
         restricted
             .list_tags(
-                &Location::new(world("TOKEN"), &repository),
+                &Location::new(http_url(&registries().token), &repository),
                 &Auth::Anonymous
             )
             .await
             .unwrap(),
         ["1"]
     );
-    assert_eq!(policy.learned_realms(), [world("TOKEN_SERVER")]);
+    assert_eq!(policy.learned_realms(), [registries().token_server.clone()]);
     assert!(policy.allows(&token_server));
 }

@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use crowsnest::plugin::engine::ComponentCache;
 use crowsnest::plugin::strategy::{Decision, StrategyError, StrategyOptions};
-use crowsnest::plugin::{Catalog, CatalogOptions, PluginKind, SandboxLimits, StrategyPlugin};
+use crowsnest::plugin::{PluginKind, SandboxLimits, StrategyPlugin};
+use crowsnest_testkit::plugins::{catalog, spec};
 use serde::Deserialize;
 
 /// The issue asks for at least this many tag situations.
@@ -47,19 +47,18 @@ fn table() -> Table {
 
 /// One configured instance of each built-in strategy plugin.
 async fn strategies() -> HashMap<String, StrategyPlugin> {
-    let catalog = Catalog::load(&CatalogOptions {
-        dir: None,
-        cache: ComponentCache::new(None),
-    })
-    .await;
+    let catalog = catalog(None, None).await;
     let mut plugins = HashMap::new();
     for name in ["semver", "regex", "digest"] {
         let entry = catalog
             .find(name, PluginKind::VersionStrategy)
             .unwrap_or_else(|err| panic!("built-in strategy `{name}`: {err}"));
-        let plugin = StrategyPlugin::new(&entry.component, Vec::new(), SandboxLimits::default(), 1)
-            .await
-            .unwrap_or_else(|err| panic!("instantiating `{name}`: {err}"));
+        let plugin = StrategyPlugin::new(
+            &entry.component,
+            spec(Vec::new(), SandboxLimits::default(), 1),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("instantiating `{name}`: {err}"));
         plugins.insert(name.to_string(), plugin);
     }
     plugins

@@ -10,12 +10,12 @@
 //! ([`containers`]), configuration files ([`config`]), the `crowsnest` binary
 //! ([`binary`]), polling ([`wait`]), loopback ports ([`ports`]), scan
 //! requests and the checks on their results ([`scans`]), one test's slice of
-//! the shared world ([`world`]) and the figures benchmarks print
-//! ([`figures`]). All traffic stays on 127.0.0.1; everything a test starts
+//! the shared world ([`world`]), plugin catalogs, fixtures and instance specs
+//! ([`plugins`]) and the figures benchmarks print ([`figures`]). All traffic stays on 127.0.0.1; everything a test starts
 //! is stopped when it ends.
 //!
 //! A dev-dependency only: it depends on the library crates (config, engine,
-//! model, oci), never on the `crowsnest` front end, which its tests drive.
+//! model, oci, plugin-host), never on the `crowsnest` front end, which its tests drive.
 
 pub mod binary;
 pub mod config;
@@ -23,6 +23,7 @@ pub mod containers;
 pub mod engine;
 pub mod figures;
 pub mod images;
+pub mod plugins;
 pub mod ports;
 pub mod registry;
 pub mod scans;
