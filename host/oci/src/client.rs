@@ -5,28 +5,21 @@
 use std::fmt;
 use std::sync::Arc;
 
-use reqwest::Method;
-use url::Url;
-
-use crate::auth::{AccessPolicy, AllowAll, AuthContext, Authenticator};
+use crate::auth::{AccessPolicy, AllowAll, Authenticator};
 use crate::reference;
 use crate::target::{parse_registry_url, Target};
-use crate::transport::{RequestCounters, Sent, Transport};
-use crate::{Auth, ClientConfig, Location, RegistryError};
+use crate::transport::{RequestCounters, Transport};
+use crate::{ClientConfig, Location, RegistryError};
 
 /// Async OCI distribution v2 client. Cheap to clone: clones share the HTTP
 /// connection pool, token cache, challenge cache, concurrency limits and
 /// counters. Each clone carries an [`AccessPolicy`] (see [`RegistryClient::with_policy`]).
 #[derive(Clone)]
 pub struct RegistryClient {
-    shared: Arc<Shared>,
-    policy: Arc<dyn AccessPolicy>,
+    auth: Arc<Authenticator>,
+    pub(crate) policy: Arc<dyn AccessPolicy>,
 }
 
-struct Shared {
-    transport: Transport,
-    auth: Authenticator,
-}
 
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -42,10 +35,7 @@ impl RegistryClient {
     /// until [`RegistryClient::with_policy`] narrows it.
     pub fn new(config: ClientConfig) -> Result<Self, RegistryError> {
         Ok(Self {
-            shared: Arc::new(Shared {
-                transport: Transport::new(config)?,
-                auth: Authenticator::default(),
-            }),
+            auth: Arc::new(Authenticator::new(Transport::new(config)?)),
             policy: Arc::new(AllowAll),
         })
     }
@@ -57,19 +47,19 @@ impl RegistryClient {
     /// [`AccessPolicy::realm_learned`] (and [`RegistryClient::realm_origins`]).
     pub fn with_policy(&self, policy: Arc<dyn AccessPolicy>) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            auth: Arc::clone(&self.auth),
             policy,
         }
     }
 
     /// Configuration in use.
     pub fn config(&self) -> &ClientConfig {
-        &self.shared.transport.config
+        &self.auth.transport.config
     }
 
     /// Request counters by origin and status (shared by every clone).
     pub fn counters(&self) -> Arc<RequestCounters> {
-        Arc::clone(&self.shared.transport.counters)
+        Arc::clone(&self.auth.transport.counters)
     }
 
     /// Token realm origins the registry at `registry_url` has named so far
@@ -78,8 +68,7 @@ impl RegistryClient {
         let Ok(base) = parse_registry_url(registry_url) else {
             return Vec::new();
         };
-        self.shared
-            .auth
+        self.auth
             .realm_origins(&base.origin().ascii_serialization())
     }
 
@@ -102,23 +91,9 @@ impl RegistryClient {
         })
     }
 
-    /// Sends a registry request with credentials for `target` (see the auth layer).
-    pub(crate) async fn authorized(
-        &self,
-        target: &Target,
-        method: Method,
-        url: &Url,
-        accept: Option<&str>,
-        auth: &Auth,
-    ) -> Result<Sent, RegistryError> {
-        let context = AuthContext {
-            transport: &self.shared.transport,
-            policy: &*self.policy,
-        };
-        self.shared
-            .auth
-            .authorized(&context, target, method, url, accept, auth)
-            .await
+    /// The auth layer (and, through it, the transport) of this client.
+    pub(crate) fn auth(&self) -> &Authenticator {
+        &self.auth
     }
 }
 

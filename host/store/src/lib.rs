@@ -532,11 +532,7 @@ impl Store {
         container_id: &str,
         result_key: &str,
     ) -> Result<bool, StoreError> {
-        let key = (
-            trigger.to_owned(),
-            container_id.to_owned(),
-            result_key.to_owned(),
-        );
+        let key = delivery_key(trigger, container_id, result_key);
         let now = unix_millis(SystemTime::now());
         self.run(move |connection| {
             let inserted = connection.execute(
@@ -557,11 +553,7 @@ impl Store {
         container_id: &str,
         result_key: &str,
     ) -> Result<bool, StoreError> {
-        let key = (
-            trigger.to_owned(),
-            container_id.to_owned(),
-            result_key.to_owned(),
-        );
+        let key = delivery_key(trigger, container_id, result_key);
         self.run(move |connection| {
             Ok(connection
                 .query_row(
@@ -680,6 +672,15 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         tracing::info!(version, "store schema migrated");
     }
     Ok(())
+}
+
+/// (trigger, container, result key), owned for a blocking call.
+fn delivery_key(trigger: &str, container_id: &str, result_key: &str) -> (String, String, String) {
+    (
+        trigger.to_owned(),
+        container_id.to_owned(),
+        result_key.to_owned(),
+    )
 }
 
 fn unix_millis(time: SystemTime) -> i64 {

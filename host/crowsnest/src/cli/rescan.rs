@@ -104,7 +104,7 @@ pub fn write_table(
     out: &mut impl std::io::Write,
     containers: &[ContainerObject],
 ) -> std::io::Result<()> {
-    let rows: Vec<[String; 5]> = containers
+    let rows: Vec<Vec<String>> = containers
         .iter()
         .map(|container| {
             let current = container
@@ -125,7 +125,7 @@ pub fn write_table(
             } else {
                 ("-".to_owned(), "up to date".to_owned())
             };
-            [
+            vec![
                 container.display_name.clone(),
                 container.image.reference.clone(),
                 current,
@@ -135,29 +135,8 @@ pub fn write_table(
         })
         .collect();
     let header = ["NAME", "IMAGE", "CURRENT", "AVAILABLE", "STATUS"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: [&str; 5]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    writeln!(out, "{}", line(header))?;
-    for row in &rows {
-        writeln!(
-            out,
-            "{}",
-            line([&row[0], &row[1], &row[2], &row[3], &row[4]])
-        )?;
+    for line in super::table::aligned_lines(&header, &rows) {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

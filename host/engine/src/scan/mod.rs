@@ -9,6 +9,7 @@ mod check;
 mod registries;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,9 +58,6 @@ pub enum ScanError {
 
 /// (registry instance, registry URL, repository): one tag listing each.
 type RepositoryKey = (String, String, String);
-
-/// A repository's tags, or why they could not be listed.
-type TagListing = Result<Arc<Vec<String>>, String>;
 
 /// Called as repositories complete (for progress bars): (done, total).
 pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
@@ -386,35 +384,21 @@ impl Scanner {
         }
         stats.repositories = groups.len();
         let total = groups.len();
-        let cache_hits = std::sync::atomic::AtomicUsize::new(0);
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let listings: Vec<(RepositoryKey, TagListing)> =
-            futures::stream::iter(groups.keys().cloned())
-                .map(|key| {
-                    let target = groups[&key]
-                        .first()
-                        .and_then(|&i| plans[i].target())
-                        .map(|t| (t.instance.clone(), t.location.clone()));
-                    let cache_hits = &cache_hits;
-                    let done = &done;
-                    let progress = progress.clone();
-                    async move {
-                        let tags = match target {
-                            Some((instance, location)) => {
-                                self.tags(&instance, &location, cache_hits).await
-                            }
-                            None => Err("no registry".to_string()),
-                        };
-                        let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        if let Some(progress) = &progress {
-                            progress(finished, total);
-                        }
-                        (key, tags)
+        let cache_hits = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let listings = self
+            .per_group(&groups, &plans, |_, (instance, location)| {
+                let (cache_hits, done, progress) = (&cache_hits, &done, progress.clone());
+                async move {
+                    let tags = self.tags(&instance, &location, cache_hits).await;
+                    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(progress) = &progress {
+                        progress(finished, total);
                     }
-                })
-                .buffer_unordered(inner.scan.concurrency.max(1))
-                .collect()
-                .await;
+                    tags
+                }
+            })
+            .await;
         stats.tag_cache_hits = cache_hits.into_inner();
         for (key, tags) in listings {
             for &index in &groups[&key] {
@@ -433,34 +417,21 @@ impl Scanner {
             }
         }
         stats.digest_lookups = lookups.len();
-        let resolved: Vec<(check::DigestKey, Result<String, String>)> =
-            futures::stream::iter(lookups.keys().cloned())
-                .map(|key| {
-                    let target = lookups[&key]
-                        .first()
-                        .and_then(|&i| plans[i].target())
-                        .map(|t| (t.instance.clone(), t.location.clone()));
-                    async move {
-                        let digest = match target {
-                            Some((instance, location)) => instance
-                                .plugin
-                                .resolve(&location, &key.tag, Some(&key.platform()), false)
-                                .await
-                                .map(|info| info.digest)
-                                .map_err(|err| {
-                                    format!(
-                                        "registry `{}`: cannot resolve tag `{}`: {err}",
-                                        instance.name, key.tag
-                                    )
-                                }),
-                            None => Err("no registry".into()),
-                        };
-                        (key, digest)
-                    }
-                })
-                .buffer_unordered(inner.scan.concurrency.max(1))
-                .collect()
-                .await;
+        let resolved = self
+            .per_group(&lookups, &plans, |key, (instance, location)| async move {
+                instance
+                    .plugin
+                    .resolve(&location, &key.tag, Some(&key.platform()), false)
+                    .await
+                    .map(|info| info.digest)
+                    .map_err(|err| {
+                        format!(
+                            "registry `{}`: cannot resolve tag `{}`: {err}",
+                            instance.name, key.tag
+                        )
+                    })
+            })
+            .await;
         for (key, digest) in resolved {
             for &index in &lookups[&key] {
                 plans[index].set_remote_digest(digest.clone());
@@ -469,11 +440,52 @@ impl Scanner {
         plans.into_iter().map(ContainerPlan::finish).collect()
     }
 
+    /// Runs `work` once per group (at most `[scan] concurrency` at a time)
+    /// with the registry instance and location of the group's first
+    /// container; a group without one gets "no registry".
+    async fn per_group<K, R, F, Fut>(
+        &self,
+        groups: &BTreeMap<K, Vec<usize>>,
+        plans: &[ContainerPlan],
+        work: F,
+    ) -> Vec<(K, Result<R, String>)>
+    where
+        K: Clone + Ord,
+        F: Fn(K, (Arc<RegistryInstance>, Location)) -> Fut,
+        Fut: std::future::Future<Output = Result<R, String>>,
+    {
+        let jobs: Vec<(K, Option<(Arc<RegistryInstance>, Location)>)> = groups
+            .iter()
+            .map(|(key, members)| {
+                let target = members
+                    .first()
+                    .and_then(|&index| plans.get(index))
+                    .and_then(ContainerPlan::target)
+                    .map(|t| (t.instance.clone(), t.location.clone()));
+                (key.clone(), target)
+            })
+            .collect();
+        futures::stream::iter(jobs)
+            .map(|(key, target)| {
+                let answer = target.map(|target| work(key.clone(), target));
+                async move {
+                    let result = match answer {
+                        Some(answer) => answer.await,
+                        None => Err("no registry".to_string()),
+                    };
+                    (key, result)
+                }
+            })
+            .buffer_unordered(self.inner.scan.concurrency.max(1))
+            .collect()
+            .await
+    }
+
     async fn tags(
         &self,
         instance: &RegistryInstance,
         location: &Location,
-        cache_hits: &std::sync::atomic::AtomicUsize,
+        cache_hits: &AtomicUsize,
     ) -> Result<Arc<Vec<String>>, String> {
         let store = &self.inner.store;
         let ttl = self.inner.tag_cache_ttl;
@@ -483,7 +495,7 @@ impl Scanner {
                 .await
             {
                 Ok(Some(cached)) => {
-                    cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    cache_hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(Arc::new(cached.tags));
                 }
                 Ok(None) => {}

@@ -52,23 +52,26 @@ impl Credential {
     }
 }
 
-/// What one registry client has learned about auth: schemes per origin,
-/// tokens, and the token realms each registry named.
-#[derive(Default)]
+/// The transport, and what one registry client has learned about auth:
+/// schemes per origin, tokens, and the token realms each registry named.
 pub(crate) struct Authenticator {
+    pub transport: Transport,
     schemes: Mutex<HashMap<String, AuthScheme>>,
     tokens: TokenCache,
     realms: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
-/// What one authorised request needs: the transport to send it and the
-/// caller's policy (told about learned realms).
-pub(crate) struct AuthContext<'a> {
-    pub transport: &'a Transport,
-    pub policy: &'a dyn AccessPolicy,
-}
-
 impl Authenticator {
+    /// Authentication over `transport`, with nothing learned yet.
+    pub fn new(transport: Transport) -> Self {
+        Self {
+            transport,
+            schemes: Mutex::default(),
+            tokens: TokenCache::default(),
+            realms: Mutex::default(),
+        }
+    }
+
     /// Token realm origins the registry at `origin` has named so far.
     pub fn realm_origins(&self, origin: &str) -> Vec<String> {
         self.realms
@@ -82,16 +85,15 @@ impl Authenticator {
     /// challenge once when new credentials could help.
     pub async fn authorized(
         &self,
-        context: &AuthContext<'_>,
+        policy: &dyn AccessPolicy,
         target: &Target,
         method: Method,
         url: &Url,
         accept: Option<&str>,
         auth: &Auth,
     ) -> Result<Sent, RegistryError> {
-        let credential = self.credential(context, target, auth, None, false).await?;
-        let sent = context
-            .transport
+        let credential = self.credential(policy, target, auth, None, false).await?;
+        let sent = self.transport
             .send(Outgoing {
                 permit_origin: &target.origin,
                 method: method.clone(),
@@ -108,7 +110,7 @@ impl Authenticator {
         }
         // The resource's own challenge may name a scope or scheme the /v2/ one did not.
         let challenges = challenges_of(sent.response.headers());
-        let Some((scheme, scope)) = self.usable_challenge(context, target, &challenges, auth)?
+        let Some((scheme, scope)) = self.usable_challenge(policy, target, &challenges, auth)?
         else {
             return Ok(sent);
         };
@@ -121,7 +123,7 @@ impl Authenticator {
             }
         );
         let retry_credential = self
-            .credential(context, target, auth, Some((scheme, scope)), from_cache)
+            .credential(policy, target, auth, Some((scheme, scope)), from_cache)
             .await?;
         let worth_retrying = retry_credential.header().is_some()
             && (from_cache || retry_credential.header() != credential.header());
@@ -130,8 +132,7 @@ impl Authenticator {
         }
         drop(sent);
         tracing::debug!(url = %url, "retrying after 401 with the resource's challenge");
-        context
-            .transport
+        self.transport
             .send(Outgoing {
                 permit_origin: &target.origin,
                 method,
@@ -146,7 +147,7 @@ impl Authenticator {
     /// from the registry's `/v2/` challenge (pinged once per origin).
     async fn credential(
         &self,
-        context: &AuthContext<'_>,
+        policy: &dyn AccessPolicy,
         target: &Target,
         auth: &Auth,
         challenge: Option<(AuthScheme, Option<String>)>,
@@ -157,7 +158,7 @@ impl Authenticator {
         }
         let (scheme, scope) = match challenge {
             Some(challenge) => challenge,
-            None => (self.scheme(context, target, auth).await?, None),
+            None => (self.scheme(policy, target, auth).await?, None),
         };
         match scheme {
             AuthScheme::Open => Ok(Credential::None),
@@ -177,7 +178,7 @@ impl Authenticator {
                     scope: &scope,
                 };
                 let (token, from_cache) = self
-                    .token(context, target, &request, auth, refresh_token)
+                    .token(target, &request, auth, refresh_token)
                     .await?;
                 Ok(Credential::Token {
                     header: format!("Bearer {token}"),
@@ -190,7 +191,7 @@ impl Authenticator {
     /// The registry's auth scheme, from the cache or a `/v2/` ping.
     async fn scheme(
         &self,
-        context: &AuthContext<'_>,
+        policy: &dyn AccessPolicy,
         target: &Target,
         auth: &Auth,
     ) -> Result<AuthScheme, RegistryError> {
@@ -203,8 +204,7 @@ impl Authenticator {
             return Ok(scheme);
         }
         let url = target.endpoint("v2/")?;
-        let sent = context
-            .transport
+        let sent = self.transport
             .send(Outgoing {
                 permit_origin: &target.origin,
                 method: Method::GET,
@@ -217,7 +217,7 @@ impl Authenticator {
             AuthScheme::Open
         } else if sent.status() == StatusCode::UNAUTHORIZED {
             let challenges = challenges_of(sent.response.headers());
-            match self.usable_challenge(context, target, &challenges, auth)? {
+            match self.usable_challenge(policy, target, &challenges, auth)? {
                 // The /v2/ scope (if any) is for the ping, not for our repository.
                 Some((scheme, _)) => scheme,
                 None => {
@@ -249,7 +249,7 @@ impl Authenticator {
     /// Records the realm so callers can allow it.
     fn usable_challenge(
         &self,
-        context: &AuthContext<'_>,
+        policy: &dyn AccessPolicy,
         target: &Target,
         challenges: &[AuthChallenge],
         auth: &Auth,
@@ -279,7 +279,7 @@ impl Authenticator {
                     target.origin
                 )));
             }
-            self.learn_realm(context.policy, &target.origin, &realm);
+            self.learn_realm(policy, &target.origin, &realm);
             let scope = bearer
                 .param("scope")
                 .map(str::trim)
@@ -320,7 +320,6 @@ impl Authenticator {
     /// or expired. Returns the token and whether it came from the cache.
     async fn token(
         &self,
-        context: &AuthContext<'_>,
         target: &Target,
         request: &TokenRequest<'_>,
         auth: &Auth,
@@ -355,8 +354,7 @@ impl Authenticator {
         };
         let realm_origin = request.realm.origin().ascii_serialization();
         tracing::debug!(realm = %realm_origin, scope = request.scope, registry = %target.origin, "fetching token");
-        let sent = context
-            .transport
+        let sent = self.transport
             .send(Outgoing {
                 permit_origin: &realm_origin,
                 method: Method::GET,
@@ -374,7 +372,7 @@ impl Authenticator {
                 other => other,
             });
         }
-        let config = &context.transport.config;
+        let config = &self.transport.config;
         let body = sent.body(config.max_token_response_bytes).await?;
         let (token, usable_for) = parse_token_response(
             &body,

@@ -77,8 +77,7 @@ impl RegistryClient {
                     target.display()
                 )));
             }
-            let sent = self
-                .authorized(&target, Method::GET, &url, Some("application/json"), auth)
+            let sent = self.auth().authorized(&*self.policy, &target, Method::GET, &url, Some("application/json"), auth)
                 .await?;
             if !sent.status().is_success() {
                 return Err(sent.into_error(NotFoundMeans::Name).await);
@@ -134,8 +133,7 @@ impl RegistryClient {
         let target = self.target(location)?;
         validate_manifest_reference(reference)?;
         let url = target.endpoint(&format!("v2/{}/manifests/{reference}", target.repository))?;
-        let head = self
-            .authorized(&target, Method::HEAD, &url, Some(MANIFEST_ACCEPT), auth)
+        let head = self.auth().authorized(&*self.policy, &target, Method::HEAD, &url, Some(MANIFEST_ACCEPT), auth)
             .await?;
         let mut fetched: Option<FetchedManifest> = None;
         let head_answer = if head.status().is_success() {
@@ -238,8 +236,7 @@ impl RegistryClient {
             ))
         })?;
         let url = target.endpoint(&format!("v2/{}/blobs/{}", target.repository, config.digest))?;
-        let sent = self
-            .authorized(target, Method::GET, &url, None, auth)
+        let sent = self.auth().authorized(&*self.policy, target, Method::GET, &url, None, auth)
             .await?;
         if !sent.status().is_success() {
             return Err(sent.into_error(NotFoundMeans::Manifest).await);
@@ -266,8 +263,7 @@ impl RegistryClient {
         auth: &Auth,
     ) -> Result<FetchedManifest, RegistryError> {
         let url = target.endpoint(&format!("v2/{}/manifests/{reference}", target.repository))?;
-        let sent = self
-            .authorized(target, Method::GET, &url, Some(MANIFEST_ACCEPT), auth)
+        let sent = self.auth().authorized(&*self.policy, target, Method::GET, &url, Some(MANIFEST_ACCEPT), auth)
             .await?;
         if !sent.status().is_success() {
             return Err(sent.into_error(NotFoundMeans::Manifest).await);
