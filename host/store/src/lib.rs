@@ -255,7 +255,7 @@ impl Store {
     }
 
     /// Inserts or replaces container objects in one transaction. Each object is
-    /// the DESIGN.md container JSON: `id`, `watcher` and `name` strings are
+    /// the container JSON of docs/contracts.md: `id`, `watcher` and `name` strings are
     /// required, `updateAvailable` is read when present.
     pub async fn upsert_containers<T: Serialize>(
         &self,
