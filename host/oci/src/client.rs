@@ -20,7 +20,6 @@ pub struct RegistryClient {
     pub(crate) policy: Arc<dyn AccessPolicy>,
 }
 
-
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegistryClient")

@@ -93,7 +93,8 @@ impl Authenticator {
         auth: &Auth,
     ) -> Result<Sent, RegistryError> {
         let credential = self.credential(policy, target, auth, None, false).await?;
-        let sent = self.transport
+        let sent = self
+            .transport
             .send(Outgoing {
                 permit_origin: &target.origin,
                 method: method.clone(),
@@ -177,9 +178,7 @@ impl Authenticator {
                     service: service.as_deref(),
                     scope: &scope,
                 };
-                let (token, from_cache) = self
-                    .token(target, &request, auth, refresh_token)
-                    .await?;
+                let (token, from_cache) = self.token(target, &request, auth, refresh_token).await?;
                 Ok(Credential::Token {
                     header: format!("Bearer {token}"),
                     from_cache,
@@ -204,7 +203,8 @@ impl Authenticator {
             return Ok(scheme);
         }
         let url = target.endpoint("v2/")?;
-        let sent = self.transport
+        let sent = self
+            .transport
             .send(Outgoing {
                 permit_origin: &target.origin,
                 method: Method::GET,
@@ -354,7 +354,8 @@ impl Authenticator {
         };
         let realm_origin = request.realm.origin().ascii_serialization();
         tracing::debug!(realm = %realm_origin, scope = request.scope, registry = %target.origin, "fetching token");
-        let sent = self.transport
+        let sent = self
+            .transport
             .send(Outgoing {
                 permit_origin: &realm_origin,
                 method: Method::GET,

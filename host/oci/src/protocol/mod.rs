@@ -77,7 +77,16 @@ impl RegistryClient {
                     target.display()
                 )));
             }
-            let sent = self.auth().authorized(&*self.policy, &target, Method::GET, &url, Some("application/json"), auth)
+            let sent = self
+                .auth()
+                .authorized(
+                    &*self.policy,
+                    &target,
+                    Method::GET,
+                    &url,
+                    Some("application/json"),
+                    auth,
+                )
                 .await?;
             if !sent.status().is_success() {
                 return Err(sent.into_error(NotFoundMeans::Name).await);
@@ -133,7 +142,16 @@ impl RegistryClient {
         let target = self.target(location)?;
         validate_manifest_reference(reference)?;
         let url = target.endpoint(&format!("v2/{}/manifests/{reference}", target.repository))?;
-        let head = self.auth().authorized(&*self.policy, &target, Method::HEAD, &url, Some(MANIFEST_ACCEPT), auth)
+        let head = self
+            .auth()
+            .authorized(
+                &*self.policy,
+                &target,
+                Method::HEAD,
+                &url,
+                Some(MANIFEST_ACCEPT),
+                auth,
+            )
             .await?;
         let mut fetched: Option<FetchedManifest> = None;
         let head_answer = if head.status().is_success() {
@@ -236,7 +254,9 @@ impl RegistryClient {
             ))
         })?;
         let url = target.endpoint(&format!("v2/{}/blobs/{}", target.repository, config.digest))?;
-        let sent = self.auth().authorized(&*self.policy, target, Method::GET, &url, None, auth)
+        let sent = self
+            .auth()
+            .authorized(&*self.policy, target, Method::GET, &url, None, auth)
             .await?;
         if !sent.status().is_success() {
             return Err(sent.into_error(NotFoundMeans::Manifest).await);
@@ -263,7 +283,16 @@ impl RegistryClient {
         auth: &Auth,
     ) -> Result<FetchedManifest, RegistryError> {
         let url = target.endpoint(&format!("v2/{}/manifests/{reference}", target.repository))?;
-        let sent = self.auth().authorized(&*self.policy, target, Method::GET, &url, Some(MANIFEST_ACCEPT), auth)
+        let sent = self
+            .auth()
+            .authorized(
+                &*self.policy,
+                target,
+                Method::GET,
+                &url,
+                Some(MANIFEST_ACCEPT),
+                auth,
+            )
             .await?;
         if !sent.status().is_success() {
             return Err(sent.into_error(NotFoundMeans::Manifest).await);
