@@ -2,10 +2,11 @@
 //! started in-process with a real Docker engine and registry: every operation,
 //! `grpc.health.v1`, token metadata, unknown ids and bad arguments.
 
-#[path = "support/control_plane.rs"]
-mod world;
-
 use crowsnest::server::grpc::proto;
+use crowsnest_testkit::config;
+use crowsnest_testkit::containers::Containers;
+use crowsnest_testkit::engine::{self, Engine};
+use crowsnest_testkit::registry::PrivateRegistry;
 use proto::crowsnest_client::CrowsnestClient;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -13,7 +14,6 @@ use tonic::{Code, Request, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use world::{config_text, parse_config, Container, Registry};
 
 const TOKEN: &str = "grpc-t0ken";
 
@@ -41,20 +41,22 @@ fn sorted_names(list: &proto::ContainerList) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_over_grpc() {
-    let _serial = world::serial().await;
-    world::ensure_docker();
-    let registry = Registry::start();
+    let _serial = engine::exclusive().await;
+    let engine = Engine::private();
+    let registry = PrivateRegistry::start(engine);
     let app_refs = registry.push("cn/app", &["1.0", "2.0"]);
     let lib_refs = registry.push("cn/lib", &["1.0", "1.1"]);
-    let app = Container::run(&app_refs[0], &[]);
-    let lib = Container::run(&lib_refs[0], &[]);
+    let containers = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
+    let app = containers.run(&app_refs[0], &[]);
+    let lib = containers.run(&lib_refs[0], &[]);
     let store = tempfile::tempdir().unwrap();
-    let text = config_text(
+    let text = config::serve(
         &store.path().join("crowsnest.db"),
+        engine,
         &format!("scan_on_start = false\ntoken = \"{TOKEN}\""),
         "",
     );
-    let server = crowsnest::cli::serve::start(&parse_config(&text))
+    let server = crowsnest::cli::serve::start(&config::parse(&text))
         .await
         .unwrap();
     let address = format!(

@@ -1,25 +1,28 @@
 //! The HTTP API over real HTTP, against `crowsnest serve` started in-process on
-//! loopback with a real Docker engine and a real registry (see
-//! `tests/support/control_plane.rs`): every route, auth failures, malformed
+//! loopback with a real Docker engine and a real registry (the private
+//! engine and per-test registry of `crowsnest_testkit`): every route, auth failures, malformed
 //! JSON, unknown ids, `/v1/update` with `host:port` images, the OpenAPI document
 //! against the live routes, and single-flight scans.
 
-#[path = "support/control_plane.rs"]
-mod world;
-
 use std::time::Duration;
 
-use crowsnest::server::http::ROUTES;
+use crowsnest::server::http::documented_routes;
+use crowsnest_testkit::binary::Crowsnest;
+use crowsnest_testkit::config;
+use crowsnest_testkit::containers::{Container, Containers};
+use crowsnest_testkit::engine::{self, Engine};
+use crowsnest_testkit::registry::PrivateRegistry;
+use crowsnest_testkit::wait;
 use serde_json::Value;
-use world::{config_text, parse_config, Container, Registry};
 
 const TOKEN: &str = "t0p-s3cret-token";
 
 struct Fixture {
-    registry: Registry,
     app: Container,
     lib: Container,
-    _store: tempfile::TempDir,
+    _containers: Containers,
+    registry: PrivateRegistry,
+    store: tempfile::TempDir,
     server: crowsnest::server::RunningServer,
     base: String,
     http: reqwest::Client,
@@ -27,27 +30,30 @@ struct Fixture {
 
 /// Registry with `cn/app` 1.0, 2.0 and `cn/lib` 1.0, 1.1; containers on app:1.0 and lib:1.0.
 async fn fixture(server_extra: &str) -> Fixture {
-    world::ensure_docker();
-    let registry = Registry::start();
+    let engine = Engine::private();
+    let registry = PrivateRegistry::start(engine);
     let app_refs = registry.push("cn/app", &["1.0", "2.0"]);
     let lib_refs = registry.push("cn/lib", &["1.0", "1.1"]);
-    let app = Container::run(&app_refs[0], &[]);
-    let lib = Container::run(&lib_refs[0], &[]);
+    let containers = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
+    let app = containers.run(&app_refs[0], &[]);
+    let lib = containers.run(&lib_refs[0], &[]);
     let store = tempfile::tempdir().unwrap();
-    let text = config_text(
+    let text = config::serve(
         &store.path().join("crowsnest.db"),
+        engine,
         &format!("scan_on_start = false\n{server_extra}"),
         "[triggers.hook]\nplugin = \"webhook\"\nurl = \"http://127.0.0.1:9/never\"\nauto = false\nretries = 0\n",
     );
-    let server = crowsnest::cli::serve::start(&parse_config(&text))
+    let server = crowsnest::cli::serve::start(&config::parse(&text))
         .await
         .unwrap();
     let base = format!("http://{}", server.http_addr);
     Fixture {
-        registry,
         app,
         lib,
-        _store: store,
+        _containers: containers,
+        registry,
+        store,
         server,
         base,
         http: reqwest::Client::new(),
@@ -121,7 +127,7 @@ fn error_of(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_with_auth_errors_and_filters() {
-    let _serial = world::serial().await;
+    let _serial = engine::exclusive().await;
     let fx = fixture(&format!("token = \"{TOKEN}\"")).await;
     let mut both = vec![fx.app.name.clone(), fx.lib.name.clone()];
     both.sort();
@@ -167,50 +173,21 @@ async fn every_route_with_auth_errors_and_filters() {
     assert_eq!(app["updateKind"]["semverDiff"], "major");
 
     // Listing and filters.
-    assert_eq!(
-        names(&fx.json("GET", "/api/containers", None, 200).await),
-        both
-    );
-    assert_eq!(
-        names(
-            &fx.json(
-                "GET",
-                &format!("/api/containers?name={}", fx.app.name),
-                None,
-                200
-            )
-            .await
-        ),
-        vec![fx.app.name.clone()]
-    );
-    assert_eq!(
-        names(
-            &fx.json("GET", "/api/containers?watcher=local", None, 200)
-                .await
-        ),
-        both
-    );
-    assert_eq!(
-        names(
-            &fx.json("GET", "/api/containers?watcher=elsewhere", None, 200)
-                .await
-        ),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        names(
-            &fx.json("GET", "/api/containers?updateAvailable=true", None, 200)
-                .await
-        ),
-        both
-    );
-    assert_eq!(
-        names(
-            &fx.json("GET", "/api/containers?updateAvailable=false", None, 200)
-                .await
-        ),
-        Vec::<String>::new()
-    );
+    let app_only = vec![fx.app.name.clone()];
+    let lib_only = vec![fx.lib.name.clone()];
+    let none = Vec::<String>::new();
+    let by_name = format!("/api/containers?name={}", fx.app.name);
+    for (path, expected) in [
+        ("/api/containers", &both),
+        (by_name.as_str(), &app_only),
+        ("/api/containers?watcher=local", &both),
+        ("/api/containers?watcher=elsewhere", &none),
+        ("/api/containers?updateAvailable=true", &both),
+        ("/api/containers?updateAvailable=false", &none),
+    ] {
+        let listed = fx.json("GET", path, None, 200).await;
+        assert_eq!(&names(&listed), expected, "GET {path}");
+    }
     let (status, _, text) = fx
         .call(
             "GET",
@@ -245,27 +222,20 @@ async fn every_route_with_auth_errors_and_filters() {
         .await;
 
     // Batch rescan by image: with and without registry host:port, and all.
-    let report = fx
-        .json("POST", "/api/scan", Some(r#"{"images": ["cn/lib"]}"#), 200)
-        .await;
-    assert_eq!(names(&report["containers"]), vec![fx.lib.name.clone()]);
-    let report = fx
-        .json(
-            "POST",
-            "/api/scan",
-            Some(&format!(
-                r#"{{"images": ["{}/cn/app"]}}"#,
-                fx.registry.host()
-            )),
-            200,
-        )
-        .await;
-    assert_eq!(names(&report["containers"]), vec![fx.app.name.clone()]);
-    assert!(report["stats"].is_object() && report["watcherErrors"].is_array());
-    let report = fx
-        .json("POST", "/api/scan", Some(r#"{"all": true}"#), 200)
-        .await;
-    assert_eq!(names(&report["containers"]), both);
+    let host = fx.registry.host();
+    let app_with_host = format!(r#"{{"images": ["{host}/cn/app"]}}"#);
+    for (body, expected) in [
+        (r#"{"images": ["cn/lib"]}"#, &lib_only),
+        (app_with_host.as_str(), &app_only),
+        (r#"{"all": true}"#, &both),
+    ] {
+        let report = fx.json("POST", "/api/scan", Some(body), 200).await;
+        assert_eq!(&names(&report["containers"]), expected, "body {body}");
+        assert!(
+            report["stats"].is_object() && report["watcherErrors"].is_array(),
+            "body {body}: {report}"
+        );
+    }
     for bad in [
         "{not json",
         r#"{"images": []}"#,
@@ -278,33 +248,17 @@ async fn every_route_with_auth_errors_and_filters() {
         assert!(!error_of(&text).is_empty());
     }
 
-    // Watchtower-compatible update, `host:port` images included.
-    let report = fx
-        .json(
-            "POST",
-            &format!("/v1/update?image={}/cn/app", fx.registry.host()),
-            None,
-            200,
-        )
-        .await;
-    assert_eq!(names(&report["containers"]), vec![fx.app.name.clone()]);
-    let report = fx
-        .json(
-            "POST",
-            &format!("/v1/update?image=cn/lib,{}/cn/app:1.0", fx.registry.host()),
-            None,
-            200,
-        )
-        .await;
-    assert_eq!(names(&report["containers"]), both);
-    let report = fx
-        .json("POST", "/v1/update?image=127.0.0.1:1/cn/app", None, 200)
-        .await;
-    assert_eq!(
-        names(&report["containers"]),
-        Vec::<String>::new(),
-        "another port is another registry"
-    );
+    // Watchtower-compatible update, `host:port` images included; another
+    // port is another registry.
+    for (images, expected) in [
+        (format!("{host}/cn/app"), &app_only),
+        (format!("cn/lib,{host}/cn/app:1.0"), &both),
+        ("127.0.0.1:1/cn/app".to_owned(), &none),
+    ] {
+        let path = format!("/v1/update?image={images}");
+        let report = fx.json("POST", &path, None, 200).await;
+        assert_eq!(&names(&report["containers"]), expected, "POST {path}");
+    }
 
     // Configuration views, secrets masked.
     let watchers = fx.json("GET", "/api/watchers", None, 200).await;
@@ -357,15 +311,12 @@ async fn every_route_with_auth_errors_and_filters() {
         "crowsnest_trigger_deliveries_total{trigger=\"hook\",outcome=\"failure\"} 4",
         "crowsnest_scan_duration_seconds_bucket",
     ];
-    let mut attempts = 0;
-    let (status, headers, metrics) = loop {
-        let answer = fx.call("GET", "/metrics", Some(TOKEN), None).await;
-        attempts += 1;
-        if attempts >= 100 || needles.iter().all(|needle| answer.2.contains(needle)) {
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (status, headers, metrics) = wait::settled(
+        Duration::from_secs(5),
+        || fx.call("GET", "/metrics", Some(TOKEN), None),
+        |answer| needles.iter().all(|needle| answer.2.contains(needle)),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(headers["content-type"]
         .to_str()
@@ -385,13 +336,12 @@ async fn every_route_with_auth_errors_and_filters() {
     error_of(&text);
 
     // The `crowsnest rescan` client against the live server.
+    let crowsnest = Crowsnest::at(env!("CARGO_BIN_EXE_crowsnest"));
     let rescan = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_crowsnest"))
-            .arg("rescan")
-            .arg("--server")
-            .arg(&fx.base)
+        crowsnest
+            .command(fx.store.path())
+            .args(["rescan", "--server", &fx.base])
             .args(args)
-            .env_remove("CROWSNEST_TOKEN")
             .output()
             .unwrap()
     };
@@ -424,20 +374,22 @@ async fn every_route_with_auth_errors_and_filters() {
     let document = fx.json("GET", "/api/openapi.json", None, 200).await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = document["paths"].as_object().unwrap();
+    let routes = documented_routes();
     assert_eq!(
         paths
             .values()
             .map(|item| item.as_object().unwrap().len())
             .sum::<usize>(),
-        ROUTES.len()
+        routes.len()
     );
-    for (method, path) in ROUTES {
+    for (method, path) in &routes {
+        let (method, path) = (method.as_str(), path.as_str());
         assert!(
-            paths[*path].get(*method).is_some(),
+            paths[path].get(method).is_some(),
             "{method} {path} missing from the document"
         );
         let live = path.replace("{id}", &fx.lib.id).replace("{name}", "hook");
-        let body = (*path == "/api/scan").then_some(r#"{"all": true}"#);
+        let body = (path == "/api/scan").then_some(r#"{"all": true}"#);
         let (status, _, text) = fx
             .call(&method.to_uppercase(), &live, Some(TOKEN), body)
             .await;
@@ -445,7 +397,7 @@ async fn every_route_with_auth_errors_and_filters() {
             status != 404 && status != 405,
             "{method} {live} answered {status}: {text}"
         );
-        let documented: Vec<&String> = paths[*path][*method]["responses"]
+        let documented: Vec<&String> = paths[path][method]["responses"]
             .as_object()
             .unwrap()
             .keys()
@@ -460,7 +412,7 @@ async fn every_route_with_auth_errors_and_filters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_token_routes_are_open_but_v1_update_refuses() {
-    let _serial = world::serial().await;
+    let _serial = engine::exclusive().await;
     let fx = fixture("").await;
     let (status, _, text) = fx.call("GET", "/api/containers", None, None).await;
     assert_eq!((status, text.as_str()), (200, "[]"));
@@ -474,7 +426,7 @@ async fn without_token_routes_are_open_but_v1_update_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_concurrent_full_rescans_share_one_scan() {
-    let _serial = world::serial().await;
+    let _serial = engine::exclusive().await;
     let fx = fixture(&format!("token = \"{TOKEN}\"")).await;
     // One scan alone, for the registry requests one scan costs (tag cache is off).
     fx.json("POST", "/api/containers/watch", None, 200).await;

@@ -4,11 +4,10 @@
 //! listed by `plugins list`, and used by `scan` against a real registry and a
 //! real container.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{TestWorld, BASE_1_0, BASE_1_1};
+use crowsnest_testkit::images::{E2E_1_0, E2E_1_1};
+use crowsnest_testkit::world::TestWorld;
 
 fn example_plugin() -> PathBuf {
     let path = std::env::var_os("CROWSNEST_TEST_EXAMPLE_PLUGIN").map(PathBuf::from).unwrap_or_else(|| {
@@ -24,7 +23,7 @@ fn example_plugin() -> PathBuf {
 #[test]
 fn example_plugin_is_listed_and_used_as_a_drop_in() {
     let plugin = example_plugin();
-    let world = TestWorld::new("example-plugin");
+    let world = TestWorld::new("example-plugin").with_crowsnest(env!("CARGO_BIN_EXE_crowsnest"));
     let host = world.registries.plain.clone();
     let plugins = world.dir().join("plugins.d");
     std::fs::create_dir_all(&plugins).unwrap();
@@ -59,10 +58,10 @@ fn example_plugin_is_listed_and_used_as_a_drop_in() {
     // A repository with a release, a newer release, and work-in-progress tags.
     let repository = format!("{host}/{}", world.repository("app"));
     for (source, tag) in [
-        (BASE_1_0, "1.0"),
-        (BASE_1_1, "1.1"),
-        (BASE_1_0, "1.0-wip"),
-        (BASE_1_1, "1.1-wip"),
+        (E2E_1_0, "1.0"),
+        (E2E_1_1, "1.1"),
+        (E2E_1_0, "1.0-wip"),
+        (E2E_1_1, "1.1-wip"),
     ] {
         world.push(source, &format!("{repository}:{tag}"));
     }

@@ -60,10 +60,12 @@ fn trap_cause(err: StrategyError) -> String {
     }
 }
 
+/// A hostile input, what it must hit, and the check on the trap's cause.
+type TrapCase = (&'static str, &'static str, fn(&str) -> bool);
+
 #[tokio::test]
 async fn loop_bomb_panic_and_bad_utf8_are_contained_traps() {
-    // (input, what it must hit, the check on the trap's cause)
-    let cases: [(&str, &str, fn(&str) -> bool); 4] = [
+    let cases: [TrapCase; 4] = [
         ("loop", "the CPU limit", |cause| {
             cause.contains("CPU time limit (500 ms")
         }),

@@ -1,107 +1,62 @@
 //! End-to-end scans against a real Docker engine and real distribution
-//! registries on loopback (see `tests/common/mod.rs` for the world).
+//! registries on loopback (the world of `crowsnest_testkit::world`).
 //!
-//! Needs `scripts/dockerd.sh start` and `scripts/registries.sh start` (the
-//! latter is started on demand). Every test uses repositories unique to it and
+//! Needs `scripts/dockerd.sh start` and `scripts/registries.sh start`. Every test uses repositories unique to it and
 //! limits its scans to its own images (or, for full scans, to containers it
 //! labelled `crowsnest.watch=true` under `watch_by_default = false`), so the
 //! tests run in parallel. Docker Hub is always pointed at the loopback token
 //! registry: no scan ever leaves the machine.
 
-mod common;
-
-use common::{
-    container, find, images, CountingProxy, TestWorld, BASE_1_0, BASE_1_1, BASE_2_0,
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST,
-};
 use crowsnest::model::{ContainerObject, ScanRequest};
+use crowsnest::oci::{MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST};
+use crowsnest_testkit::engine::{self, Engine};
+use crowsnest_testkit::images::{E2E_1_0, E2E_1_1, E2E_2_0};
+use crowsnest_testkit::registry::{sha256_digest, CountingProxy};
+use crowsnest_testkit::scans::{self, assert_failed, container, find, images, Case};
+use crowsnest_testkit::world::{TestWorld, WORLD_LABEL};
 
-/// Full scans (no image filter) see every opted-in container on the daemon:
-/// they run one at a time.
-static FULL_SCANS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// A world for `test` that can run the `crowsnest` binary.
+fn test_world(test: &str) -> TestWorld {
+    TestWorld::new(test).with_crowsnest(env!("CARGO_BIN_EXE_crowsnest"))
+}
 
 /// A watcher on the test daemon, plus extra TOML.
 fn watcher(extra: &str) -> String {
-    format!(
-        "[watchers.local]\nsocket = \"{}\"\n{extra}\n",
-        common::docker_socket().display()
-    )
+    crowsnest_testkit::config::watcher(Engine::shared(), extra)
 }
 
+/// A tag update, and the current tag reads as a version.
 fn assert_tag_update(object: &ContainerObject, from: &str, to: &str, diff: &str) {
-    assert!(
-        object.error.is_none(),
-        "{}: unexpected error {:?}",
-        object.name,
-        object.error
-    );
-    assert!(
-        object.update_available,
-        "{}: no update found: {object:#?}",
-        object.name
-    );
-    let kind = object.update_kind.as_ref().expect("updateKind");
-    assert_eq!(kind.kind, "tag");
-    assert_eq!(kind.local_value.as_deref(), Some(from));
-    assert_eq!(kind.remote_value.as_deref(), Some(to));
-    assert_eq!(kind.semver_diff.as_deref(), Some(diff));
-    let result = object.result.as_ref().expect("result");
-    assert_eq!(result.tag.as_deref(), Some(to));
+    scans::assert_tag_update(object, from, to, diff);
     assert_eq!(object.image.tag.value.as_deref(), Some(from));
     assert!(object.image.tag.semver);
 }
 
+/// No update: the newest tag is the current one.
 fn assert_up_to_date(object: &ContainerObject, tag: &str) {
-    assert!(
-        object.error.is_none(),
-        "{}: unexpected error {:?}",
-        object.name,
-        object.error
-    );
-    assert!(
-        !object.update_available,
-        "{}: unexpected update {:?}",
-        object.name, object.update_kind
-    );
-    assert!(object.update_kind.is_none());
+    scans::assert_no_update(object);
     assert_eq!(
         object.result.as_ref().and_then(|r| r.tag.as_deref()),
         Some(tag)
     );
 }
 
+/// A failed check whose error mentions `words` (in any case).
 fn assert_error_mentions(object: &ContainerObject, words: &[&str]) {
-    assert!(
-        !object.update_available,
-        "{}: a failed check must not offer an update",
-        object.name
-    );
-    assert!(object.update_kind.is_none());
-    let message = object
-        .error
-        .as_ref()
-        .unwrap_or_else(|| panic!("{}: expected an error, got {object:#?}", object.name))
-        .message
-        .to_lowercase();
-    for word in words {
-        assert!(
-            message.contains(&word.to_lowercase()),
-            "error {message:?} does not mention {word:?}"
-        );
-    }
+    assert_failed(object, words, Case::Insensitive);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tag_update_found_and_none_found() {
-    let world = TestWorld::new("update");
+    let world = test_world("update");
     let plain = world.registries.plain.clone();
     let app = format!("{plain}/{}", world.repository("app"));
     let lib = format!("{plain}/{}", world.repository("lib"));
-    world.push(BASE_1_0, &format!("{app}:1.0"));
-    world.push(BASE_1_1, &format!("{app}:1.1"));
-    world.push(BASE_2_0, &format!("{app}:2.0"));
-    world.push(BASE_1_0, &format!("{lib}:1.0"));
-    world.push(BASE_1_1, &format!("{lib}:1.1"));
+    world.push(E2E_1_0, &format!("{app}:1.0"));
+    world.push(E2E_1_1, &format!("{app}:1.1"));
+    world.push(E2E_2_0, &format!("{app}:2.0"));
+    world.push(E2E_1_0, &format!("{lib}:1.0"));
+    world.push(E2E_1_1, &format!("{lib}:1.1"));
     let old = world.run(&format!("{app}:1.0"), &[]);
     let newest = world.run(&format!("{app}:2.0"), &[]);
     let minor = world.run(
@@ -147,7 +102,7 @@ async fn tag_update_found_and_none_found() {
         .value
         .as_deref()
         .is_some_and(|d| d.starts_with("sha256:")));
-    assert_eq!(old.labels.get(common::WORLD_LABEL), Some(&world.id));
+    assert_eq!(old.labels.get(WORLD_LABEL), Some(&world.id));
 
     assert_up_to_date(container(&report, &newest), "2.0");
 
@@ -174,7 +129,7 @@ async fn push_index(world: &TestWorld, repository: &str, base: &str, tag: &str) 
     world.push(base, &format!("{plain}/{repository}:src-{tag}"));
     let api = world.registry_api(&plain);
     let (amd64, media_type) = api.manifest(repository, &format!("src-{tag}")).await;
-    assert_eq!(media_type, DOCKER_MANIFEST);
+    assert_eq!(media_type, MEDIA_TYPE_DOCKER_MANIFEST);
     let mut arm64: serde_json::Value = serde_json::from_slice(&amd64).expect("manifest JSON");
     let arm64_config = serde_json::json!({
         "architecture": "arm64", "os": "linux", "variant": "v8",
@@ -190,49 +145,49 @@ async fn push_index(world: &TestWorld, repository: &str, base: &str, tag: &str) 
         .put_manifest(
             repository,
             &format!("arm64-{tag}"),
-            DOCKER_MANIFEST,
+            MEDIA_TYPE_DOCKER_MANIFEST,
             &arm64_bytes,
         )
         .await;
     let index = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": DOCKER_MANIFEST_LIST,
+        "mediaType": MEDIA_TYPE_DOCKER_MANIFEST_LIST,
         "manifests": [
-            {"mediaType": DOCKER_MANIFEST, "digest": arm64_digest, "size": arm64_bytes.len(),
+            {"mediaType": MEDIA_TYPE_DOCKER_MANIFEST, "digest": arm64_digest, "size": arm64_bytes.len(),
              "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
-            {"mediaType": DOCKER_MANIFEST, "digest": common::sha256_digest(&amd64), "size": amd64.len(),
+            {"mediaType": MEDIA_TYPE_DOCKER_MANIFEST, "digest": sha256_digest(&amd64), "size": amd64.len(),
              "platform": {"architecture": "amd64", "os": "linux"}},
         ],
     });
     let index_bytes = serde_json::to_vec(&index).expect("index JSON");
-    api.put_manifest(repository, tag, DOCKER_MANIFEST_LIST, &index_bytes)
-        .await
+    api.put_manifest(
+        repository,
+        tag,
+        MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+        &index_bytes,
+    )
+    .await
 }
 
 /// The `RepoDigests` digests of a local image that belong to `repository`.
 fn repo_digests(reference: &str, repository: &str) -> Vec<String> {
-    common::docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{range .RepoDigests}}{{println .}}{{end}}",
-        reference,
-    ])
-    .lines()
-    .filter_map(|line| line.strip_prefix(&format!("{repository}@")))
-    .map(str::to_string)
-    .collect()
+    Engine::shared()
+        .inspect_image(reference, "{{range .RepoDigests}}{{println .}}{{end}}")
+        .lines()
+        .filter_map(|line| line.strip_prefix(&format!("{repository}@")))
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_arch_index_images() {
-    let world = TestWorld::new("multiarch");
+    let world = test_world("multiarch");
     let plain = world.registries.plain.clone();
     let repository = world.repository("multi");
     let image = format!("{plain}/{repository}");
-    let index_1_0 = push_index(&world, &repository, BASE_1_0, "1.0").await;
-    push_index(&world, &repository, BASE_2_0, "2.0").await;
-    let index_latest = push_index(&world, &repository, BASE_1_1, "latest").await;
+    let index_1_0 = push_index(&world, &repository, E2E_1_0, "1.0").await;
+    push_index(&world, &repository, E2E_2_0, "2.0").await;
+    let index_latest = push_index(&world, &repository, E2E_1_1, "latest").await;
     // Docker pulls the amd64 entry of each index and records the index digest.
     world.pull(&format!("{image}:1.0"));
     world.pull(&format!("{image}:latest"));
@@ -290,7 +245,7 @@ async fn multi_arch_index_images() {
     );
 
     // A new index under `latest` is a digest update.
-    let new_latest = push_index(&world, &repository, BASE_2_0, "latest").await;
+    let new_latest = push_index(&world, &repository, E2E_2_0, "latest").await;
     let report = scanner.scan(&images(&[&image])).await;
     let latest = container(&report, &latest.id);
     assert!(latest.update_available, "{latest:#?}");
@@ -309,11 +264,11 @@ async fn multi_arch_index_images() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_pinned_images() {
-    let world = TestWorld::new("pinned");
+    let world = test_world("pinned");
     let plain = world.registries.plain.clone();
     let image = format!("{plain}/{}", world.repository("pinned"));
-    let digest_1_0 = world.push(BASE_1_0, &format!("{image}:1.0"));
-    world.push(BASE_2_0, &format!("{image}:2.0"));
+    let digest_1_0 = world.push(E2E_1_0, &format!("{image}:1.0"));
+    world.push(E2E_2_0, &format!("{image}:2.0"));
     let by_digest = world.run(&format!("{image}@{digest_1_0}"), &[]);
     let tag_and_digest = world.run(&format!("{image}:1.0@{digest_1_0}"), &[]);
 
@@ -349,10 +304,10 @@ async fn digest_pinned_images() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_watching_on_latest() {
-    let world = TestWorld::new("latest");
+    let world = test_world("latest");
     let plain = world.registries.plain.clone();
     let image = format!("{plain}/{}", world.repository("rolling"));
-    let first = world.push(BASE_1_0, &format!("{image}:latest"));
+    let first = world.push(E2E_1_0, &format!("{image}:latest"));
     let running = world.run(&format!("{image}:latest"), &[]);
     let unwatched = world.run(
         &format!("{image}:latest"),
@@ -372,7 +327,7 @@ async fn digest_watching_on_latest() {
     assert_eq!(report.stats.digest_lookups, 1);
 
     // A different image pushed to the same tag.
-    let second = world.push(BASE_2_0, &format!("{image}:latest"));
+    let second = world.push(E2E_2_0, &format!("{image}:latest"));
     assert_ne!(first, second);
     let report = scanner.scan(&images(&[&image])).await;
     let object = container(&report, &running);
@@ -395,14 +350,14 @@ async fn digest_watching_on_latest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_registry_with_right_and_wrong_credentials() {
-    let world = TestWorld::new("basic");
+    let world = test_world("basic");
     let basic = world.registries.basic.clone();
     let (user, password) = world.registries.basic_user.clone();
     world.login(&basic, &user, &password);
     let image = format!("{basic}/{}", world.repository("private"));
-    world.push(BASE_1_0, &format!("{image}:1.0"));
-    world.push(BASE_1_1, &format!("{image}:1.0.1"));
-    world.push(BASE_1_1, &format!("{image}:1.1"));
+    world.push(E2E_1_0, &format!("{image}:1.0"));
+    world.push(E2E_1_1, &format!("{image}:1.0.1"));
+    world.push(E2E_1_1, &format!("{image}:1.1"));
     let id = world.run(&format!("{image}:1.0"), &[]);
 
     let right = world.config_named(
@@ -446,14 +401,14 @@ async fn basic_auth_registry_with_right_and_wrong_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_auth_registry_with_right_and_wrong_credentials() {
-    let world = TestWorld::new("token");
+    let world = test_world("token");
     let token = world.registries.token.clone();
     let (user, password) = world.registries.token_user.clone();
     world.login(&token, &user, &password);
     let image = format!("{token}/{}", world.repository("private"));
-    world.push(BASE_1_0, &format!("{image}:1.0"));
-    world.push(BASE_2_0, &format!("{image}:1.0.1"));
-    world.push(BASE_2_0, &format!("{image}:1.0.2"));
+    world.push(E2E_1_0, &format!("{image}:1.0"));
+    world.push(E2E_2_0, &format!("{image}:1.0.1"));
+    world.push(E2E_2_0, &format!("{image}:1.0.2"));
     let id = world.run(&format!("{image}:1.0"), &[]);
 
     // Three-part tags are another shape than `1.0`: nothing to offer.
@@ -469,7 +424,7 @@ async fn token_auth_registry_with_right_and_wrong_credentials() {
     assert_up_to_date(object, "1.0");
     assert_eq!(object.image.registry.name, "tokened");
 
-    world.push(BASE_2_0, &format!("{image}:1.1"));
+    world.push(E2E_2_0, &format!("{image}:1.1"));
     let report = world.scanner(&right).await.scan(&images(&[&image])).await;
     assert_tag_update(container(&report, &id), "1.0", "1.1", "minor");
 
@@ -486,16 +441,16 @@ async fn token_auth_registry_with_right_and_wrong_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_hub_like_registry_with_anonymous_tokens() {
-    let world = TestWorld::new("hub");
+    let world = test_world("hub");
     let token = world.registries.token.clone();
     let (user, password) = world.registries.token_user.clone();
     world.login(&token, &user, &password);
     // Anonymous pull is allowed under `public/` on the token server.
     let path = format!("public/{}", world.id);
-    world.push(BASE_1_0, &format!("{token}/{path}:1.0"));
-    world.push(BASE_1_1, &format!("{token}/{path}:1.1"));
+    world.push(E2E_1_0, &format!("{token}/{path}:1.0"));
+    world.push(E2E_1_1, &format!("{token}/{path}:1.1"));
     // Locally the image carries a Docker Hub name; Hub is the loopback token registry here.
-    world.tag(BASE_1_0, &format!("{path}:1.0"));
+    world.tag(E2E_1_0, &format!("{path}:1.0"));
     let id = world.run(&format!("{path}:1.0"), &[]);
 
     let config = world.config(&watcher(""));
@@ -519,13 +474,13 @@ async fn docker_hub_like_registry_with_anonymous_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_repository_fails_only_its_container() {
-    let world = TestWorld::new("missing");
+    let world = test_world("missing");
     let plain = world.registries.plain.clone();
     let good = format!("{plain}/{}", world.repository("good"));
     let missing = format!("{plain}/{}", world.repository("never-pushed"));
-    world.push(BASE_1_0, &format!("{good}:1.0"));
-    world.push(BASE_1_1, &format!("{good}:1.1"));
-    world.tag(BASE_1_0, &format!("{missing}:1.0"));
+    world.push(E2E_1_0, &format!("{good}:1.0"));
+    world.push(E2E_1_1, &format!("{good}:1.1"));
+    world.tag(E2E_1_0, &format!("{missing}:1.0"));
     let good_id = world.run(&format!("{good}:1.0"), &[]);
     let missing_id = world.run(&format!("{missing}:1.0"), &[]);
 
@@ -559,11 +514,11 @@ async fn missing_repository_fails_only_its_container() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opt_out_labels_are_honoured() {
-    let world = TestWorld::new("optout");
+    let world = test_world("optout");
     let plain = world.registries.plain.clone();
     let image = format!("{plain}/{}", world.repository("app"));
-    world.push(BASE_1_0, &format!("{image}:1.0"));
-    world.push(BASE_2_0, &format!("{image}:2.0"));
+    world.push(E2E_1_0, &format!("{image}:1.0"));
+    world.push(E2E_2_0, &format!("{image}:2.0"));
     let unlabelled = world.run(&format!("{image}:1.0"), &[]);
     let crowsnest_out = world.run(&format!("{image}:1.0"), &[("crowsnest.watch", "false")]);
     let wud_out = world.run(&format!("{image}:1.0"), &[("wud.watch", "false")]);
@@ -590,11 +545,11 @@ async fn opt_out_labels_are_honoured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_containers_need_watch_all() {
-    let world = TestWorld::new("stopped");
+    let world = test_world("stopped");
     let plain = world.registries.plain.clone();
     let image = format!("{plain}/{}", world.repository("app"));
-    world.push(BASE_1_0, &format!("{image}:1.0"));
-    world.push(BASE_1_1, &format!("{image}:1.1"));
+    world.push(E2E_1_0, &format!("{image}:1.0"));
+    world.push(E2E_1_1, &format!("{image}:1.1"));
     let running = world.run(&format!("{image}:1.0"), &[]);
     let exited = world.run(&format!("{image}:1.0"), &[]);
     world.stop(&exited);
@@ -627,11 +582,11 @@ async fn stopped_containers_need_watch_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_daemon_fails_its_watcher_only() {
-    let world = TestWorld::new("unreachable");
+    let world = test_world("unreachable");
     let plain = world.registries.plain.clone();
     let image = format!("{plain}/{}", world.repository("app"));
-    world.push(BASE_1_0, &format!("{image}:1.0"));
-    world.push(BASE_2_0, &format!("{image}:2.0"));
+    world.push(E2E_1_0, &format!("{image}:1.0"));
+    world.push(E2E_2_0, &format!("{image}:2.0"));
     let id = world.run(&format!("{image}:1.0"), &[]);
     let ghost = world.dir().join("no-such-dir/docker.sock");
     let config = world.config(&format!(
@@ -659,11 +614,11 @@ async fn unreachable_daemon_fails_its_watcher_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_can_be_limited_to_some_watchers() {
     // What a watcher's own schedule runs in `crowsnest serve`.
-    let world = TestWorld::new("per-watcher");
+    let world = test_world("per-watcher");
     let plain = world.registries.plain.clone();
     let image = format!("{plain}/{}", world.repository("app"));
-    world.push(BASE_1_0, &format!("{image}:1.0"));
-    world.push(BASE_1_1, &format!("{image}:1.1"));
+    world.push(E2E_1_0, &format!("{image}:1.0"));
+    world.push(E2E_1_1, &format!("{image}:1.1"));
     let id = world.run(&format!("{image}:1.0"), &[]);
     let ghost = world.dir().join("no-such-dir/docker.sock");
     let config = world.config(&format!(
@@ -705,63 +660,61 @@ async fn a_scan_can_be_limited_to_some_watchers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_config_exits_2_naming_file_line_and_key() {
-    let world = TestWorld::new("badconfig");
-    let unknown_key = world.config_named("unknown.toml", &format!("{}speed = 3\n", watcher("")));
-    let output = world.crowsnest(&unknown_key, &["scan"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    // Line 11: 7 prefix lines from `config()`, then the watcher header, socket, a blank, `speed`.
-    let line = std::fs::read_to_string(&unknown_key)
-        .expect("config")
-        .lines()
-        .position(|l| l.starts_with("speed"))
-        .expect("speed line")
-        + 1;
-    assert!(
-        stderr.contains(&format!("{}:{line}", unknown_key.display())),
-        "file:line in {stderr}"
-    );
-    assert!(stderr.contains("watchers.local.speed"), "key in {stderr}");
+    let world = test_world("badconfig");
+    // (file, text, the line it must name (by its text) and the key, if any)
+    let cases = [
+        (
+            "unknown.toml",
+            format!("{}speed = 3\n", watcher("")),
+            Some(("speed = 3", "watchers.local.speed")),
+        ),
+        (
+            "plugin.toml",
+            "[registries.broken]\nplugin = \"no-such-plugin\"\n".to_owned(),
+            Some((r#"plugin = "no-such-plugin""#, "registries.broken.plugin")),
+        ),
+        ("syntax.toml", "[scan\n".to_owned(), None),
+    ];
+    for (file, text, line_and_key) in &cases {
+        let config = world.config_named(file, text);
+        let output = world.crowsnest(&config, &["scan"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.contains(&config.display().to_string()),
+            "{file}: file in {stderr}"
+        );
+        if let Some((wrong, key)) = line_and_key {
+            // The config's prefix (store, hub) comes first: count the lines.
+            let line = std::fs::read_to_string(&config)
+                .expect("config")
+                .lines()
+                .position(|l| l == *wrong)
+                .expect("the line")
+                + 1;
+            assert!(
+                stderr.contains(&format!("{}:{line}", config.display())),
+                "{file}: file:line in {stderr}"
+            );
+            assert!(stderr.contains(key), "{file}: key in {stderr}");
+        }
+    }
 
-    let bad_plugin = world.config_named(
-        "plugin.toml",
-        "[registries.broken]\nplugin = \"no-such-plugin\"\n",
-    );
-    let output = world.crowsnest(&bad_plugin, &["scan"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    let line = std::fs::read_to_string(&bad_plugin)
-        .expect("config")
-        .lines()
-        .position(|l| l.contains("no-such-plugin"))
-        .expect("line")
-        + 1;
-    assert!(
-        stderr.contains(&format!("{}:{line}", bad_plugin.display())),
-        "{stderr}"
-    );
-    assert!(stderr.contains("registries.broken.plugin"), "{stderr}");
-
-    let syntax = world.config_named("syntax.toml", "[scan\n");
-    let output = world.crowsnest(&syntax, &["scan"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&syntax.display().to_string()), "{stderr}");
-
+    let syntax = world.dir().join("syntax.toml");
     let output = world.crowsnest(&syntax, &["scan", "--format", "yaml"]);
     assert_eq!(output.status.code(), Some(2), "bad usage exits 2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_on_update_exits_3_and_json_has_the_contract_shape() {
-    let world = TestWorld::new("exitcodes");
+    let world = test_world("exitcodes");
     let plain = world.registries.plain.clone();
     let image = format!("{plain}/{}", world.repository("app"));
     let current = format!("{plain}/{}", world.repository("current"));
-    world.push(BASE_1_0, &format!("{image}:1.0"));
-    world.push(BASE_1_1, &format!("{image}:1.0.1"));
-    world.push(BASE_1_1, &format!("{image}:1.1"));
-    world.push(BASE_1_0, &format!("{current}:1.0"));
+    world.push(E2E_1_0, &format!("{image}:1.0"));
+    world.push(E2E_1_1, &format!("{image}:1.0.1"));
+    world.push(E2E_1_1, &format!("{image}:1.1"));
+    world.push(E2E_1_0, &format!("{current}:1.0"));
     let id = world.run(
         &format!("{image}:1.0"),
         &[("crowsnest.display.name", "Shown Name")],
@@ -875,12 +828,12 @@ async fn fail_on_update_exits_3_and_json_has_the_contract_shape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_through_mirror_is_looked_up_on_its_upstream() {
-    let world = TestWorld::new("mirror");
+    let world = test_world("mirror");
     let plain = world.registries.plain.clone();
     let proxy = world.registries.proxy.clone();
     let repository = world.repository("app");
-    world.push(BASE_1_0, &format!("{plain}/{repository}:1.0"));
-    world.push(BASE_2_0, &format!("{plain}/{repository}:2.0"));
+    world.push(E2E_1_0, &format!("{plain}/{repository}:1.0"));
+    world.push(E2E_2_0, &format!("{plain}/{repository}:2.0"));
     // Pulled through the real pull-through cache.
     let mirrored = format!("{proxy}/{repository}:1.0");
     world.pull(&mirrored);
@@ -915,17 +868,17 @@ async fn pull_through_mirror_is_looked_up_on_its_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_survives_restart_and_prunes_containers_gone_from_docker() {
-    let world = TestWorld::new("store");
+    let world = test_world("store");
     let plain = world.registries.plain.clone();
     let image = format!("{plain}/{}", world.repository("app"));
-    world.push(BASE_1_0, &format!("{image}:1.0"));
-    world.push(BASE_2_0, &format!("{image}:2.0"));
+    world.push(E2E_1_0, &format!("{image}:1.0"));
+    world.push(E2E_2_0, &format!("{image}:2.0"));
     let opted_in = [("crowsnest.watch", "true")];
     let kept = world.run(&format!("{image}:1.0"), &opted_in);
     let removed = world.run(&format!("{image}:2.0"), &opted_in);
     let config = world.config(&watcher("watch_by_default = false"));
 
-    let _serial = FULL_SCANS.lock().await;
+    let _serial = engine::exclusive().await;
     {
         let scanner = world.scanner(&config).await;
         let report = scanner.scan(&images(&[])).await;
@@ -969,12 +922,12 @@ async fn store_survives_restart_and_prunes_containers_gone_from_docker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tag_listing_per_repository_however_many_containers() {
     const CONTAINERS: usize = 20;
-    let world = TestWorld::new("count");
+    let world = test_world("count");
     let plain = world.registries.plain.clone();
     let repository = world.repository("shared");
-    world.push(BASE_1_0, &format!("{plain}/{repository}:1.0"));
-    world.push(BASE_1_1, &format!("{plain}/{repository}:1.1"));
-    world.push(BASE_2_0, &format!("{plain}/{repository}:latest"));
+    world.push(E2E_1_0, &format!("{plain}/{repository}:1.0"));
+    world.push(E2E_1_1, &format!("{plain}/{repository}:1.1"));
+    world.push(E2E_2_0, &format!("{plain}/{repository}:latest"));
     let mut ids = Vec::new();
     for index in 0..CONTAINERS {
         let tag = if index % 2 == 0 { "1.0" } else { "latest" };

@@ -2,13 +2,14 @@
 //! a container makes it appear (checked) in `GET /api/containers` without any
 //! scan, removing it makes it disappear; shutdown leaves a consistent store.
 
-#[path = "support/control_plane.rs"]
-mod world;
-
 use std::time::Duration;
 
+use crowsnest_testkit::config;
+use crowsnest_testkit::containers::Containers;
+use crowsnest_testkit::engine::{self, Engine};
+use crowsnest_testkit::registry::PrivateRegistry;
+use crowsnest_testkit::wait::eventually;
 use serde_json::Value;
-use world::{config_text, eventually, parse_config, Container, Registry};
 
 async fn containers(http: &reqwest::Client, base: &str) -> Vec<Value> {
     http.get(format!("{base}/api/containers"))
@@ -22,15 +23,16 @@ async fn containers(http: &reqwest::Client, base: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_add_and_remove_single_containers_without_a_scan() {
-    let _serial = world::serial().await;
-    world::ensure_docker();
-    let registry = Registry::start();
+    let _serial = engine::exclusive().await;
+    let engine = Engine::private();
+    let registry = PrivateRegistry::start(engine);
     let refs = registry.push("cn/app", &["1.0", "1.1"]);
+    let ours = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
     let store_dir = tempfile::tempdir().unwrap();
     let store_path = store_dir.path().join("crowsnest.db");
     // No start-up scan and a yearly schedule: only events can fill the store.
-    let text = config_text(&store_path, "scan_on_start = false", "");
-    let config = parse_config(&text);
+    let text = config::serve(&store_path, engine, "scan_on_start = false", "");
+    let config = config::parse(&text);
     let server = crowsnest::cli::serve::start(&config).await.unwrap();
     let base = format!("http://{}", server.http_addr);
     let http = reqwest::Client::new();
@@ -38,8 +40,9 @@ async fn events_add_and_remove_single_containers_without_a_scan() {
     // Let the event follower connect before the container starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut container = Container::run(&refs[0], &[("crowsnest.display.name", "evented")]);
-    let id = container.id.clone();
+    let id = ours
+        .run(&refs[0], &[("crowsnest.display.name", "evented")])
+        .id;
     let appeared = eventually(
         Duration::from_secs(30),
         "the new container to appear",
@@ -62,7 +65,7 @@ async fn events_add_and_remove_single_containers_without_a_scan() {
     assert_eq!(appeared["updateKind"]["remoteValue"], "1.1");
     assert_eq!(server.state.coordinator.started_scans(), 0, "no scan ran");
 
-    container.remove();
+    ours.remove(&id);
     eventually(
         Duration::from_secs(30),
         "the removed container to disappear",
@@ -97,7 +100,7 @@ async fn events_add_and_remove_single_containers_without_a_scan() {
     }
 
     // Graceful shutdown mid-scan: the store stays readable and consistent.
-    let keep = Container::run(&refs[1], &[]);
+    let keep = ours.run(&refs[1], &[]);
     let scan_state = std::sync::Arc::clone(&server.state);
     let scan = tokio::spawn(async move {
         scan_state

@@ -3,35 +3,45 @@
 //! strategy plugins in the wasm runtime, through `crowsnest::scan::Scanner`
 //! and the `crowsnest scan` binary.
 //!
-//! Needs `scripts/dockerd.sh start` and `scripts/registries.sh start` (see
-//! `tests/common/mod.rs`). Every test pushes to repositories unique to it,
-//! watches only containers labelled `crowsnest.watch=true` and limits its scans
-//! to its own images, so the tests run in parallel with each other and with the
-//! other end-to-end tests. Only 127.0.0.1 registries are ever looked up.
+//! Needs `scripts/dockerd.sh start` and `scripts/registries.sh start` (the
+//! world of `crowsnest_testkit::world`). Every test pushes to repositories
+//! unique to it, watches only containers labelled `crowsnest.watch=true` and
+//! limits its scans to its own images, so the tests run in parallel with each
+//! other and with the other end-to-end tests. Only 127.0.0.1 registries are
+//! ever looked up.
 
-mod common;
-
-use common::{container, images, TestWorld, BASE_1_0, BASE_1_1, BASE_2_0};
 use crowsnest::model::{ContainerObject, ScanReport};
+use crowsnest_testkit::cases::check_all;
+use crowsnest_testkit::engine::Engine;
+use crowsnest_testkit::images::{E2E_1_0, E2E_1_1, E2E_2_0};
+use crowsnest_testkit::scans::{
+    assert_failed, assert_no_update, assert_tag_update, container, images, Case,
+};
+use crowsnest_testkit::world::TestWorld;
 
 /// Opt-in label: the watcher below only sees containers carrying it.
 const WATCH: (&str, &str) = ("crowsnest.watch", "true");
 
+/// A world for `test` that can run the `crowsnest` binary.
+fn test_world(test: &str) -> TestWorld {
+    TestWorld::new(test).with_crowsnest(env!("CARGO_BIN_EXE_crowsnest"))
+}
+
 /// A watcher on the test daemon that watches opted-in containers only.
 fn watcher() -> String {
-    format!(
-        "[watchers.local]\nsocket = \"{}\"\nwatch_by_default = false\n",
-        common::docker_socket().display()
-    )
+    crowsnest_testkit::config::watcher(Engine::shared(), "watch_by_default = false")
 }
+
+/// The tag every container of the distribution repository runs.
+const CURRENT: &str = "1.20-alpine";
 
 /// Tags of a typical image repository: `1.20-alpine` must move to the newest
 /// `-alpine`, never to `1.31-bookworm`.
 const DISTRO_TAGS: [(&str, &str); 4] = [
-    ("1.20-alpine", BASE_1_0),
-    ("1.21-alpine", BASE_1_1),
-    ("1.22-alpine", BASE_1_1),
-    ("1.31-bookworm", BASE_2_0),
+    (CURRENT, E2E_1_0),
+    ("1.21-alpine", E2E_1_1),
+    ("1.22-alpine", E2E_1_1),
+    ("1.31-bookworm", E2E_2_0),
 ];
 
 /// Pushes [`DISTRO_TAGS`] to a repository unique to `world`; returns the image name.
@@ -50,87 +60,210 @@ fn run(world: &TestWorld, image: &str, labels: &[(&str, &str)]) -> String {
     world.run(image, &all)
 }
 
-fn assert_offer(report: &ScanReport, id: &str, from: &str, to: &str, diff: &str) {
-    let object = container(report, id);
-    assert!(
-        object.error.is_none(),
-        "{from} -> {to}: unexpected error {:?}",
-        object.error
-    );
-    let kind = object
-        .update_kind
-        .as_ref()
-        .unwrap_or_else(|| panic!("{from}: expected the offer {to}, got none: {object:#?}"));
-    assert!(object.update_available);
-    assert_eq!(kind.kind, "tag", "{from} -> {to}");
-    assert_eq!(kind.local_value.as_deref(), Some(from));
-    assert_eq!(
-        kind.remote_value.as_deref(),
-        Some(to),
-        "{from}: wrong offer"
-    );
-    assert_eq!(kind.semver_diff.as_deref(), Some(diff), "{from} -> {to}");
-    assert_eq!(
-        object.result.as_ref().and_then(|r| r.tag.as_deref()),
-        Some(to)
-    );
+/// What the check of a container running [`CURRENT`] must come to.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// A minor tag update to this tag.
+    Offer(&'static str),
+    /// No update. `semver`: whether the current tag reads as a version (not
+    /// checked when `None`); `digest_watched`: whether the digest is watched,
+    /// and then looked up and equal to the local one.
+    NoOffer {
+        semver: Option<bool>,
+        digest_watched: bool,
+    },
+    /// The check fails with an error naming every one of these.
+    Error(&'static [&'static str]),
 }
 
-fn assert_no_offer<'a>(report: &'a ScanReport, id: &str) -> &'a ContainerObject {
-    let object = container(report, id);
-    assert!(
-        object.error.is_none(),
-        "unexpected error {:?}",
-        object.error
-    );
-    assert!(
-        !object.update_available,
-        "unexpected update {:?}",
-        object.update_kind
-    );
-    assert!(object.update_kind.is_none());
-    object
-}
-
-fn assert_error_names(report: &ScanReport, id: &str, words: &[&str]) {
-    let object = container(report, id);
-    assert!(
-        !object.update_available,
-        "a failed check never offers an update"
-    );
-    assert!(object.update_kind.is_none());
-    let message = &object
-        .error
-        .as_ref()
-        .unwrap_or_else(|| panic!("expected an error, got {object:#?}"))
-        .message;
-    for word in words {
-        assert!(
-            message.contains(word),
-            "error {message:?} does not name {word:?}"
-        );
+impl Expect {
+    /// Checks the container `id` of `report`.
+    fn check(self, report: &ScanReport, id: &str) {
+        let object = container(report, id);
+        match self {
+            Expect::Offer(to) => assert_tag_update(object, CURRENT, to, "minor"),
+            Expect::NoOffer {
+                semver,
+                digest_watched,
+            } => {
+                assert_no_update(object);
+                if let Some(semver) = semver {
+                    assert_eq!(
+                        object.image.tag.semver, semver,
+                        "the tag reads as a version"
+                    );
+                }
+                assert_digest_watched(object, digest_watched);
+            }
+            Expect::Error(words) => assert_failed(object, words, Case::Sensitive),
+        }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn include_exclude_and_transform_labels() {
-    let world = TestWorld::new("strat-filters");
-    let image = push_distro_tags(&world, "app");
-    let current = format!("{image}:1.20-alpine");
-    let plain = run(&world, &current, &[]);
-    let included = run(&world, &current, &[("crowsnest.tag.include", r"^1\.21-")]);
-    let excluded = run(&world, &current, &[("crowsnest.tag.exclude", r"^1\.22")]);
-    let nothing_left = run(
-        &world,
-        &current,
+/// Whether the digest is watched; a watched one was looked up and is the local one.
+fn assert_digest_watched(object: &ContainerObject, watched: bool) {
+    let digest = &object.image.digest;
+    assert_eq!(digest.watch, watched, "digest watched");
+    if watched {
+        assert!(digest.repo.is_some(), "remote digest looked up");
+        assert_eq!(digest.value, digest.repo);
+    }
+}
+
+/// One container: its name in failure reports, its labels, what its check must come to.
+type LabelCase = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Expect,
+);
+
+/// Each container runs [`CURRENT`] with the labels of its case.
+const LABEL_CASES: &[LabelCase] = &[
+    // Tag filters and transforms.
+    ("no label", &[], Expect::Offer("1.22-alpine")),
+    (
+        "crowsnest.tag.include",
+        &[("crowsnest.tag.include", r"^1\.21-")],
+        Expect::Offer("1.21-alpine"),
+    ),
+    (
+        "crowsnest.tag.exclude",
+        &[("crowsnest.tag.exclude", r"^1\.22")],
+        Expect::Offer("1.21-alpine"),
+    ),
+    (
+        "include leaving nothing",
         &[("crowsnest.tag.include", "bookworm|slim")],
-    );
-    // The transform makes every distribution one line: the original tag is offered.
-    let transformed = run(
-        &world,
-        &current,
+        // Version tags are not digest-watched by default.
+        Expect::NoOffer {
+            semver: Some(true),
+            digest_watched: false,
+        },
+    ),
+    (
+        // The transform makes every distribution one line: the original tag is offered.
+        "crowsnest.tag.transform",
         &[("crowsnest.tag.transform", r"^(\d+)\.(\d+)-.*$ => $1.$2")],
-    );
+        Expect::Offer("1.31-bookworm"),
+    ),
+    // What's Up Docker's labels work; crowsnest's win.
+    (
+        "wud.tag.include",
+        &[("wud.tag.include", r"^1\.21-")],
+        Expect::Offer("1.21-alpine"),
+    ),
+    (
+        "wud.tag.exclude",
+        &[("wud.tag.exclude", r"^1\.22")],
+        Expect::Offer("1.21-alpine"),
+    ),
+    (
+        "wud.tag.transform",
+        &[("wud.tag.transform", r"^(\d+)\.(\d+)-.*$ => $1.$2")],
+        Expect::Offer("1.31-bookworm"),
+    ),
+    (
+        "crowsnest.tag.include over wud.tag.include",
+        &[
+            ("wud.tag.include", r"^1\.21-"),
+            ("crowsnest.tag.include", r"^1\.22-"),
+        ],
+        Expect::Offer("1.22-alpine"),
+    ),
+    (
+        "wud.watch.digest",
+        &[
+            ("wud.watch.digest", "true"),
+            ("crowsnest.tag.include", "^1.20-"),
+        ],
+        Expect::NoOffer {
+            semver: None,
+            digest_watched: true,
+        },
+    ),
+    // An invalid label fails only its container, naming the label.
+    (
+        "bad crowsnest.tag.include",
+        &[("crowsnest.tag.include", "(unclosed")],
+        Expect::Error(&["crowsnest.tag.include"]),
+    ),
+    (
+        "bad wud.tag.exclude",
+        &[("wud.tag.exclude", "[z-a]")],
+        Expect::Error(&["wud.tag.exclude"]),
+    ),
+    (
+        "bad crowsnest.tag.transform",
+        &[("crowsnest.tag.transform", "no arrow here")],
+        Expect::Error(&["crowsnest.tag.transform"]),
+    ),
+    (
+        "bad crowsnest.strategy.regex",
+        &[
+            ("crowsnest.strategy", "regex"),
+            ("crowsnest.strategy.regex", "^(?P<major>\\d+"),
+        ],
+        Expect::Error(&["crowsnest.strategy.regex"]),
+    ),
+    // Strategy labels choose regex, digest or semver, or fail on an unknown one.
+    (
+        // Without a `compat` group the suffix is not compared: the regex
+        // strategy really is in charge when it offers what semver never would.
+        "regex without compat",
+        &[
+            ("crowsnest.strategy", "regex"),
+            (
+                "crowsnest.strategy.regex",
+                r"^(?P<major>\d+)\.(?P<minor>\d+)-",
+            ),
+        ],
+        Expect::Offer("1.31-bookworm"),
+    ),
+    (
+        "regex with compat",
+        &[
+            ("crowsnest.strategy", "regex"),
+            (
+                "crowsnest.strategy.regex",
+                r"^(?P<major>\d+)\.(?P<minor>\d+)-(?P<compat>\w+)$",
+            ),
+        ],
+        Expect::Offer("1.22-alpine"),
+    ),
+    (
+        "regex without a pattern",
+        &[("crowsnest.strategy", "regex")],
+        Expect::Error(&["crowsnest.strategy.regex", "regex"]),
+    ),
+    (
+        "digest",
+        &[("crowsnest.strategy", "digest")],
+        Expect::NoOffer {
+            semver: Some(false),
+            digest_watched: true,
+        },
+    ),
+    (
+        "semver",
+        &[("crowsnest.strategy", "semver")],
+        Expect::Offer("1.22-alpine"),
+    ),
+    (
+        "unknown strategy",
+        &[("crowsnest.strategy", "calver-nope")],
+        Expect::Error(&["crowsnest.strategy", "calver-nope", "semver"]),
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_choose_the_strategy_and_filter_the_tags() {
+    let world = test_world("strat-labels");
+    let image = push_distro_tags(&world, "app");
+    let current = format!("{image}:{CURRENT}");
+    let ids: Vec<String> = LABEL_CASES
+        .iter()
+        .map(|(_, labels, _)| run(&world, &current, labels))
+        .collect();
 
     let config = world.config(&watcher());
     let scanner = world.scanner(&config).await;
@@ -140,324 +273,153 @@ async fn include_exclude_and_transform_labels() {
         "{:?}",
         report.watcher_errors
     );
-    assert_eq!(report.containers.len(), 5);
+    assert_eq!(report.containers.len(), LABEL_CASES.len());
     assert_eq!(
         report.stats.repositories, 1,
         "one tag listing serves every container"
     );
-
-    assert_offer(&report, &plain, "1.20-alpine", "1.22-alpine", "minor");
-    assert_offer(&report, &included, "1.20-alpine", "1.21-alpine", "minor");
-    assert_offer(&report, &excluded, "1.20-alpine", "1.21-alpine", "minor");
-    let object = assert_no_offer(&report, &nothing_left);
-    assert!(object.image.tag.semver);
-    assert!(
-        !object.image.digest.watch,
-        "version tags are not digest-watched by default"
-    );
-    assert_offer(
-        &report,
-        &transformed,
-        "1.20-alpine",
-        "1.31-bookworm",
-        "minor",
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wud_labels_work_and_crowsnest_labels_win() {
-    let world = TestWorld::new("strat-wud");
-    let image = push_distro_tags(&world, "app");
-    let current = format!("{image}:1.20-alpine");
-    let wud_include = run(&world, &current, &[("wud.tag.include", r"^1\.21-")]);
-    let wud_exclude = run(&world, &current, &[("wud.tag.exclude", r"^1\.22")]);
-    let wud_transform = run(
-        &world,
-        &current,
-        &[("wud.tag.transform", r"^(\d+)\.(\d+)-.*$ => $1.$2")],
-    );
-    let both = run(
-        &world,
-        &current,
-        &[
-            ("wud.tag.include", r"^1\.21-"),
-            ("crowsnest.tag.include", r"^1\.22-"),
-        ],
-    );
-    let wud_digest = run(
-        &world,
-        &current,
-        &[
-            ("wud.watch.digest", "true"),
-            ("crowsnest.tag.include", "^1.20-"),
-        ],
-    );
-
-    let config = world.config(&watcher());
-    let scanner = world.scanner(&config).await;
-    let report = scanner.scan(&images(&[&image])).await;
-    assert_eq!(report.containers.len(), 5);
-    assert_offer(&report, &wud_include, "1.20-alpine", "1.21-alpine", "minor");
-    assert_offer(&report, &wud_exclude, "1.20-alpine", "1.21-alpine", "minor");
-    assert_offer(
-        &report,
-        &wud_transform,
-        "1.20-alpine",
-        "1.31-bookworm",
-        "minor",
-    );
-    assert_offer(&report, &both, "1.20-alpine", "1.22-alpine", "minor");
-    let object = assert_no_offer(&report, &wud_digest);
-    assert!(
-        object.image.digest.watch,
-        "wud.watch.digest=true is honoured"
-    );
-    assert_eq!(object.image.digest.value, object.image.digest.repo);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_label_fails_only_its_container_and_names_the_label() {
-    let world = TestWorld::new("strat-invalid");
-    let image = push_distro_tags(&world, "app");
-    let current = format!("{image}:1.20-alpine");
-    let fine = run(&world, &current, &[]);
-    let bad_include = run(&world, &current, &[("crowsnest.tag.include", "(unclosed")]);
-    let bad_wud_exclude = run(&world, &current, &[("wud.tag.exclude", "[z-a]")]);
-    let bad_transform = run(
-        &world,
-        &current,
-        &[("crowsnest.tag.transform", "no arrow here")],
-    );
-    let bad_regex = run(
-        &world,
-        &current,
-        &[
-            ("crowsnest.strategy", "regex"),
-            ("crowsnest.strategy.regex", "^(?P<major>\\d+"),
-        ],
-    );
-
-    let config = world.config(&watcher());
-    let scanner = world.scanner(&config).await;
-    let report = scanner.scan(&images(&[&image])).await;
-    assert_eq!(report.containers.len(), 5);
-    assert_offer(&report, &fine, "1.20-alpine", "1.22-alpine", "minor");
-    assert_error_names(&report, &bad_include, &["crowsnest.tag.include"]);
-    assert_error_names(&report, &bad_wud_exclude, &["wud.tag.exclude"]);
-    assert_error_names(&report, &bad_transform, &["crowsnest.tag.transform"]);
-    assert_error_names(&report, &bad_regex, &["crowsnest.strategy.regex"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn strategy_labels_choose_regex_digest_or_fail_on_unknown() {
-    let world = TestWorld::new("strat-labels");
-    let image = push_distro_tags(&world, "app");
-    let current = format!("{image}:1.20-alpine");
-    // Without a `compat` group the suffix is not compared: the regex strategy
-    // really is in charge when it offers what semver never would.
-    let regex = run(
-        &world,
-        &current,
-        &[
-            ("crowsnest.strategy", "regex"),
-            (
-                "crowsnest.strategy.regex",
-                r"^(?P<major>\d+)\.(?P<minor>\d+)-",
-            ),
-        ],
-    );
-    let regex_compat = run(
-        &world,
-        &current,
-        &[
-            ("crowsnest.strategy", "regex"),
-            (
-                "crowsnest.strategy.regex",
-                r"^(?P<major>\d+)\.(?P<minor>\d+)-(?P<compat>\w+)$",
-            ),
-        ],
-    );
-    let regex_without_pattern = run(&world, &current, &[("crowsnest.strategy", "regex")]);
-    let digest = run(&world, &current, &[("crowsnest.strategy", "digest")]);
-    let semver = run(&world, &current, &[("crowsnest.strategy", "semver")]);
-    let unknown = run(&world, &current, &[("crowsnest.strategy", "calver-nope")]);
-
-    let config = world.config(&watcher());
-    let scanner = world.scanner(&config).await;
-    let report = scanner.scan(&images(&[&image])).await;
-    assert_eq!(report.containers.len(), 6);
-    assert_offer(&report, &regex, "1.20-alpine", "1.31-bookworm", "minor");
-    assert_offer(
-        &report,
-        &regex_compat,
-        "1.20-alpine",
-        "1.22-alpine",
-        "minor",
-    );
-    assert_error_names(
-        &report,
-        &regex_without_pattern,
-        &["crowsnest.strategy.regex", "regex"],
-    );
-    let object = assert_no_offer(&report, &digest);
-    assert!(
-        object.image.digest.watch,
-        "the digest strategy watches the digest"
-    );
-    assert!(!object.image.tag.semver);
-    assert!(
-        object.image.digest.repo.is_some(),
-        "remote digest looked up"
-    );
-    assert_eq!(object.image.digest.value, object.image.digest.repo);
-    assert_offer(&report, &semver, "1.20-alpine", "1.22-alpine", "minor");
-    assert_error_names(
-        &report,
-        &unknown,
-        &["crowsnest.strategy", "calver-nope", "semver"],
+    let cases: Vec<(&LabelCase, &String)> = LABEL_CASES.iter().zip(&ids).collect();
+    check_all(
+        &cases,
+        |((name, _, _), _)| name.to_string(),
+        |((_, _, expect), id)| expect.check(&report, id),
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn label_beats_registry_key_beats_scan_default() {
-    let world = TestWorld::new("strat-precedence");
+    let world = test_world("strat-precedence");
     let image = push_distro_tags(&world, "app");
-    let current = format!("{image}:1.20-alpine");
-    let unlabelled = run(&world, &current, &[]);
-    let semver_label = run(&world, &current, &[("crowsnest.strategy", "semver")]);
-    let regex_label = run(
-        &world,
-        &current,
-        &[
-            ("crowsnest.strategy", "regex"),
-            (
-                "crowsnest.strategy.regex",
-                r"^(?P<major>\d+)\.(?P<minor>\d+)-(?P<compat>\w+)$",
+    let current = format!("{image}:{CURRENT}");
+    let containers = [
+        ("unlabelled", run(&world, &current, &[])),
+        (
+            "semver label",
+            run(&world, &current, &[("crowsnest.strategy", "semver")]),
+        ),
+        (
+            "regex label",
+            run(
+                &world,
+                &current,
+                &[
+                    ("crowsnest.strategy", "regex"),
+                    (
+                        "crowsnest.strategy.regex",
+                        r"^(?P<major>\d+)\.(?P<minor>\d+)-(?P<compat>\w+)$",
+                    ),
+                ],
             ),
-        ],
-    );
-
-    // `[scan] strategy` alone.
-    let scan_only = world.config_named(
-        "scan-only.toml",
-        &format!("[scan]\nstrategy = \"digest\"\n\n{}", watcher()),
-    );
-    let report = world
-        .scanner(&scan_only)
-        .await
-        .scan(&images(&[&image]))
-        .await;
-    let object = assert_no_offer(&report, &unlabelled);
-    assert!(
-        object.image.digest.watch && !object.image.tag.semver,
-        "[scan] strategy = digest applies"
-    );
-    assert_offer(
-        &report,
-        &semver_label,
-        "1.20-alpine",
-        "1.22-alpine",
-        "minor",
-    );
-    assert_offer(&report, &regex_label, "1.20-alpine", "1.22-alpine", "minor");
-
-    // A registry `strategy` (with its `regex`) beats `[scan] strategy`; the
-    // container labels still beat both.
-    let with_registry = world.config_named(
-        "registry.toml",
-        &format!(
-            "[scan]\nstrategy = \"digest\"\n\n[registries.loopback]\nplugin = \"oci\"\nurl = \"http://{}\"\nstrategy = \"regex\"\nregex = '^(?P<major>\\d+)\\.(?P<minor>\\d+)-'\n\n{}",
-            world.registries.plain,
-            watcher()
         ),
-    );
-    let report = world
-        .scanner(&with_registry)
-        .await
-        .scan(&images(&[&image]))
-        .await;
-    assert_eq!(
-        container(&report, &unlabelled).image.registry.name,
-        "loopback"
-    );
-    assert_offer(
-        &report,
-        &unlabelled,
-        "1.20-alpine",
-        "1.31-bookworm",
-        "minor",
-    );
-    assert_offer(
-        &report,
-        &semver_label,
-        "1.20-alpine",
-        "1.22-alpine",
-        "minor",
-    );
-    assert_offer(&report, &regex_label, "1.20-alpine", "1.22-alpine", "minor");
-
-    // A bad registry pattern fails the containers that use it, naming the key.
-    let bad_registry_regex = world.config_named(
-        "bad-regex.toml",
-        &format!(
-            "[registries.loopback]\nplugin = \"oci\"\nurl = \"http://{}\"\nstrategy = \"regex\"\nregex = '(?P<major>'\n\n{}",
-            world.registries.plain,
-            watcher()
+    ];
+    let plain = &world.registries.plain;
+    // (config file, its text, the registry of the unlabelled container, what
+    // each container's check comes to, in `containers` order)
+    let configs = [
+        // `[scan] strategy` alone.
+        (
+            "scan-only.toml",
+            format!("[scan]\nstrategy = \"digest\"\n\n{}", watcher()),
+            None,
+            [
+                Expect::NoOffer {
+                    semver: Some(false),
+                    digest_watched: true,
+                },
+                Expect::Offer("1.22-alpine"),
+                Expect::Offer("1.22-alpine"),
+            ],
         ),
-    );
-    let report = world
-        .scanner(&bad_registry_regex)
-        .await
-        .scan(&images(&[&image]))
-        .await;
-    assert_error_names(&report, &unlabelled, &["registry `loopback` key `regex`"]);
-    assert_offer(
-        &report,
-        &semver_label,
-        "1.20-alpine",
-        "1.22-alpine",
-        "minor",
-    );
-    assert_offer(&report, &regex_label, "1.20-alpine", "1.22-alpine", "minor");
+        // A registry `strategy` (with its `regex`) beats `[scan] strategy`;
+        // the container labels still beat both.
+        (
+            "registry.toml",
+            format!(
+                "[scan]\nstrategy = \"digest\"\n\n[registries.loopback]\nplugin = \"oci\"\nurl = \"http://{plain}\"\nstrategy = \"regex\"\nregex = '^(?P<major>\\d+)\\.(?P<minor>\\d+)-'\n\n{}",
+                watcher()
+            ),
+            Some("loopback"),
+            [
+                Expect::Offer("1.31-bookworm"),
+                Expect::Offer("1.22-alpine"),
+                Expect::Offer("1.22-alpine"),
+            ],
+        ),
+        // A bad registry pattern fails the containers that use it, naming the key.
+        (
+            "bad-regex.toml",
+            format!(
+                "[registries.loopback]\nplugin = \"oci\"\nurl = \"http://{plain}\"\nstrategy = \"regex\"\nregex = '(?P<major>'\n\n{}",
+                watcher()
+            ),
+            None,
+            [
+                Expect::Error(&["registry `loopback` key `regex`"]),
+                Expect::Offer("1.22-alpine"),
+                Expect::Offer("1.22-alpine"),
+            ],
+        ),
+    ];
+    for (file, text, registry, expected) in &configs {
+        let config = world.config_named(file, text);
+        let report = world.scanner(&config).await.scan(&images(&[&image])).await;
+        if let Some(registry) = registry {
+            assert_eq!(
+                &container(&report, &containers[0].1).image.registry.name,
+                registry,
+                "{file}"
+            );
+        }
+        let cases: Vec<_> = containers.iter().zip(expected).collect();
+        check_all(
+            &cases,
+            |((name, _), _)| format!("{file}: {name}"),
+            |((_, id), expect)| expect.check(&report, id),
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_configured_strategy_exits_2_naming_the_key() {
-    let world = TestWorld::new("strat-config");
-    let scan = world.config_named(
-        "scan.toml",
-        &format!("[scan]\nstrategy = \"nope\"\n\n{}", watcher()),
-    );
-    let output = world.crowsnest(&scan, &["scan", "--format", "json"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("scan.strategy"), "key in {stderr}");
-    assert!(stderr.contains("nope"), "name in {stderr}");
-    assert!(output.stdout.is_empty(), "no scan result is printed");
-
-    let registry = world.config_named(
-        "registry.toml",
-        &format!(
-            "[registries.loopback]\nplugin = \"oci\"\nurl = \"http://{}\"\nstrategy = \"nope\"\n\n{}",
-            world.registries.plain,
-            watcher()
+    let world = test_world("strat-config");
+    // (config file, its text, what stderr must name)
+    let cases = [
+        (
+            "scan.toml",
+            format!("[scan]\nstrategy = \"nope\"\n\n{}", watcher()),
+            &["scan.strategy", "nope"][..],
         ),
-    );
-    let output = world.crowsnest(&registry, &["scan", "--format", "json"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("registries.loopback.strategy"),
-        "key in {stderr}"
-    );
+        (
+            "registry.toml",
+            format!(
+                "[registries.loopback]\nplugin = \"oci\"\nurl = \"http://{}\"\nstrategy = \"nope\"\n\n{}",
+                world.registries.plain,
+                watcher()
+            ),
+            &["registries.loopback.strategy"][..],
+        ),
+    ];
+    for (file, text, words) in &cases {
+        let config = world.config_named(file, text);
+        let output = world.crowsnest(&config, &["scan", "--format", "json"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        for word in *words {
+            assert!(stderr.contains(word), "{file}: `{word}` in {stderr}");
+        }
+        assert!(
+            output.stdout.is_empty(),
+            "{file}: no scan result is printed"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_digest_label_sees_a_repushed_version_tag() {
-    let world = TestWorld::new("strat-repush");
+    let world = test_world("strat-repush");
     let image = format!("{}/{}", world.registries.plain, world.repository("app"));
-    world.push(BASE_1_0, &format!("{image}:1.25.2"));
-    let first = world.push(BASE_1_0, &format!("{image}:1.25.3"));
+    world.push(E2E_1_0, &format!("{image}:1.25.2"));
+    let first = world.push(E2E_1_0, &format!("{image}:1.25.3"));
     let watched = run(
         &world,
         &format!("{image}:1.25.3"),
@@ -465,7 +427,7 @@ async fn watch_digest_label_sees_a_repushed_version_tag() {
     );
     let unwatched = run(&world, &format!("{image}:1.25.3"), &[]);
     // The same version tag, rebuilt and pushed again.
-    let second = world.push(BASE_1_1, &format!("{image}:1.25.3"));
+    let second = world.push(E2E_1_1, &format!("{image}:1.25.3"));
     assert_ne!(first, second);
 
     let config = world.config(&watcher());

@@ -4,9 +4,6 @@
 //! `auto = false` with the manual route, retries with backoff, and `once`
 //! across a restart.
 
-#[path = "support/control_plane.rs"]
-mod world;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,8 +12,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use crowsnest_testkit::config;
+use crowsnest_testkit::containers::Containers;
+use crowsnest_testkit::engine::{self, Engine};
+use crowsnest_testkit::registry::PrivateRegistry;
+use crowsnest_testkit::wait::eventually;
 use serde_json::Value;
-use world::{config_text, eventually, parse_config, Container, Registry};
 
 /// Everything the receiver got: endpoint → bodies, plus how many answers failed on purpose.
 #[derive(Default)]
@@ -75,14 +76,15 @@ fn count(received: &Received, endpoint: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_follow_modes_thresholds_labels_retries_and_once() {
-    let _serial = world::serial().await;
-    world::ensure_docker();
-    let registry = Registry::start();
+    let _serial = engine::exclusive().await;
+    let engine = Engine::private();
+    let registry = PrivateRegistry::start(engine);
     let app_refs = registry.push("cn/app", &["1.0", "2.0"]); // major update
     let lib_refs = registry.push("cn/lib", &["1.0", "1.1"]); // minor update
-    let app = Container::run(&app_refs[0], &[]);
-    let lib = Container::run(&lib_refs[0], &[]);
-    let quiet = Container::run(&app_refs[0], &[("crowsnest.trigger.exclude", "all-simple")]);
+    let containers = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
+    let app = containers.run(&app_refs[0], &[]);
+    let lib = containers.run(&lib_refs[0], &[]);
+    let quiet = containers.run(&app_refs[0], &[("crowsnest.trigger.exclude", "all-simple")]);
     let mut expected_all = vec![app.name.clone(), lib.name.clone(), quiet.name.clone()];
     expected_all.sort();
 
@@ -126,10 +128,10 @@ retry_backoff_ms = 20
     );
     let store_dir = tempfile::tempdir().unwrap();
     let store_path = store_dir.path().join("crowsnest.db");
-    let text = config_text(&store_path, "", &triggers);
+    let text = config::serve(&store_path, engine, "", &triggers);
 
     // First run: the start-up scan fires the automatic triggers.
-    let server = crowsnest::cli::serve::start(&parse_config(&text))
+    let server = crowsnest::cli::serve::start(&config::parse(&text))
         .await
         .unwrap();
     let base = format!("http://{}", server.http_addr);
@@ -248,7 +250,7 @@ retry_backoff_ms = 20
     server.shutdown().await;
 
     // Restart on the same store: the start-up scan delivers nothing already delivered.
-    let server = crowsnest::cli::serve::start(&parse_config(&text))
+    let server = crowsnest::cli::serve::start(&config::parse(&text))
         .await
         .unwrap();
     let base = format!("http://{}", server.http_addr);

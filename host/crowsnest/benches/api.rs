@@ -7,19 +7,17 @@
 //!
 //! Environment: `CROWSNEST_BENCH_SECONDS` (default 5), `CROWSNEST_BENCH_CONNECTIONS` (default 16).
 
-#[path = "../../tests/support/control_plane.rs"]
-mod world;
-
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{env_number, percentile};
 
 use crowsnest::model::{
     ContainerObject, DigestInfo, ImageInfo, RegistryInfo, ScanResult, TagInfo, UpdateKindInfo,
 };
-use world::{config_text, parse_config, Container, Registry};
+use crowsnest_testkit::config;
+use crowsnest_testkit::containers::Containers;
+use crowsnest_testkit::engine::Engine;
+use crowsnest_testkit::figures::{env_number, percentile};
+use crowsnest_testkit::registry::PrivateRegistry;
 
 fn synthetic_container(index: usize) -> ContainerObject {
     let name = format!("service-{index:03}");
@@ -81,13 +79,14 @@ fn synthetic_container(index: usize) -> ContainerObject {
 
 async fn list_throughput() {
     let store_dir = tempfile::tempdir().unwrap();
-    let text = config_text(
+    let text = config::serve(
         &store_dir.path().join("bench.db"),
+        Engine::private(),
         "scan_on_start = false\nevents = false",
         "",
     )
     .replace("grpc_listen = \"127.0.0.1:0\"", "grpc_listen = \"\"");
-    let server = crowsnest::cli::serve::start(&parse_config(&text))
+    let server = crowsnest::cli::serve::start(&config::parse(&text))
         .await
         .unwrap();
     for index in 0..600 {
@@ -188,22 +187,24 @@ async fn load(client: &reqwest::Client, url: &str, plain_size: usize, gzip: bool
 }
 
 async fn rescan_latency() {
-    world::ensure_docker();
-    let registry = Registry::start();
+    let engine = Engine::private();
+    let registry = PrivateRegistry::start(engine);
     let app = registry.push("cn/app", &["1.0", "1.1", "2.0"]);
     let lib = registry.push("cn/lib", &["1.0", "1.1"]);
-    let containers: Vec<Container> = (0..10)
-        .map(|index| Container::run(if index % 2 == 0 { &app[0] } else { &lib[0] }, &[]))
+    let guard = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
+    let containers: Vec<_> = (0..10)
+        .map(|index| guard.run(if index % 2 == 0 { &app[0] } else { &lib[0] }, &[]))
         .collect();
     let store_dir = tempfile::tempdir().unwrap();
-    let text = config_text(
+    let text = config::serve(
         &store_dir.path().join("bench.db"),
+        engine,
         "scan_on_start = false\nevents = false",
         "",
     )
     .replace("grpc_listen = \"127.0.0.1:0\"", "grpc_listen = \"\"")
     .replace("tag_cache_ttl = 0", "tag_cache_ttl = 3600");
-    let server = crowsnest::cli::serve::start(&parse_config(&text))
+    let server = crowsnest::cli::serve::start(&config::parse(&text))
         .await
         .unwrap();
     let url = format!("http://{}/api/containers/watch", server.http_addr);
@@ -238,7 +239,7 @@ async fn rescan_latency() {
         latencies.len(),
     );
     server.shutdown().await;
-    drop(containers);
+    drop(guard);
     drop(registry);
 }
 

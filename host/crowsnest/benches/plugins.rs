@@ -5,29 +5,23 @@
 //! registry call on a reused instance, and the process RSS after loading.
 //! Targets (issue #2): reused call p50 < 5 µs; warm load < 50 ms; RSS < 40 MB.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod support;
-
-use support::{percentile, report, status_kib};
-
-use crowsnest::plugin::engine::ComponentCache;
-use crowsnest::plugin::registry::{ImageRef, RegistryInstanceSpec};
+use crowsnest::plugin::registry::ImageRef;
 use crowsnest::plugin::strategy::StrategyOptions;
-use crowsnest::plugin::{
-    Catalog, CatalogOptions, PluginKind, RegistryPlugin, SandboxLimits, StrategyPlugin,
-};
-use crowsnest::registry::{ClientConfig, HostAllowList, RegistryClient};
+use crowsnest::plugin::{Catalog, PluginKind, RegistryPlugin, SandboxLimits, StrategyPlugin};
+use crowsnest_testkit::figures::{percentile, report, status_kib};
+use crowsnest_testkit::plugins::{catalog, registry_spec, spec};
 
 async fn load(cache_dir: &std::path::Path) -> (Catalog, Duration) {
-    let options = CatalogOptions {
-        dir: None,
-        cache: ComponentCache::new(Some(cache_dir.to_path_buf())),
-    };
     let started = Instant::now();
-    let catalog = Catalog::load(&options).await;
+    let catalog = catalog(None, Some(cache_dir)).await;
     (catalog, started.elapsed())
+}
+
+/// The settings of every registry instance here: a registry nobody asks.
+fn local_url() -> Vec<(String, String)> {
+    vec![("url".into(), "http://127.0.0.1:5000".into())]
 }
 
 /// Set in the child process that measures a warm start on its own.
@@ -50,7 +44,6 @@ fn main() -> anyhow::Result<()> {
 async fn warm_start(cache: std::path::PathBuf) -> anyhow::Result<()> {
     let (catalog, time) = load(&cache).await;
     let limits = SandboxLimits::default();
-    let client = RegistryClient::new(ClientConfig::default())?;
     let mut registries = Vec::new();
     let mut strategies = Vec::new();
     for entry in catalog.entries() {
@@ -58,23 +51,13 @@ async fn warm_start(cache: std::path::PathBuf) -> anyhow::Result<()> {
             PluginKind::RegistryProvider => registries.push(
                 RegistryPlugin::new(
                     &entry.component,
-                    RegistryInstanceSpec {
-                        instance: entry.component.info.name.clone(),
-                        settings: vec![("url".into(), "http://127.0.0.1:5000".into())],
-                        allow: Arc::new(
-                            HostAllowList::new(["127.0.0.1:5000"]).map_err(anyhow::Error::msg)?,
-                        ),
-                        oci: client.clone(),
-                        http: reqwest::Client::new(),
-                        limits,
-                        max_instances: 1,
-                    },
+                    &entry.component.info.name,
+                    registry_spec(&["127.0.0.1:5000"], local_url(), limits, 1),
                 )
                 .await?,
             ),
-            PluginKind::VersionStrategy => {
-                strategies.push(StrategyPlugin::new(&entry.component, Vec::new(), limits, 1).await?)
-            }
+            PluginKind::VersionStrategy => strategies
+                .push(StrategyPlugin::new(&entry.component, spec(Vec::new(), limits, 1)).await?),
             PluginKind::Trigger => {}
         }
     }
@@ -131,13 +114,13 @@ async fn run() -> anyhow::Result<()> {
     let mut instantiate = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
-        let plugin = StrategyPlugin::new(&semver.component, Vec::new(), limits, 1).await?;
+        let plugin = StrategyPlugin::new(&semver.component, spec(Vec::new(), limits, 1)).await?;
         instantiate.push(started.elapsed());
         drop(plugin);
     }
     report("instantiate + configure (semver)", &mut instantiate);
 
-    let strategy = StrategyPlugin::new(&semver.component, Vec::new(), limits, 1).await?;
+    let strategy = StrategyPlugin::new(&semver.component, spec(Vec::new(), limits, 1)).await?;
     let options = StrategyOptions::default();
     let few: Vec<String> = ["1.25.3", "1.25.4", "1.26.0", "1.26.0-alpine", "latest"]
         .iter()
@@ -168,15 +151,8 @@ async fn run() -> anyhow::Result<()> {
     let oci = catalog.find("oci", PluginKind::RegistryProvider)?;
     let registry = RegistryPlugin::new(
         &oci.component,
-        RegistryInstanceSpec {
-            instance: "bench".into(),
-            settings: vec![("url".into(), "http://127.0.0.1:5000".into())],
-            allow: Arc::new(HostAllowList::new(["127.0.0.1:5000"]).map_err(anyhow::Error::msg)?),
-            oci: RegistryClient::new(ClientConfig::default())?,
-            http: reqwest::Client::new(),
-            limits,
-            max_instances: 1,
-        },
+        "bench",
+        registry_spec(&["127.0.0.1:5000"], local_url(), limits, 1),
     )
     .await?;
     let image = ImageRef {

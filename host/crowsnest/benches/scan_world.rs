@@ -14,13 +14,9 @@
 //! Environment: `CROWSNEST_BENCH_REPOSITORIES`, `CROWSNEST_BENCH_CONTAINERS`,
 //! `CROWSNEST_BENCH_SCANS` override the world size and the number of scans.
 
-mod support;
-
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{env_number, status_kib};
 
 use anyhow::{bail, ensure, Context, Result};
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -33,60 +29,35 @@ use futures::StreamExt;
 
 use crowsnest::config::Config;
 use crowsnest::model::ScanRequest;
+use crowsnest::oci::MEDIA_TYPE_DOCKER_MANIFEST;
 use crowsnest::scan::Scanner;
+use crowsnest_testkit::engine::Engine;
+use crowsnest_testkit::figures::{env_number, status_kib};
+use crowsnest_testkit::registry::Registries;
+use crowsnest_testkit::{config, images};
 
-/// Namespace of the benchmark's repositories.
+/// Namespace of the benchmark's repositories and of its own images.
 const NAMESPACE: &str = "crowsnest-bench";
 /// Label on every benchmark container (for reuse and cleanup).
 const BENCH_LABEL: &str = "crowsnest-bench";
-/// Tags of every repository, and the local image each one holds.
-const TAGS: [(&str, &str); 3] = [
-    ("1.0", "crowsnest-bench/busybox:1.0"),
-    ("1.1", "crowsnest-bench/busybox:1.1"),
-    ("2.0", "crowsnest-bench/busybox:2.0"),
-];
-/// The shared test images (`scripts/dockerd.sh build-images`) the benchmark's
-/// own images derive from: a label on top gives them their own image ids, so
-/// the hundreds of tags the world adds never show on the shared images.
-const SHARED_IMAGES: [&str; 3] = [
-    "crowsnest-test/busybox:1.0",
-    "crowsnest-test/busybox:1.1",
-    "crowsnest-test/busybox:2.0",
-];
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Setup requests in flight (registry and Docker).
 const SETUP_CONCURRENCY: usize = 8;
+
+/// Tags of every repository, and the local image each one holds: the
+/// benchmark's own images, derived from the shared test images, so that the
+/// hundreds of tags the world adds never show on the shared images.
+fn tags() -> Vec<(&'static str, String)> {
+    images::VERSIONS
+        .iter()
+        .map(|version| (*version, images::derived(NAMESPACE, version)))
+        .collect()
+}
 
 struct World {
     registry: String,
     repositories: usize,
     containers: usize,
-    socket: PathBuf,
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `host:port` of the plain registry from `target/test-env/registries.env`.
-fn plain_registry() -> String {
-    let from_file = std::fs::read_to_string(repo_root().join("target/test-env/registries.env"))
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|line| {
-                line.trim()
-                    .trim_start_matches("export ")
-                    .strip_prefix("CROWSNEST_TEST_REGISTRY_PLAIN=")
-                    .map(str::to_string)
-            })
-        });
-    std::env::var("CROWSNEST_TEST_REGISTRY_PLAIN")
-        .ok()
-        .or(from_file)
-        .unwrap_or_else(|| "http://127.0.0.1:5001".into())
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string()
+    engine: &'static Engine,
 }
 
 fn repository(index: usize) -> String {
@@ -99,48 +70,6 @@ fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-fn docker_cli(socket: &Path, args: &[&str]) -> Result<String> {
-    let output = Command::new("docker")
-        .arg("--host")
-        .arg(format!("unix://{}", socket.display()))
-        .args(args)
-        .output()
-        .context("run the docker CLI")?;
-    ensure!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
-/// `FROM shared` plus a label, tagged `image` (legacy builder, no network).
-fn build_derived_image(socket: &Path, shared: &str, image: &str) -> Result<()> {
-    use std::io::Write;
-    let mut child = Command::new("docker")
-        .arg("--host")
-        .arg(format!("unix://{}", socket.display()))
-        .args(["build", "--quiet", "--tag", image, "-"])
-        .env("DOCKER_BUILDKIT", "0")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("run docker build")?;
-    child
-        .stdin
-        .take()
-        .context("docker build stdin")?
-        .write_all(format!("FROM {shared}\nLABEL crowsnest-bench-base=\"{image}\"\n").as_bytes())?;
-    let output = child.wait_with_output()?;
-    ensure!(
-        output.status.success(),
-        "docker build {image}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
-}
-
 /// The manifest of `repository:tag` (Docker schema 2), or `None` when absent.
 async fn manifest(
     http: &reqwest::Client,
@@ -150,7 +79,7 @@ async fn manifest(
 ) -> Result<Option<Vec<u8>>> {
     let response = http
         .get(format!("http://{registry}/v2/{repository}/manifests/{tag}"))
-        .header("Accept", DOCKER_MANIFEST)
+        .header("Accept", MEDIA_TYPE_DOCKER_MANIFEST)
         .send()
         .await?;
     if response.status().as_u16() == 404 {
@@ -187,15 +116,15 @@ fn blobs_of(manifest: &[u8]) -> Result<Vec<String>> {
 async fn seed(world: &World, http: &reqwest::Client) -> Result<Vec<Vec<u8>>> {
     let seed = format!("{NAMESPACE}/seed");
     let mut manifests = Vec::new();
-    for (tag, image) in TAGS {
+    for (tag, image) in tags() {
         if let Some(existing) = manifest(http, &world.registry, &seed, tag).await? {
             manifests.push(existing);
             continue;
         }
         let target = format!("{}/{seed}:{tag}", world.registry);
-        docker_cli(&world.socket, &["tag", image, &target])?;
-        docker_cli(&world.socket, &["push", "--quiet", &target])?;
-        docker_cli(&world.socket, &["rmi", "--no-prune", &target])?;
+        world.engine.docker(&["tag", &image, &target]);
+        world.engine.docker(&["push", "--quiet", &target]);
+        world.engine.docker(&["rmi", "--no-prune", &target]);
         manifests.push(
             manifest(http, &world.registry, &seed, tag)
                 .await?
@@ -220,16 +149,16 @@ async fn fill_repository(
         .send()
         .await?;
     if listed.status().is_success() {
-        let tags: serde_json::Value = listed.json().await?;
-        let present: Vec<&str> = tags["tags"]
+        let listed: serde_json::Value = listed.json().await?;
+        let present: Vec<&str> = listed["tags"]
             .as_array()
             .map(|t| t.iter().filter_map(|v| v.as_str()).collect())
             .unwrap_or_default();
-        if TAGS.iter().all(|(tag, _)| present.contains(tag)) {
+        if tags().iter().all(|(tag, _)| present.contains(tag)) {
             return Ok(false);
         }
     }
-    for ((tag, _), manifest) in TAGS.iter().zip(manifests) {
+    for ((tag, _), manifest) in tags().iter().zip(manifests) {
         for digest in blobs_of(manifest)? {
             let mounted = http
                 .post(format!(
@@ -249,7 +178,7 @@ async fn fill_repository(
                 "http://{}/v2/{repository}/manifests/{tag}",
                 world.registry
             ))
-            .header("Content-Type", DOCKER_MANIFEST)
+            .header("Content-Type", MEDIA_TYPE_DOCKER_MANIFEST)
             .body(manifest.clone())
             .send()
             .await?;
@@ -265,7 +194,8 @@ async fn fill_repository(
 /// Local image reference of container `index`: repositories round-robin,
 /// tags in thirds (two thirds have an update, one third is current).
 fn container_image(world: &World, index: usize) -> String {
-    let (tag, _) = TAGS[(index / world.repositories) % TAGS.len()];
+    let versions = images::VERSIONS;
+    let tag = versions[(index / world.repositories) % versions.len()];
     format!(
         "{}/{}:{tag}",
         world.registry,
@@ -308,13 +238,13 @@ async fn setup(world: &World, docker: &Docker) -> Result<()> {
     }
 
     // Local tags, so that containers name the registry's repositories.
-    let tags: Vec<Result<()>> = futures::stream::iter(
-        (0..world.repositories).flat_map(|r| TAGS.iter().map(move |t| (r, *t))),
+    let local: Vec<Result<()>> = futures::stream::iter(
+        (0..world.repositories).flat_map(|r| tags().into_iter().map(move |t| (r, t))),
     )
     .map(|(index, (tag, image))| async move {
         docker
             .tag_image(
-                image,
+                &image,
                 Some(TagImageOptions {
                     repo: Some(format!("{}/{}", world.registry, repository(index))),
                     tag: Some(tag.to_string()),
@@ -326,7 +256,7 @@ async fn setup(world: &World, docker: &Docker) -> Result<()> {
     .buffer_unordered(SETUP_CONCURRENCY)
     .collect()
     .await;
-    tags.into_iter().collect::<Result<Vec<()>>>()?;
+    local.into_iter().collect::<Result<Vec<()>>>()?;
 
     let existing = bench_containers(docker).await?;
     let wanted: Vec<String> = (0..world.containers)
@@ -376,7 +306,7 @@ async fn setup(world: &World, docker: &Docker) -> Result<()> {
     println!(
         "world: {} repositories × {} tags in {} ({pushed} filled now), {} containers ({created} created now); setup {:.1} s",
         world.repositories,
-        TAGS.len(),
+        images::VERSIONS.len(),
         world.registry,
         world.containers,
         started.elapsed().as_secs_f64()
@@ -407,7 +337,7 @@ async fn cleanup(world: &World, docker: &Docker) -> Result<()> {
     let containers = bench_containers(docker).await?;
     remove_containers(docker, &containers).await;
     futures::stream::iter(
-        (0..world.repositories).flat_map(|r| TAGS.iter().map(move |(tag, _)| (r, *tag))),
+        (0..world.repositories).flat_map(|r| images::VERSIONS.iter().map(move |tag| (r, *tag))),
     )
     .for_each_concurrent(SETUP_CONCURRENCY, |(index, tag)| async move {
         let reference = format!("{}/{}:{tag}", world.registry, repository(index));
@@ -433,24 +363,21 @@ async fn cleanup(world: &World, docker: &Docker) -> Result<()> {
     Ok(())
 }
 
-fn config_for(world: &World, dir: &Path) -> Result<Config> {
-    let path = dir.join("config.toml");
+fn config_for(world: &World, dir: &Path) -> Config {
     // Docker Hub points at a loopback registry: a stray watched container can
     // never make the benchmark reach the internet.
     let text = format!(
-        "[watchers.local]\nsocket = \"{}\"\nwatch_all = true\nwatch_by_default = false\n\n\
-         [store]\npath = \"{}\"\ntag_cache_ttl = 0\n\n\
-         [registries.hub]\nplugin = \"dockerhub\"\nurl = \"http://127.0.0.1:5003\"\n",
-        world.socket.display(),
-        dir.join("store.db").display(),
+        "{}\n{}{}",
+        config::watcher(world.engine, "watch_all = true\nwatch_by_default = false"),
+        config::store(&dir.join("store.db")),
+        config::hub(Registries::get()),
     );
-    std::fs::write(&path, text)?;
-    Config::load(Some(&path)).map_err(|err| anyhow::anyhow!("{err}"))
+    config::load(&config::write(dir, "config.toml", &text))
 }
 
 async fn measure(world: &World, scans: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let config = config_for(world, dir.path())?;
+    let config = config_for(world, dir.path());
     let rss_before = status_kib("VmRSS:");
     let peak_reset = reset_peak_rss();
     let setup_started = Instant::now();
@@ -504,7 +431,7 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
     let mut discovery_times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let found = crowsnest::discovery::discover_all(scanner.watchers()).await;
+        let found = crowsnest::docker::discover_all(scanner.watchers()).await;
         discovery_times.push(started.elapsed());
         ensure!(
             found.iter().all(|w| w.containers.is_ok()),
@@ -559,13 +486,13 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    let engine = Engine::shared();
+    images::derive(engine, NAMESPACE);
     let world = World {
-        registry: plain_registry(),
+        registry: Registries::get().plain.clone(),
         repositories: env_number("CROWSNEST_BENCH_REPOSITORIES", 100).max(1),
         containers: env_number("CROWSNEST_BENCH_CONTAINERS", 600),
-        socket: std::env::var_os("CROWSNEST_TEST_DOCKER_SOCKET")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
+        engine,
     };
     let scans = env_number("CROWSNEST_BENCH_SCANS", 5).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -573,7 +500,7 @@ fn main() -> Result<()> {
         .build()?;
     runtime.block_on(async {
         let docker = Docker::connect_with_unix(
-            &world.socket.display().to_string(),
+            &world.engine.socket().display().to_string(),
             120,
             bollard::API_DEFAULT_VERSION,
         )
@@ -582,20 +509,6 @@ fn main() -> Result<()> {
             .ping()
             .await
             .context("the test Docker engine does not answer (scripts/dockerd.sh start)")?;
-        for shared in SHARED_IMAGES {
-            if docker.inspect_image(shared).await.is_err() {
-                let status = Command::new(repo_root().join("scripts/dockerd.sh"))
-                    .arg("build-images")
-                    .status()?;
-                ensure!(status.success(), "scripts/dockerd.sh build-images failed");
-                break;
-            }
-        }
-        for ((_, image), shared) in TAGS.iter().zip(SHARED_IMAGES) {
-            if docker.inspect_image(image).await.is_err() {
-                build_derived_image(&world.socket, shared, image)?;
-            }
-        }
         setup(&world, &docker).await?;
         let measured = measure(&world, scans).await;
         if std::env::var("CROWSNEST_BENCH_KEEP").is_ok_and(|v| v == "1") {

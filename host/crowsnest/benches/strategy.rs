@@ -7,16 +7,14 @@
 //! - per-call time when 100 containers share one repository's tag list,
 //!   called one after another (as `scan::check` does) and concurrently.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
-use support::{percentile, report};
 
-use crowsnest::plugin::engine::ComponentCache;
 use crowsnest::plugin::strategy::StrategyOptions;
-use crowsnest::plugin::{Catalog, CatalogOptions, PluginKind, SandboxLimits, StrategyPlugin};
+use crowsnest::plugin::{PluginKind, SandboxLimits, StrategyPlugin};
+use crowsnest_testkit::figures::{percentile, report};
+use crowsnest_testkit::plugins::{catalog, spec};
 
 /// Tags per repository.
 const TAG_COUNT: usize = 1000;
@@ -126,14 +124,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let catalog = Catalog::load(&CatalogOptions {
-        dir: None,
-        cache: ComponentCache::new(None),
-    })
-    .await;
+    let catalog = catalog(None, None).await;
     let semver = catalog.find("semver", PluginKind::VersionStrategy)?;
     let limits = SandboxLimits::default();
-    let strategy = StrategyPlugin::new(&semver.component, Vec::new(), limits, 1).await?;
+    let strategy = StrategyPlugin::new(&semver.component, spec(Vec::new(), limits, 1)).await?;
     let tags = realistic_tags();
     anyhow::ensure!(tags.len() == TAG_COUNT, "generated {} tags", tags.len());
     let options = StrategyOptions::default();
@@ -209,7 +203,8 @@ async fn run() -> anyhow::Result<()> {
         p50.as_secs_f64() * 1e3
     );
 
-    let shared = Arc::new(StrategyPlugin::new(&semver.component, Vec::new(), limits, 2).await?);
+    let shared =
+        Arc::new(StrategyPlugin::new(&semver.component, spec(Vec::new(), limits, 2)).await?);
     let tags = Arc::new(tags);
     let mut per_call = Vec::new();
     for _ in 0..50 {

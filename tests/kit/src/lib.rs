@@ -9,15 +9,17 @@
 //! registry HTTP API, a counting proxy), containers removed on drop
 //! ([`containers`]), configuration files ([`config`]), the `crowsnest` binary
 //! ([`binary`]), polling ([`wait`]), loopback ports ([`ports`]), scan
-//! requests and the checks on their results ([`scans`]), one test's slice of
-//! the shared world ([`world`]), plugin catalogs, fixtures and instance specs
-//! ([`plugins`]) and the figures benchmarks print ([`figures`]). All traffic stays on 127.0.0.1; everything a test starts
-//! is stopped when it ends.
+//! requests and the checks on their results ([`scans`]), table-driven cases
+//! reported together ([`cases`]), one test's slice of the shared world
+//! ([`world`]), plugin catalogs, fixtures and instance specs ([`plugins`]),
+//! and the figures benchmarks print ([`figures`]). All traffic stays on
+//! 127.0.0.1; everything a test starts is stopped when it ends.
 //!
 //! A dev-dependency only: it depends on the library crates (config, engine,
-//! model, oci, plugin-host), never on the `crowsnest` front end, which its tests drive.
+//! model, oci, plugin-host), never on the `crowsnest` front end its tests drive.
 
 pub mod binary;
+pub mod cases;
 pub mod config;
 pub mod containers;
 pub mod engine;

@@ -145,11 +145,6 @@ impl TestWorld {
         crate::config::write(self.dir(), file, &full)
     }
 
-    /// `[watchers.local]` on the shared engine with `extra` lines.
-    pub fn watcher(&self, extra: &str) -> String {
-        crate::config::watcher(&self.engine, extra)
-    }
-
     /// A scanner built from the config file at `path`.
     pub async fn scanner(&self, path: &Path) -> Scanner {
         match Scanner::new(&crate::config::load(path)).await {
