@@ -3,10 +3,8 @@
 //! `grpc.health.v1`, token metadata, unknown ids and bad arguments.
 
 use crowsnest::server::grpc::proto;
-use crowsnest_testkit::config;
-use crowsnest_testkit::containers::Containers;
-use crowsnest_testkit::engine::{self, Engine};
-use crowsnest_testkit::registry::PrivateRegistry;
+use crowsnest_testkit::control_plane::AppAndLib;
+use crowsnest_testkit::engine;
 use proto::crowsnest_client::CrowsnestClient;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -42,23 +40,10 @@ fn sorted_names(list: &proto::ContainerList) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_over_grpc() {
     let _serial = engine::exclusive().await;
-    let engine = Engine::private();
-    let registry = PrivateRegistry::start(engine);
-    let app_refs = registry.push("cn/app", &["1.0", "2.0"]);
-    let lib_refs = registry.push("cn/lib", &["1.0", "1.1"]);
-    let containers = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
-    let app = containers.run(&app_refs[0], &[]);
-    let lib = containers.run(&lib_refs[0], &[]);
-    let store = tempfile::tempdir().unwrap();
-    let text = config::serve(
-        &store.path().join("crowsnest.db"),
-        engine,
-        &format!("scan_on_start = false\ntoken = \"{TOKEN}\""),
-        "",
-    );
-    let server = crowsnest::cli::serve::start(&config::parse(&text))
-        .await
-        .unwrap();
+    let world = AppAndLib::start();
+    let (app, lib) = (&world.app, &world.lib);
+    let config = world.config(&format!("scan_on_start = false\ntoken = \"{TOKEN}\""), "");
+    let server = crowsnest::cli::serve::start(&config).await.unwrap();
     let address = format!(
         "http://{}",
         server.grpc_addr.expect("gRPC is on by default")
@@ -101,8 +86,7 @@ async fn every_operation_over_grpc() {
     assert_eq!(denied.code(), Code::Unauthenticated);
 
     let mut api = client(channel, Some(TOKEN));
-    let mut both = vec![app.name.clone(), lib.name.clone()];
-    both.sort();
+    let both = world.both();
 
     // Watch all: full rescan.
     let all = api
@@ -124,30 +108,31 @@ async fn every_operation_over_grpc() {
     );
 
     // List with filters.
-    let listed = api
-        .list_containers(proto::ListContainersRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(sorted_names(&listed), both);
-    let by_name = api
-        .list_containers(proto::ListContainersRequest {
-            name: Some(lib.name.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(sorted_names(&by_name), vec![lib.name.clone()]);
-    let none = api
-        .list_containers(proto::ListContainersRequest {
-            update_available: Some(false),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(none.containers.is_empty());
+    let lib_only = vec![lib.name.clone()];
+    for (filter, expected) in [
+        (proto::ListContainersRequest::default(), &both),
+        (
+            proto::ListContainersRequest {
+                name: Some(lib.name.clone()),
+                ..Default::default()
+            },
+            &lib_only,
+        ),
+        (
+            proto::ListContainersRequest {
+                update_available: Some(false),
+                ..Default::default()
+            },
+            &Vec::new(),
+        ),
+    ] {
+        let listed = api
+            .list_containers(filter.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&sorted_names(&listed), expected, "{filter:?}");
+    }
 
     // Get and watch one; unknown ids.
     let got = api
@@ -175,24 +160,26 @@ async fn every_operation_over_grpc() {
     assert_eq!(unknown.code(), Code::NotFound);
 
     // Scan by images, host:port pattern included; bad arguments.
-    let scanned = api
-        .scan_images(proto::ScanImagesRequest {
-            images: vec![format!("{}/cn/app", registry.host())],
-            all: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(sorted_names(&scanned), vec![app.name.clone()]);
-    let scanned = api
-        .scan_images(proto::ScanImagesRequest {
-            images: vec![],
-            all: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(sorted_names(&scanned), both);
+    let app_only = vec![app.name.clone()];
+    for (request, expected) in [
+        (
+            proto::ScanImagesRequest {
+                images: vec![format!("{}/cn/app", world.registry.host())],
+                all: false,
+            },
+            &app_only,
+        ),
+        (
+            proto::ScanImagesRequest {
+                images: vec![],
+                all: true,
+            },
+            &both,
+        ),
+    ] {
+        let scanned = api.scan_images(request.clone()).await.unwrap().into_inner();
+        assert_eq!(&sorted_names(&scanned), expected, "{request:?}");
+    }
     let invalid = api
         .scan_images(proto::ScanImagesRequest {
             images: vec![],

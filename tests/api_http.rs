@@ -1,62 +1,41 @@
 //! The HTTP API over real HTTP, against `crowsnest serve` started in-process on
-//! loopback with a real Docker engine and a real registry (the private
-//! engine and per-test registry of `crowsnest_testkit`): every route, auth failures, malformed
-//! JSON, unknown ids, `/v1/update` with `host:port` images, the OpenAPI document
+//! loopback with a real Docker engine and a real registry (the control-plane
+//! world of `crowsnest_testkit`): every route, auth failures, malformed JSON,
+//! unknown ids, `/v1/update` with `host:port` images, the OpenAPI document
 //! against the live routes, and single-flight scans.
 
 use std::time::Duration;
 
 use crowsnest::server::http::documented_routes;
 use crowsnest_testkit::binary::Crowsnest;
-use crowsnest_testkit::config;
-use crowsnest_testkit::containers::{Container, Containers};
-use crowsnest_testkit::engine::{self, Engine};
-use crowsnest_testkit::registry::PrivateRegistry;
+use crowsnest_testkit::control_plane::AppAndLib;
+use crowsnest_testkit::engine;
 use crowsnest_testkit::wait;
 use serde_json::Value;
 
 const TOKEN: &str = "t0p-s3cret-token";
 
 struct Fixture {
-    app: Container,
-    lib: Container,
-    _containers: Containers,
-    registry: PrivateRegistry,
-    store: tempfile::TempDir,
     server: crowsnest::server::RunningServer,
     base: String,
     http: reqwest::Client,
+    world: AppAndLib,
 }
 
-/// Registry with `cn/app` 1.0, 2.0 and `cn/lib` 1.0, 1.1; containers on app:1.0 and lib:1.0.
+/// `crowsnest serve` on the app-and-lib world, with a trigger that can never deliver.
 async fn fixture(server_extra: &str) -> Fixture {
-    let engine = Engine::private();
-    let registry = PrivateRegistry::start(engine);
-    let app_refs = registry.push("cn/app", &["1.0", "2.0"]);
-    let lib_refs = registry.push("cn/lib", &["1.0", "1.1"]);
-    let containers = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
-    let app = containers.run(&app_refs[0], &[]);
-    let lib = containers.run(&lib_refs[0], &[]);
-    let store = tempfile::tempdir().unwrap();
-    let text = config::serve(
-        &store.path().join("crowsnest.db"),
-        engine,
+    let world = AppAndLib::start();
+    let config = world.config(
         &format!("scan_on_start = false\n{server_extra}"),
         "[triggers.hook]\nplugin = \"webhook\"\nurl = \"http://127.0.0.1:9/never\"\nauto = false\nretries = 0\n",
     );
-    let server = crowsnest::cli::serve::start(&config::parse(&text))
-        .await
-        .unwrap();
+    let server = crowsnest::cli::serve::start(&config).await.unwrap();
     let base = format!("http://{}", server.http_addr);
     Fixture {
-        app,
-        lib,
-        _containers: containers,
-        registry,
-        store,
         server,
         base,
         http: reqwest::Client::new(),
+        world,
     }
 }
 
@@ -95,7 +74,7 @@ impl Fixture {
     /// Registry requests the server sent to our registry so far (from `/metrics`).
     async fn registry_requests(&self) -> u64 {
         let (_, _, text) = self.call("GET", "/metrics", Some(TOKEN), None).await;
-        let origin = format!("origin=\"{}\"", self.registry.origin());
+        let origin = format!("origin=\"{}\"", self.world.registry.origin());
         text.lines()
             .filter(|line| {
                 line.starts_with("crowsnest_registry_requests_total{") && line.contains(&origin)
@@ -129,8 +108,7 @@ fn error_of(text: &str) -> String {
 async fn every_route_with_auth_errors_and_filters() {
     let _serial = engine::exclusive().await;
     let fx = fixture(&format!("token = \"{TOKEN}\"")).await;
-    let mut both = vec![fx.app.name.clone(), fx.lib.name.clone()];
-    both.sort();
+    let both = fx.world.both();
 
     // Health needs no token; everything else does.
     let (status, _, text) = fx.call("GET", "/health", None, None).await;
@@ -165,7 +143,7 @@ async fn every_route_with_auth_errors_and_filters() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["id"] == fx.app.id.as_str())
+        .find(|c| c["id"] == fx.world.app.id.as_str())
         .unwrap();
     assert_eq!(app["error"], Value::Null, "{app}");
     assert_eq!(app["updateAvailable"], true, "{app}");
@@ -173,10 +151,10 @@ async fn every_route_with_auth_errors_and_filters() {
     assert_eq!(app["updateKind"]["semverDiff"], "major");
 
     // Listing and filters.
-    let app_only = vec![fx.app.name.clone()];
-    let lib_only = vec![fx.lib.name.clone()];
+    let app_only = vec![fx.world.app.name.clone()];
+    let lib_only = vec![fx.world.lib.name.clone()];
     let none = Vec::<String>::new();
-    let by_name = format!("/api/containers?name={}", fx.app.name);
+    let by_name = format!("/api/containers?name={}", fx.world.app.name);
     for (path, expected) in [
         ("/api/containers", &both),
         (by_name.as_str(), &app_only),
@@ -201,9 +179,14 @@ async fn every_route_with_auth_errors_and_filters() {
 
     // One container; unknown ids.
     let one = fx
-        .json("GET", &format!("/api/containers/{}", fx.lib.id), None, 200)
+        .json(
+            "GET",
+            &format!("/api/containers/{}", fx.world.lib.id),
+            None,
+            200,
+        )
         .await;
-    assert_eq!(one["name"], fx.lib.name.as_str());
+    assert_eq!(one["name"], fx.world.lib.name.as_str());
     assert_eq!(one["updateKind"]["remoteValue"], "1.1");
     let missing = fx
         .json("GET", "/api/containers/0000deadbeef", None, 404)
@@ -212,17 +195,17 @@ async fn every_route_with_auth_errors_and_filters() {
     let watched = fx
         .json(
             "POST",
-            &format!("/api/containers/{}/watch", fx.app.id),
+            &format!("/api/containers/{}/watch", fx.world.app.id),
             None,
             200,
         )
         .await;
-    assert_eq!(watched["id"], fx.app.id.as_str());
+    assert_eq!(watched["id"], fx.world.app.id.as_str());
     fx.json("POST", "/api/containers/0000deadbeef/watch", None, 404)
         .await;
 
     // Batch rescan by image: with and without registry host:port, and all.
-    let host = fx.registry.host();
+    let host = fx.world.registry.host();
     let app_with_host = format!(r#"{{"images": ["{host}/cn/app"]}}"#);
     for (body, expected) in [
         (r#"{"images": ["cn/lib"]}"#, &lib_only),
@@ -287,7 +270,7 @@ async fn every_route_with_auth_errors_and_filters() {
     // Manual trigger run: unknown trigger, and a delivery that cannot succeed.
     fx.json(
         "POST",
-        &format!("/api/containers/{}/triggers/nope", fx.app.id),
+        &format!("/api/containers/{}/triggers/nope", fx.world.app.id),
         None,
         404,
     )
@@ -295,7 +278,7 @@ async fn every_route_with_auth_errors_and_filters() {
     let failed = fx
         .json(
             "POST",
-            &format!("/api/containers/{}/triggers/hook", fx.app.id),
+            &format!("/api/containers/{}/triggers/hook", fx.world.app.id),
             None,
             502,
         )
@@ -339,7 +322,7 @@ async fn every_route_with_auth_errors_and_filters() {
     let crowsnest = Crowsnest::at(env!("CARGO_BIN_EXE_crowsnest"));
     let rescan = |args: &[&str]| {
         crowsnest
-            .command(fx.store.path())
+            .command(fx.world.store.path())
             .args(["rescan", "--server", &fx.base])
             .args(args)
             .output()
@@ -352,7 +335,10 @@ async fn every_route_with_auth_errors_and_filters() {
         String::from_utf8_lossy(&output.stderr)
     );
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(names(&answer["containers"]), vec![fx.lib.name.clone()]);
+    assert_eq!(
+        names(&answer["containers"]),
+        vec![fx.world.lib.name.clone()]
+    );
     let output = rescan(&["--token", TOKEN]);
     assert!(
         output.status.success(),
@@ -362,7 +348,7 @@ async fn every_route_with_auth_errors_and_filters() {
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(
         table.starts_with("NAME")
-            && table.contains(&fx.app.name)
+            && table.contains(&fx.world.app.name)
             && table.contains("update available"),
         "{table}"
     );
@@ -388,7 +374,9 @@ async fn every_route_with_auth_errors_and_filters() {
             paths[path].get(method).is_some(),
             "{method} {path} missing from the document"
         );
-        let live = path.replace("{id}", &fx.lib.id).replace("{name}", "hook");
+        let live = path
+            .replace("{id}", &fx.world.lib.id)
+            .replace("{name}", "hook");
         let body = (path == "/api/scan").then_some(r#"{"all": true}"#);
         let (status, _, text) = fx
             .call(&method.to_uppercase(), &live, Some(TOKEN), body)

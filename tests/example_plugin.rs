@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crowsnest_testkit::images::{E2E_1_0, E2E_1_1};
+use crowsnest_testkit::scans::{json_container, json_containers};
 use crowsnest_testkit::world::TestWorld;
 
 fn example_plugin() -> PathBuf {
@@ -56,15 +57,16 @@ fn example_plugin_is_listed_and_used_as_a_drop_in() {
     );
 
     // A repository with a release, a newer release, and work-in-progress tags.
-    let repository = format!("{host}/{}", world.repository("app"));
-    for (source, tag) in [
-        (E2E_1_0, "1.0"),
-        (E2E_1_1, "1.1"),
-        (E2E_1_0, "1.0-wip"),
-        (E2E_1_1, "1.1-wip"),
-    ] {
-        world.push(source, &format!("{repository}:{tag}"));
-    }
+    let repository = world.plain_image("app");
+    world.push_tags(
+        &repository,
+        &[
+            ("1.0", E2E_1_0),
+            ("1.1", E2E_1_1),
+            ("1.0-wip", E2E_1_0),
+            ("1.1-wip", E2E_1_1),
+        ],
+    );
     let watched = [("crowsnest.watch", "true")];
     let release = world.create(&format!("{repository}:1.0"), &watched);
     let wip = world.create(&format!("{repository}:1.0-wip"), &watched);
@@ -78,13 +80,8 @@ fn example_plugin_is_listed_and_used_as_a_drop_in() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let containers: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
-    let find = |id: &str| {
-        containers
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("{id} not in scan: {stdout}"))
-    };
+    let containers = json_containers(&out.stdout);
+    let find = |id: &str| json_container(&containers, id);
     let release = find(&release);
     assert_eq!(release["image"]["registry"]["name"], "acme", "{release:#}");
     assert_eq!(release["error"], serde_json::Value::Null, "{release:#}");

@@ -12,6 +12,7 @@ use crowsnest::plugin::{
     ComponentCache, PluginComponent, PluginError, PluginKind, RegistryPlugin, SandboxLimits,
     StrategyPlugin,
 };
+use crowsnest_testkit::cases::check_each;
 use crowsnest_testkit::plugins::{builtin, catalog, fixture, registry_spec, spec};
 
 async fn component(name: &str) -> PluginComponent {
@@ -79,18 +80,23 @@ async fn loop_bomb_panic_and_bad_utf8_are_contained_traps() {
             cause.contains("component ABI") && cause.to_lowercase().contains("utf-8")
         }),
     ];
-    for (input, expected, check) in cases {
-        let strategy = hostile_strategy().await;
-        let err = strategy
-            .choose(input, &tags(), &StrategyOptions::default())
-            .await
-            .unwrap_err();
-        let message = err.to_string();
-        assert!(message.contains("hostile-strategy"), "`{input}`: {message}");
-        let cause = trap_cause(err);
-        assert!(check(&cause), "`{input}` should hit {expected}: {cause}");
-        still_works(&strategy).await;
-    }
+    check_each(
+        &cases,
+        |(input, expected, _)| format!("`{input}` hits {expected}"),
+        |(input, _, check)| async move {
+            let strategy = hostile_strategy().await;
+            let err = strategy
+                .choose(input, &tags(), &StrategyOptions::default())
+                .await
+                .unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains("hostile-strategy"), "{message}");
+            let cause = trap_cause(err);
+            assert!(check(&cause), "{cause}");
+            still_works(&strategy).await;
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

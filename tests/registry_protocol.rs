@@ -10,10 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crowsnest::oci::{
-    AccessPolicy, Auth, ClientConfig, HostAllowList, Location, Platform, RegistryClient,
-    RegistryError, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+    AccessPolicy, Auth, ClientConfig, HostAllowList, Location, ManifestInfo, Platform,
+    RegistryClient, RegistryError, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST,
     MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST,
 };
+use crowsnest_testkit::cases::check_each;
 use crowsnest_testkit::registry::{http_url, sha256_digest, Credentials, Registries, RegistryApi};
 use crowsnest_testkit::unique;
 use serde_json::{json, Value};
@@ -56,6 +57,26 @@ fn client() -> RegistryClient {
     RegistryClient::new(ClientConfig::default()).unwrap()
 }
 
+/// `reference` at `location` resolved anonymously for `platform`, with its
+/// creation time when `with_created`.
+async fn anonymously(
+    client: &RegistryClient,
+    location: &Location,
+    reference: &str,
+    platform: Option<Platform>,
+    with_created: bool,
+) -> Result<ManifestInfo, RegistryError> {
+    client
+        .resolve(
+            location,
+            reference,
+            &Auth::Anonymous,
+            platform.as_ref(),
+            with_created,
+        )
+        .await
+}
+
 // ---------------------------------------------------------------- pushing images
 
 /// Pushes generated images through the registry API.
@@ -91,6 +112,18 @@ impl Pusher {
     fn token() -> Self {
         let (name, password) = registries().token_user.clone();
         Self::new(&registries().token, Credentials::Token(name, password))
+    }
+
+    /// Pushes a one-layer linux/amd64 OCI image created at `created`, tagged `tag`.
+    async fn tagged(&self, repository: &str, tag: &str, created: &str) -> Pushed {
+        self.image(
+            repository,
+            Some(tag),
+            ("linux", "amd64", None),
+            created,
+            false,
+        )
+        .await
     }
 
     /// Pushes a one-layer image for `platform` created at `created`; tags it when `tag` is given.
@@ -374,13 +407,7 @@ async fn tag_listing_follows_pagination() {
     let repository = unique("crowsnest-test/paged");
     let pusher = Pusher::plain();
     let image = pusher
-        .image(
-            &repository,
-            Some("v0"),
-            ("linux", "amd64", None),
-            "2024-01-01T00:00:00Z",
-            false,
-        )
+        .tagged(&repository, "v0", "2024-01-01T00:00:00Z")
         .await;
     let tags: Vec<String> = (1..=6).map(|i| format!("v{i}")).collect();
     pusher.retag(&repository, &image, &tags).await;
@@ -417,6 +444,19 @@ async fn tag_listing_follows_pagination() {
     assert_eq!(tag_pages, 5);
 }
 
+/// What resolving a reference gives: digest, media type, the digest of the
+/// platform's image (indexes only) and the creation time (when asked).
+type Resolved<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
+
+/// A reference, a platform, whether to read the creation time, and what it
+/// resolves to or the words of its "manifest unknown" error.
+type Resolution<'a> = (
+    &'a str,
+    Option<Platform>,
+    bool,
+    Result<Resolved<'a>, &'a str>,
+);
+
 #[tokio::test]
 async fn manifest_digests_platforms_attestations_and_created() {
     let repository = unique("crowsnest-test/multi");
@@ -425,62 +465,15 @@ async fn manifest_digests_platforms_attestations_and_created() {
     let client = client();
 
     let single = pusher
-        .image(
-            &repository,
-            Some("single"),
-            ("linux", "amd64", None),
-            "2023-03-04T05:06:07Z",
-            false,
-        )
+        .tagged(&repository, "single", "2023-03-04T05:06:07Z")
         .await;
-    let info = client
-        .resolve(
-            &location,
-            "single",
-            &Auth::Anonymous,
-            Some(&Platform::new("linux", "amd64")),
-            true,
-        )
-        .await
-        .unwrap();
-    assert_eq!(info.digest, single.digest);
-    assert_eq!(info.media_type, MEDIA_TYPE_OCI_MANIFEST);
-    assert_eq!(info.platform_digest, None);
-    assert_eq!(info.created.as_deref(), Some("2023-03-04T05:06:07Z"));
-    let by_digest = client
-        .resolve(&location, &single.digest, &Auth::Anonymous, None, false)
-        .await
-        .unwrap();
-    assert_eq!(by_digest.digest, single.digest);
-    assert_eq!(by_digest.created, None);
-
-    let amd64 = pusher
-        .image(
-            &repository,
-            None,
-            ("linux", "amd64", None),
-            "2024-01-01T00:00:00Z",
-            false,
-        )
-        .await;
-    let arm64 = pusher
-        .image(
-            &repository,
-            None,
-            ("linux", "arm64", None),
-            "2024-02-02T00:00:00Z",
-            false,
-        )
-        .await;
-    let armv7 = pusher
-        .image(
-            &repository,
-            None,
-            ("linux", "arm", Some("v7")),
-            "2024-03-03T00:00:00Z",
-            false,
-        )
-        .await;
+    let [amd64, arm64, armv7] = [
+        (("linux", "amd64", None), "2024-01-01T00:00:00Z"),
+        (("linux", "arm64", None), "2024-02-02T00:00:00Z"),
+        (("linux", "arm", Some("v7")), "2024-03-03T00:00:00Z"),
+    ]
+    .map(|(platform, created)| pusher.image(&repository, None, platform, created, false));
+    let (amd64, arm64, armv7) = (amd64.await, arm64.await, armv7.await);
     let attestation = pusher.attestation(&repository, &amd64.digest).await;
     // The attestation comes first: it must never be selected, not even as "first image".
     let index_digest = pusher
@@ -496,58 +489,6 @@ async fn manifest_digests_platforms_attestations_and_created() {
             ],
         )
         .await;
-
-    let resolve = |platform: Option<Platform>, with_created: bool| {
-        let client = client.clone();
-        let location = location.clone();
-        async move {
-            client
-                .resolve(
-                    &location,
-                    "multi",
-                    &Auth::Anonymous,
-                    platform.as_ref(),
-                    with_created,
-                )
-                .await
-        }
-    };
-    let info = resolve(Some(Platform::new("linux", "arm64")), true)
-        .await
-        .unwrap();
-    assert_eq!(info.digest, index_digest);
-    assert_eq!(info.media_type, MEDIA_TYPE_OCI_INDEX);
-    assert_eq!(info.platform_digest.as_deref(), Some(arm64.digest.as_str()));
-    assert_eq!(info.created.as_deref(), Some(arm64.created.as_str()));
-
-    let info = resolve(
-        Some(Platform::new("linux", "arm").with_variant("v7")),
-        false,
-    )
-    .await
-    .unwrap();
-    assert_eq!(info.platform_digest.as_deref(), Some(armv7.digest.as_str()));
-    assert_eq!(info.created, None);
-
-    let info = resolve(None, true).await.unwrap();
-    assert_eq!(info.platform_digest, None);
-    assert_eq!(info.created.as_deref(), Some(amd64.created.as_str()));
-
-    let missing = resolve(Some(Platform::new("linux", "s390x")), false)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&missing, RegistryError::ManifestUnknown(m) if m.contains("linux/s390x")),
-        "{missing:?}"
-    );
-    let attestation_platform = resolve(Some(Platform::new("unknown", "unknown")), false)
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        attestation_platform,
-        RegistryError::ManifestUnknown(_)
-    ));
-
     // Docker manifest list of Docker manifests.
     let docker_amd64 = pusher
         .image(
@@ -578,23 +519,106 @@ async fn manifest_digests_platforms_attestations_and_created() {
             ],
         )
         .await;
-    let info = client
-        .resolve(
-            &location,
-            "docker-list",
-            &Auth::Anonymous,
-            Some(&Platform::new("linux", "arm64")),
-            true,
+
+    let arm64_platform = || Some(Platform::new("linux", "arm64"));
+    let multi = |platform, created| {
+        (
+            index_digest.as_str(),
+            MEDIA_TYPE_OCI_INDEX,
+            platform,
+            created,
         )
-        .await
-        .unwrap();
-    assert_eq!(info.digest, list_digest);
-    assert_eq!(info.media_type, MEDIA_TYPE_DOCKER_MANIFEST_LIST);
-    assert_eq!(
-        info.platform_digest.as_deref(),
-        Some(docker_arm64.digest.as_str())
-    );
-    assert_eq!(info.created.as_deref(), Some("2025-06-06T00:00:00Z"));
+    };
+    let cases: [Resolution; 8] = [
+        (
+            "single",
+            Some(Platform::new("linux", "amd64")),
+            true,
+            Ok((
+                &single.digest,
+                MEDIA_TYPE_OCI_MANIFEST,
+                None,
+                Some(single.created.as_str()),
+            )),
+        ),
+        (
+            &single.digest,
+            None,
+            false,
+            Ok((&single.digest, MEDIA_TYPE_OCI_MANIFEST, None, None)),
+        ),
+        (
+            "multi",
+            arm64_platform(),
+            true,
+            Ok(multi(
+                Some(arm64.digest.as_str()),
+                Some(arm64.created.as_str()),
+            )),
+        ),
+        (
+            "multi",
+            Some(Platform::new("linux", "arm").with_variant("v7")),
+            false,
+            Ok(multi(Some(armv7.digest.as_str()), None)),
+        ),
+        (
+            "multi",
+            None,
+            true,
+            Ok(multi(None, Some(amd64.created.as_str()))),
+        ),
+        (
+            "multi",
+            Some(Platform::new("linux", "s390x")),
+            false,
+            Err("linux/s390x"),
+        ),
+        (
+            "multi",
+            Some(Platform::new("unknown", "unknown")),
+            false,
+            Err(""),
+        ),
+        (
+            "docker-list",
+            arm64_platform(),
+            true,
+            Ok((
+                &list_digest,
+                MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+                Some(docker_arm64.digest.as_str()),
+                Some("2025-06-06T00:00:00Z"),
+            )),
+        ),
+    ];
+    check_each(
+        &cases,
+        |(reference, platform, with_created, _)| {
+            format!("{reference} for {platform:?}, created: {with_created}")
+        },
+        |(reference, platform, with_created, expected)| {
+            let (client, location) = (&client, &location);
+            async move {
+                let resolved =
+                    anonymously(client, location, reference, platform.clone(), *with_created).await;
+                match (resolved, expected) {
+                    (Ok(info), Ok((digest, media_type, platform_digest, created))) => {
+                        assert_eq!(&info.digest, digest);
+                        assert_eq!(&info.media_type, media_type);
+                        assert_eq!(info.platform_digest.as_deref(), *platform_digest);
+                        assert_eq!(info.created.as_deref(), *created);
+                    }
+                    (Err(error), Err(words)) => assert!(
+                        matches!(&error, RegistryError::ManifestUnknown(m) if m.contains(words)),
+                        "{error:?}"
+                    ),
+                    (resolved, expected) => panic!("expected {expected:?}, got {resolved:?}"),
+                }
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -602,13 +626,7 @@ async fn basic_auth_registry() {
     let repository = unique("crowsnest-test/basic");
     let registry = http_url(&registries().basic);
     let pushed = Pusher::basic()
-        .image(
-            &repository,
-            Some("1.0"),
-            ("linux", "amd64", None),
-            "2024-01-01T00:00:00Z",
-            false,
-        )
+        .tagged(&repository, "1.0", "2024-01-01T00:00:00Z")
         .await;
     let location = Location::new(&registry, &repository);
     let client = client();
@@ -644,24 +662,8 @@ async fn token_auth_anonymous_and_with_credentials() {
     let public = unique("public/app");
     let private = unique("private/app");
     let pusher = Pusher::token();
-    let public_image = pusher
-        .image(
-            &public,
-            Some("1.0"),
-            ("linux", "amd64", None),
-            "2024-04-04T00:00:00Z",
-            false,
-        )
-        .await;
-    let private_image = pusher
-        .image(
-            &private,
-            Some("2.0"),
-            ("linux", "amd64", None),
-            "2024-05-05T00:00:00Z",
-            false,
-        )
-        .await;
+    let public_image = pusher.tagged(&public, "1.0", "2024-04-04T00:00:00Z").await;
+    let private_image = pusher.tagged(&private, "2.0", "2024-05-05T00:00:00Z").await;
     let client = client();
 
     let public_location = Location::new(&registry, &public);
@@ -722,13 +724,7 @@ async fn tokens_are_cached_per_scope_and_identity() {
     let registry = http_url(&registries().token);
     let repository = unique("public/cached");
     Pusher::token()
-        .image(
-            &repository,
-            Some("1"),
-            ("linux", "amd64", None),
-            "2024-01-01T00:00:00Z",
-            false,
-        )
+        .tagged(&repository, "1", "2024-01-01T00:00:00Z")
         .await;
     let scope = format!("repository:{repository}:pull");
     assert_eq!(token_requests_for(&scope).await, 0);
@@ -777,13 +773,7 @@ async fn missing_repository_and_tag() {
     assert!(matches!(error, RegistryError::NameUnknown(_)), "{error:?}");
 
     Pusher::plain()
-        .image(
-            &repository,
-            Some("present"),
-            ("linux", "amd64", None),
-            "2024-01-01T00:00:00Z",
-            false,
-        )
+        .tagged(&repository, "present", "2024-01-01T00:00:00Z")
         .await;
     let error = client
         .resolve(
@@ -806,13 +796,7 @@ async fn pull_through_proxy_serves_the_upstream() {
     let repository = unique("crowsnest-test/mirrored");
     let pusher = Pusher::plain();
     let amd64 = pusher
-        .image(
-            &repository,
-            Some("1.0"),
-            ("linux", "amd64", None),
-            "2024-07-07T00:00:00Z",
-            false,
-        )
+        .tagged(&repository, "1.0", "2024-07-07T00:00:00Z")
         .await;
     let arm64 = pusher
         .image(
@@ -845,16 +829,15 @@ async fn pull_through_proxy_serves_the_upstream() {
         .unwrap();
     assert_eq!(info.digest, amd64.digest);
     assert_eq!(info.created.as_deref(), Some("2024-07-07T00:00:00Z"));
-    let info = client
-        .resolve(
-            &mirror,
-            "2.0",
-            &Auth::Anonymous,
-            Some(&Platform::new("linux", "arm64")),
-            true,
-        )
-        .await
-        .unwrap();
+    let info = anonymously(
+        &client,
+        &mirror,
+        "2.0",
+        Some(Platform::new("linux", "arm64")),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(info.digest, index);
     assert_eq!(info.platform_digest.as_deref(), Some(arm64.digest.as_str()));
     assert_eq!(info.created.as_deref(), Some("2024-08-08T00:00:00Z"));
@@ -882,13 +865,7 @@ async fn policy_refuses_other_registries_and_learns_realms() {
 
     let repository = unique("public/policy");
     Pusher::token()
-        .image(
-            &repository,
-            Some("1"),
-            ("linux", "amd64", None),
-            "2024-01-01T00:00:00Z",
-            false,
-        )
+        .tagged(&repository, "1", "2024-01-01T00:00:00Z")
         .await;
     let before = shared.counters().total();
     let refused = restricted

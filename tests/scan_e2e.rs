@@ -9,9 +9,11 @@
 
 use crowsnest::model::{ContainerObject, ScanRequest};
 use crowsnest::oci::{MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST};
+use crowsnest::scan::Scanner;
+use crowsnest_testkit::cases::check_each;
 use crowsnest_testkit::engine::{self, Engine};
 use crowsnest_testkit::images::{E2E_1_0, E2E_1_1, E2E_2_0};
-use crowsnest_testkit::registry::{sha256_digest, CountingProxy};
+use crowsnest_testkit::registry::{sha256_digest, CountingProxy, Registries};
 use crowsnest_testkit::scans::{self, assert_failed, container, find, images, Case};
 use crowsnest_testkit::world::{TestWorld, WORLD_LABEL};
 
@@ -41,6 +43,22 @@ fn assert_up_to_date(object: &ContainerObject, tag: &str) {
     );
 }
 
+/// A scanner of `world` watching the test engine.
+async fn local_scanner(world: &TestWorld) -> Scanner {
+    world.scanner(&world.config(&watcher(""))).await
+}
+
+/// A config watching the test engine (`local`) and an engine that is not
+/// there (`ghost`).
+fn local_and_ghost(world: &TestWorld) -> std::path::PathBuf {
+    let ghost = world.dir().join("no-such-dir/docker.sock");
+    world.config(&format!(
+        "{}[watchers.ghost]\nsocket = \"{}\"\n",
+        watcher(""),
+        ghost.display()
+    ))
+}
+
 /// A failed check whose error mentions `words` (in any case).
 fn assert_error_mentions(object: &ContainerObject, words: &[&str]) {
     assert_failed(object, words, Case::Insensitive);
@@ -50,13 +68,13 @@ fn assert_error_mentions(object: &ContainerObject, words: &[&str]) {
 async fn tag_update_found_and_none_found() {
     let world = test_world("update");
     let plain = world.registries.plain.clone();
-    let app = format!("{plain}/{}", world.repository("app"));
-    let lib = format!("{plain}/{}", world.repository("lib"));
-    world.push(E2E_1_0, &format!("{app}:1.0"));
-    world.push(E2E_1_1, &format!("{app}:1.1"));
-    world.push(E2E_2_0, &format!("{app}:2.0"));
-    world.push(E2E_1_0, &format!("{lib}:1.0"));
-    world.push(E2E_1_1, &format!("{lib}:1.1"));
+    let app = world.plain_image("app");
+    let lib = world.plain_image("lib");
+    world.push_tags(
+        &app,
+        &[("1.0", E2E_1_0), ("1.1", E2E_1_1), ("2.0", E2E_2_0)],
+    );
+    world.push_tags(&lib, &[("1.0", E2E_1_0), ("1.1", E2E_1_1)]);
     let old = world.run(&format!("{app}:1.0"), &[]);
     let newest = world.run(&format!("{app}:2.0"), &[]);
     let minor = world.run(
@@ -67,8 +85,7 @@ async fn tag_update_found_and_none_found() {
         )],
     );
 
-    let config = world.config(&watcher(""));
-    let scanner = world.scanner(&config).await;
+    let scanner = local_scanner(&world).await;
     let report = scanner.scan(&images(&[&app, &lib])).await;
     assert!(
         report.watcher_errors.is_empty(),
@@ -194,8 +211,7 @@ async fn multi_arch_index_images() {
     let versioned = world.run(&format!("{image}:1.0"), &[]);
     let latest = world.run(&format!("{image}:latest"), &[]);
 
-    let config = world.config(&watcher(""));
-    let scanner = world.scanner(&config).await;
+    let scanner = local_scanner(&world).await;
     let report = scanner.scan(&images(&[&image])).await;
 
     let versioned = container(&report, &versioned);
@@ -265,15 +281,13 @@ async fn multi_arch_index_images() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_pinned_images() {
     let world = test_world("pinned");
-    let plain = world.registries.plain.clone();
-    let image = format!("{plain}/{}", world.repository("pinned"));
+    let image = world.plain_image("pinned");
     let digest_1_0 = world.push(E2E_1_0, &format!("{image}:1.0"));
     world.push(E2E_2_0, &format!("{image}:2.0"));
     let by_digest = world.run(&format!("{image}@{digest_1_0}"), &[]);
     let tag_and_digest = world.run(&format!("{image}:1.0@{digest_1_0}"), &[]);
 
-    let config = world.config(&watcher(""));
-    let scanner = world.scanner(&config).await;
+    let scanner = local_scanner(&world).await;
     let report = scanner.scan(&images(&[&image])).await;
 
     // Pinned by digest only: no tag to compare, never reported as up to date.
@@ -305,8 +319,7 @@ async fn digest_pinned_images() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_watching_on_latest() {
     let world = test_world("latest");
-    let plain = world.registries.plain.clone();
-    let image = format!("{plain}/{}", world.repository("rolling"));
+    let image = world.plain_image("rolling");
     let first = world.push(E2E_1_0, &format!("{image}:latest"));
     let running = world.run(&format!("{image}:latest"), &[]);
     let unwatched = world.run(
@@ -314,8 +327,7 @@ async fn digest_watching_on_latest() {
         &[("crowsnest.watch.digest", "false")],
     );
 
-    let config = world.config(&watcher(""));
-    let scanner = world.scanner(&config).await;
+    let scanner = local_scanner(&world).await;
     let report = scanner.scan(&images(&[&image])).await;
     let object = container(&report, &running);
     assert!(object.error.is_none(), "{:?}", object.error);
@@ -348,95 +360,119 @@ async fn digest_watching_on_latest() {
     assert_eq!(off.image.digest.repo, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn basic_auth_registry_with_right_and_wrong_credentials() {
-    let world = test_world("basic");
-    let basic = world.registries.basic.clone();
-    let (user, password) = world.registries.basic_user.clone();
-    world.login(&basic, &user, &password);
-    let image = format!("{basic}/{}", world.repository("private"));
-    world.push(E2E_1_0, &format!("{image}:1.0"));
-    world.push(E2E_1_1, &format!("{image}:1.0.1"));
-    world.push(E2E_1_1, &format!("{image}:1.1"));
-    let id = world.run(&format!("{image}:1.0"), &[]);
+/// A registry that wants credentials, as a case of
+/// [`registries_with_right_wrong_and_no_credentials`].
+struct Credentialed {
+    /// The registry instance the config names (and the case's name).
+    instance: &'static str,
+    /// `host:port`.
+    registry: String,
+    /// The right user and password.
+    login: (String, String),
+    /// Tags pushed besides `1.0`, with their images.
+    tags: &'static [(&'static str, &'static str)],
+    /// A tag pushed only after a first scan, which must find `1.0` up to date.
+    later: Option<(&'static str, &'static str)>,
+}
 
-    let right = world.config_named(
-        "right.toml",
+/// A config `file` with the `oci` registry `name` on `registry`, logging in
+/// as `user` with `password`.
+fn credentials(
+    world: &TestWorld,
+    file: &str,
+    name: &str,
+    registry: &str,
+    (user, password): (&str, &str),
+) -> std::path::PathBuf {
+    world.config_named(
+        file,
         &format!(
-            "{}[registries.private]\nplugin = \"oci\"\nurl = \"http://{basic}\"\nusername = \"{user}\"\npassword = \"{password}\"\n",
+            "{}[registries.{name}]\nplugin = \"oci\"\nurl = \"http://{registry}\"\nusername = \"{user}\"\npassword = \"{password}\"\n",
             watcher("")
         ),
-    );
-    let report = world.scanner(&right).await.scan(&images(&[&image])).await;
-    let object = container(&report, &id);
-    assert_tag_update(object, "1.0", "1.1", "minor");
-    assert_eq!(object.image.registry.name, "private");
-    assert_eq!(object.image.registry.url, format!("http://{basic}/v2"));
-
-    let wrong = world.config_named(
-        "wrong.toml",
-        &format!(
-            "{}[registries.private]\nplugin = \"oci\"\nurl = \"http://{basic}\"\nusername = \"{user}\"\npassword = \"not-{password}\"\n",
-            watcher("")
-        ),
-    );
-    let report = world.scanner(&wrong).await.scan(&images(&[&image])).await;
-    let object = container(&report, &id);
-    assert_error_mentions(object, &["unauthorized", "private"]);
-    assert!(
-        !object
-            .error
-            .as_ref()
-            .expect("error")
-            .message
-            .contains(&password),
-        "the password never shows"
-    );
-
-    // No credentials at all: unauthorized too, never "up to date".
-    let none = world.config_named("none.toml", &watcher(""));
-    let report = world.scanner(&none).await.scan(&images(&[&image])).await;
-    assert_error_mentions(container(&report, &id), &["unauthorized"]);
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_auth_registry_with_right_and_wrong_credentials() {
-    let world = test_world("token");
-    let token = world.registries.token.clone();
-    let (user, password) = world.registries.token_user.clone();
-    world.login(&token, &user, &password);
-    let image = format!("{token}/{}", world.repository("private"));
-    world.push(E2E_1_0, &format!("{image}:1.0"));
-    world.push(E2E_2_0, &format!("{image}:1.0.1"));
-    world.push(E2E_2_0, &format!("{image}:1.0.2"));
-    let id = world.run(&format!("{image}:1.0"), &[]);
+async fn registries_with_right_wrong_and_no_credentials() {
+    let registries = Registries::get();
+    let cases = [
+        Credentialed {
+            instance: "private",
+            registry: registries.basic.clone(),
+            login: registries.basic_user.clone(),
+            tags: &[("1.0.1", E2E_1_1), ("1.1", E2E_1_1)],
+            later: None,
+        },
+        // Three-part tags are another shape than `1.0`: nothing to offer
+        // until `1.1` is pushed.
+        Credentialed {
+            instance: "tokened",
+            registry: registries.token.clone(),
+            login: registries.token_user.clone(),
+            tags: &[("1.0.1", E2E_2_0), ("1.0.2", E2E_2_0)],
+            later: Some(("1.1", E2E_2_0)),
+        },
+    ];
+    check_each(
+        &cases,
+        |case| format!("registry `{}` ({})", case.instance, case.registry),
+        |case| async move {
+            let Credentialed {
+                instance,
+                registry,
+                login: (user, password),
+                ..
+            } = case;
+            let world = test_world(instance);
+            world.login(registry, user, password);
+            let image = format!("{registry}/{}", world.repository("private"));
+            world.push_tags(&image, &[("1.0", E2E_1_0)]);
+            world.push_tags(&image, case.tags);
+            let id = world.run(&format!("{image}:1.0"), &[]);
 
-    // Three-part tags are another shape than `1.0`: nothing to offer.
-    let right = world.config_named(
-        "right.toml",
-        &format!(
-            "{}[registries.tokened]\nplugin = \"oci\"\nurl = \"http://{token}\"\nusername = \"{user}\"\npassword = \"{password}\"\n",
-            watcher("")
-        ),
-    );
-    let report = world.scanner(&right).await.scan(&images(&[&image])).await;
-    let object = container(&report, &id);
-    assert_up_to_date(object, "1.0");
-    assert_eq!(object.image.registry.name, "tokened");
+            let right = credentials(&world, "right.toml", instance, registry, (user, password));
+            if let Some((tag, source)) = case.later {
+                let report = world.scan(&right, &[&image]).await;
+                let object = container(&report, &id);
+                assert_up_to_date(object, "1.0");
+                assert_eq!(&object.image.registry.name, instance);
+                world.push_tags(&image, &[(tag, source)]);
+            }
+            let report = world.scan(&right, &[&image]).await;
+            let object = container(&report, &id);
+            assert_tag_update(object, "1.0", "1.1", "minor");
+            assert_eq!(&object.image.registry.name, instance);
+            assert_eq!(object.image.registry.url, format!("http://{registry}/v2"));
 
-    world.push(E2E_2_0, &format!("{image}:1.1"));
-    let report = world.scanner(&right).await.scan(&images(&[&image])).await;
-    assert_tag_update(container(&report, &id), "1.0", "1.1", "minor");
+            let wrong_password = format!("not-{password}");
+            let wrong = credentials(
+                &world,
+                "wrong.toml",
+                instance,
+                registry,
+                (user, &wrong_password),
+            );
+            let report = world.scan(&wrong, &[&image]).await;
+            let object = container(&report, &id);
+            assert_error_mentions(object, &["unauthorized", instance]);
+            assert!(
+                !object
+                    .error
+                    .as_ref()
+                    .expect("error")
+                    .message
+                    .contains(password.as_str()),
+                "the password never shows"
+            );
 
-    let wrong = world.config_named(
-        "wrong.toml",
-        &format!(
-            "{}[registries.tokened]\nplugin = \"oci\"\nurl = \"http://{token}\"\nusername = \"{user}\"\npassword = \"wrong\"\n",
-            watcher("")
-        ),
-    );
-    let report = world.scanner(&wrong).await.scan(&images(&[&image])).await;
-    assert_error_mentions(container(&report, &id), &["unauthorized", "tokened"]);
+            // No credentials at all: unauthorized too, never "up to date".
+            let none = world.config_named("none.toml", &watcher(""));
+            let report = world.scan(&none, &[&image]).await;
+            assert_error_mentions(container(&report, &id), &["unauthorized"]);
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,8 +489,7 @@ async fn docker_hub_like_registry_with_anonymous_tokens() {
     world.tag(E2E_1_0, &format!("{path}:1.0"));
     let id = world.run(&format!("{path}:1.0"), &[]);
 
-    let config = world.config(&watcher(""));
-    let scanner = world.scanner(&config).await;
+    let scanner = local_scanner(&world).await;
     let report = scanner.scan(&images(&[&path])).await;
     let object = container(&report, &id);
     assert_tag_update(object, "1.0", "1.1", "minor");
@@ -475,21 +510,15 @@ async fn docker_hub_like_registry_with_anonymous_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_repository_fails_only_its_container() {
     let world = test_world("missing");
-    let plain = world.registries.plain.clone();
-    let good = format!("{plain}/{}", world.repository("good"));
-    let missing = format!("{plain}/{}", world.repository("never-pushed"));
-    world.push(E2E_1_0, &format!("{good}:1.0"));
-    world.push(E2E_1_1, &format!("{good}:1.1"));
+    let good = world.plain_image("good");
+    let missing = world.plain_image("never-pushed");
+    world.push_tags(&good, &[("1.0", E2E_1_0), ("1.1", E2E_1_1)]);
     world.tag(E2E_1_0, &format!("{missing}:1.0"));
     let good_id = world.run(&format!("{good}:1.0"), &[]);
     let missing_id = world.run(&format!("{missing}:1.0"), &[]);
 
     let config = world.config(&watcher(""));
-    let report = world
-        .scanner(&config)
-        .await
-        .scan(&images(&[&good, &missing]))
-        .await;
+    let report = world.scan(&config, &[&good, &missing]).await;
     assert!(report.watcher_errors.is_empty());
     assert_tag_update(container(&report, &good_id), "1.0", "1.1", "minor");
     let failed = container(&report, &missing_id);
@@ -515,10 +544,8 @@ async fn missing_repository_fails_only_its_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opt_out_labels_are_honoured() {
     let world = test_world("optout");
-    let plain = world.registries.plain.clone();
-    let image = format!("{plain}/{}", world.repository("app"));
-    world.push(E2E_1_0, &format!("{image}:1.0"));
-    world.push(E2E_2_0, &format!("{image}:2.0"));
+    let image = world.plain_image("app");
+    world.push_tags(&image, &[("1.0", E2E_1_0), ("2.0", E2E_2_0)]);
     let unlabelled = world.run(&format!("{image}:1.0"), &[]);
     let crowsnest_out = world.run(&format!("{image}:1.0"), &[("crowsnest.watch", "false")]);
     let wud_out = world.run(&format!("{image}:1.0"), &[("wud.watch", "false")]);
@@ -528,7 +555,7 @@ async fn opt_out_labels_are_honoured() {
     );
 
     let config = world.config(&watcher(""));
-    let report = world.scanner(&config).await.scan(&images(&[&image])).await;
+    let report = world.scan(&config, &[&image]).await;
     let ids: Vec<&str> = report.containers.iter().map(|c| c.id.as_str()).collect();
     assert!(
         !ids.contains(&crowsnest_out.as_str()),
@@ -546,21 +573,15 @@ async fn opt_out_labels_are_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_containers_need_watch_all() {
     let world = test_world("stopped");
-    let plain = world.registries.plain.clone();
-    let image = format!("{plain}/{}", world.repository("app"));
-    world.push(E2E_1_0, &format!("{image}:1.0"));
-    world.push(E2E_1_1, &format!("{image}:1.1"));
+    let image = world.plain_image("app");
+    world.push_tags(&image, &[("1.0", E2E_1_0), ("1.1", E2E_1_1)]);
     let running = world.run(&format!("{image}:1.0"), &[]);
     let exited = world.run(&format!("{image}:1.0"), &[]);
     world.stop(&exited);
     let created = world.create(&format!("{image}:1.0"), &[]);
 
     let running_only = world.config_named("running.toml", &watcher(""));
-    let report = world
-        .scanner(&running_only)
-        .await
-        .scan(&images(&[&image]))
-        .await;
+    let report = world.scan(&running_only, &[&image]).await;
     assert_eq!(
         report.containers.len(),
         1,
@@ -569,7 +590,7 @@ async fn stopped_containers_need_watch_all() {
     assert_eq!(container(&report, &running).status, "running");
 
     let all = world.config_named("all.toml", &watcher("watch_all = true"));
-    let report = world.scanner(&all).await.scan(&images(&[&image])).await;
+    let report = world.scan(&all, &[&image]).await;
     assert_eq!(report.containers.len(), 3);
     let exited = container(&report, &exited);
     assert_eq!(exited.status, "exited");
@@ -583,17 +604,10 @@ async fn stopped_containers_need_watch_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_daemon_fails_its_watcher_only() {
     let world = test_world("unreachable");
-    let plain = world.registries.plain.clone();
-    let image = format!("{plain}/{}", world.repository("app"));
-    world.push(E2E_1_0, &format!("{image}:1.0"));
-    world.push(E2E_2_0, &format!("{image}:2.0"));
+    let image = world.plain_image("app");
+    world.push_tags(&image, &[("1.0", E2E_1_0), ("2.0", E2E_2_0)]);
     let id = world.run(&format!("{image}:1.0"), &[]);
-    let ghost = world.dir().join("no-such-dir/docker.sock");
-    let config = world.config(&format!(
-        "{}[watchers.ghost]\nsocket = \"{}\"\n",
-        watcher(""),
-        ghost.display()
-    ));
+    let config = local_and_ghost(&world);
 
     let output = world.crowsnest(&config, &["scan", "--format", "json", "--image", &image]);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -615,17 +629,10 @@ async fn unreachable_daemon_fails_its_watcher_only() {
 async fn a_scan_can_be_limited_to_some_watchers() {
     // What a watcher's own schedule runs in `crowsnest serve`.
     let world = test_world("per-watcher");
-    let plain = world.registries.plain.clone();
-    let image = format!("{plain}/{}", world.repository("app"));
-    world.push(E2E_1_0, &format!("{image}:1.0"));
-    world.push(E2E_1_1, &format!("{image}:1.1"));
+    let image = world.plain_image("app");
+    world.push_tags(&image, &[("1.0", E2E_1_0), ("1.1", E2E_1_1)]);
     let id = world.run(&format!("{image}:1.0"), &[]);
-    let ghost = world.dir().join("no-such-dir/docker.sock");
-    let config = world.config(&format!(
-        "{}[watchers.ghost]\nsocket = \"{}\"\n",
-        watcher(""),
-        ghost.display()
-    ));
+    let config = local_and_ghost(&world);
     let scanner = world.scanner(&config).await;
     let only = |watchers: &[&str]| ScanRequest {
         images: vec![image.clone()],
@@ -708,12 +715,12 @@ async fn bad_config_exits_2_naming_file_line_and_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_on_update_exits_3_and_json_has_the_contract_shape() {
     let world = test_world("exitcodes");
-    let plain = world.registries.plain.clone();
-    let image = format!("{plain}/{}", world.repository("app"));
-    let current = format!("{plain}/{}", world.repository("current"));
-    world.push(E2E_1_0, &format!("{image}:1.0"));
-    world.push(E2E_1_1, &format!("{image}:1.0.1"));
-    world.push(E2E_1_1, &format!("{image}:1.1"));
+    let image = world.plain_image("app");
+    let current = world.plain_image("current");
+    world.push_tags(
+        &image,
+        &[("1.0", E2E_1_0), ("1.0.1", E2E_1_1), ("1.1", E2E_1_1)],
+    );
     world.push(E2E_1_0, &format!("{current}:1.0"));
     let id = world.run(
         &format!("{image}:1.0"),
@@ -869,10 +876,8 @@ async fn pull_through_mirror_is_looked_up_on_its_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_survives_restart_and_prunes_containers_gone_from_docker() {
     let world = test_world("store");
-    let plain = world.registries.plain.clone();
-    let image = format!("{plain}/{}", world.repository("app"));
-    world.push(E2E_1_0, &format!("{image}:1.0"));
-    world.push(E2E_2_0, &format!("{image}:2.0"));
+    let image = world.plain_image("app");
+    world.push_tags(&image, &[("1.0", E2E_1_0), ("2.0", E2E_2_0)]);
     let opted_in = [("crowsnest.watch", "true")];
     let kept = world.run(&format!("{image}:1.0"), &opted_in);
     let removed = world.run(&format!("{image}:2.0"), &opted_in);

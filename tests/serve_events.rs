@@ -5,20 +5,14 @@
 use std::time::Duration;
 
 use crowsnest_testkit::config;
-use crowsnest_testkit::containers::Containers;
+use crowsnest_testkit::control_plane::{control_plane_containers, get_text};
 use crowsnest_testkit::engine::{self, Engine};
 use crowsnest_testkit::registry::PrivateRegistry;
 use crowsnest_testkit::wait::eventually;
 use serde_json::Value;
 
 async fn containers(http: &reqwest::Client, base: &str) -> Vec<Value> {
-    http.get(format!("{base}/api/containers"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Vec<Value>>()
-        .await
-        .unwrap()
+    serde_json::from_str(&get_text(http, base, "/api/containers").await).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +21,7 @@ async fn events_add_and_remove_single_containers_without_a_scan() {
     let engine = Engine::private();
     let registry = PrivateRegistry::start(engine);
     let refs = registry.push("cn/app", &["1.0", "1.1"]);
-    let ours = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
+    let ours = control_plane_containers();
     let store_dir = tempfile::tempdir().unwrap();
     let store_path = store_dir.path().join("crowsnest.db");
     // No start-up scan and a yearly schedule: only events can fill the store.
@@ -82,14 +76,7 @@ async fn events_add_and_remove_single_containers_without_a_scan() {
     )
     .await;
     assert_eq!(server.state.coordinator.started_scans(), 0, "still no scan");
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, &base, "/metrics").await;
     for action in ["create", "start", "destroy"] {
         assert!(
             metrics.contains(&format!(

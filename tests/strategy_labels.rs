@@ -11,11 +11,12 @@
 //! ever looked up.
 
 use crowsnest::model::{ContainerObject, ScanReport};
-use crowsnest_testkit::cases::check_all;
+use crowsnest_testkit::cases::check_each;
 use crowsnest_testkit::engine::Engine;
 use crowsnest_testkit::images::{E2E_1_0, E2E_1_1, E2E_2_0};
 use crowsnest_testkit::scans::{
-    assert_failed, assert_no_update, assert_tag_update, container, images, Case,
+    assert_failed, assert_no_update, assert_tag_update, container, images, json_container,
+    json_containers, Case,
 };
 use crowsnest_testkit::world::TestWorld;
 
@@ -46,10 +47,8 @@ const DISTRO_TAGS: [(&str, &str); 4] = [
 
 /// Pushes [`DISTRO_TAGS`] to a repository unique to `world`; returns the image name.
 fn push_distro_tags(world: &TestWorld, name: &str) -> String {
-    let image = format!("{}/{}", world.registries.plain, world.repository(name));
-    for (tag, base) in DISTRO_TAGS {
-        world.push(base, &format!("{image}:{tag}"));
-    }
+    let image = world.plain_image(name);
+    world.push_tags(&image, &DISTRO_TAGS);
     image
 }
 
@@ -279,11 +278,15 @@ async fn labels_choose_the_strategy_and_filter_the_tags() {
         "one tag listing serves every container"
     );
     let cases: Vec<(&LabelCase, &String)> = LABEL_CASES.iter().zip(&ids).collect();
-    check_all(
+    check_each(
         &cases,
         |((name, _, _), _)| name.to_string(),
-        |((_, _, expect), id)| expect.check(&report, id),
-    );
+        |((_, _, expect), id)| {
+            let report = &report;
+            async move { expect.check(report, id) }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +365,7 @@ async fn label_beats_registry_key_beats_scan_default() {
     ];
     for (file, text, registry, expected) in &configs {
         let config = world.config_named(file, text);
-        let report = world.scanner(&config).await.scan(&images(&[&image])).await;
+        let report = world.scan(&config, &[&image]).await;
         if let Some(registry) = registry {
             assert_eq!(
                 &container(&report, &containers[0].1).image.registry.name,
@@ -371,11 +374,15 @@ async fn label_beats_registry_key_beats_scan_default() {
             );
         }
         let cases: Vec<_> = containers.iter().zip(expected).collect();
-        check_all(
+        check_each(
             &cases,
             |((name, _), _)| format!("{file}: {name}"),
-            |((_, id), expect)| expect.check(&report, id),
-        );
+            |((_, id), expect)| {
+                let report = &report;
+                async move { expect.check(report, id) }
+            },
+        )
+        .await;
     }
 }
 
@@ -417,7 +424,7 @@ async fn unknown_configured_strategy_exits_2_naming_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_digest_label_sees_a_repushed_version_tag() {
     let world = test_world("strat-repush");
-    let image = format!("{}/{}", world.registries.plain, world.repository("app"));
+    let image = world.plain_image("app");
     world.push(E2E_1_0, &format!("{image}:1.25.2"));
     let first = world.push(E2E_1_0, &format!("{image}:1.25.3"));
     let watched = run(
@@ -434,15 +441,9 @@ async fn watch_digest_label_sees_a_repushed_version_tag() {
     let output = world.crowsnest(&config, &["scan", "--format", "json", "--image", &image]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let containers: Vec<serde_json::Value> =
-        serde_json::from_slice(&output.stdout).expect("scan --format json prints an array");
+    let containers = json_containers(&output.stdout);
     assert_eq!(containers.len(), 2, "{containers:#?}");
-    let by_id = |id: &str| {
-        containers
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("container {id} missing"))
-    };
+    let by_id = |id: &str| json_container(&containers, id);
 
     let object = by_id(&watched);
     assert_eq!(object["error"], serde_json::Value::Null);

@@ -12,10 +12,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use crowsnest_testkit::config;
-use crowsnest_testkit::containers::Containers;
-use crowsnest_testkit::engine::{self, Engine};
-use crowsnest_testkit::registry::PrivateRegistry;
+use crowsnest::server::RunningServer;
+use crowsnest_testkit::control_plane::{get_text, AppAndLib};
+use crowsnest_testkit::engine;
 use crowsnest_testkit::wait::eventually;
 use serde_json::Value;
 
@@ -74,17 +73,39 @@ fn count(received: &Received, endpoint: &str) -> usize {
     received.bodies.get(endpoint).map_or(0, Vec::len)
 }
 
+/// How many deliveries each endpoint got so far.
+fn counts(received: &Mutex<Received>) -> BTreeMap<String, usize> {
+    received
+        .lock()
+        .unwrap()
+        .bodies
+        .iter()
+        .map(|(k, v)| (k.clone(), v.len()))
+        .collect()
+}
+
+/// A full rescan through the API, then the deliveries it caused, settled.
+async fn rescan_and_settle(http: &reqwest::Client, server: &RunningServer) {
+    let response = http
+        .post(format!("http://{}/api/containers/watch", server.http_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.state.coordinator.triggers().idle().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_follow_modes_thresholds_labels_retries_and_once() {
     let _serial = engine::exclusive().await;
-    let engine = Engine::private();
-    let registry = PrivateRegistry::start(engine);
-    let app_refs = registry.push("cn/app", &["1.0", "2.0"]); // major update
-    let lib_refs = registry.push("cn/lib", &["1.0", "1.1"]); // minor update
-    let containers = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
-    let app = containers.run(&app_refs[0], &[]);
-    let lib = containers.run(&lib_refs[0], &[]);
-    let quiet = containers.run(&app_refs[0], &[("crowsnest.trigger.exclude", "all-simple")]);
+    // app: a major update; lib: a minor one.
+    let world = AppAndLib::start();
+    let (app, lib) = (&world.app, &world.lib);
+    let quiet = world.containers.run(
+        &world.app_image,
+        &[("crowsnest.trigger.exclude", "all-simple")],
+    );
     let mut expected_all = vec![app.name.clone(), lib.name.clone(), quiet.name.clone()];
     expected_all.sort();
 
@@ -126,12 +147,10 @@ retries = 3
 retry_backoff_ms = 20
 "#
     );
-    let store_dir = tempfile::tempdir().unwrap();
-    let store_path = store_dir.path().join("crowsnest.db");
-    let text = config::serve(&store_path, engine, "", &triggers);
+    let text = world.config_text("", &triggers);
 
     // First run: the start-up scan fires the automatic triggers.
-    let server = crowsnest::cli::serve::start(&config::parse(&text))
+    let server = crowsnest::cli::serve::start(&crowsnest_testkit::config::parse(&text))
         .await
         .unwrap();
     let base = format!("http://{}", server.http_addr);
@@ -188,14 +207,7 @@ retry_backoff_ms = 20
             received.bodies.get("flaky")
         );
     }
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, &base, "/metrics").await;
     assert!(
         metrics
             .contains("crowsnest_trigger_deliveries_total{trigger=\"flaky\",outcome=\"retry\"} 2"),
@@ -221,57 +233,24 @@ retry_backoff_ms = 20
     );
 
     // A rescan finds the same results: `once` delivers nothing new.
-    let snapshot: BTreeMap<String, usize> = received
-        .lock()
-        .unwrap()
-        .bodies
-        .iter()
-        .map(|(k, v)| (k.clone(), v.len()))
-        .collect();
-    let response = http
-        .post(format!("{base}/api/containers/watch"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    server.state.coordinator.triggers().idle().await;
-    let after_rescan: BTreeMap<String, usize> = received
-        .lock()
-        .unwrap()
-        .bodies
-        .iter()
-        .map(|(k, v)| (k.clone(), v.len()))
-        .collect();
+    let snapshot = counts(&received);
+    rescan_and_settle(&http, &server).await;
     assert_eq!(
-        after_rescan, snapshot,
+        counts(&received),
+        snapshot,
         "no repeat deliveries after a rescan"
     );
     server.shutdown().await;
 
     // Restart on the same store: the start-up scan delivers nothing already delivered.
-    let server = crowsnest::cli::serve::start(&config::parse(&text))
+    let server = crowsnest::cli::serve::start(&crowsnest_testkit::config::parse(&text))
         .await
         .unwrap();
-    let base = format!("http://{}", server.http_addr);
-    let response = http
-        .post(format!("{base}/api/containers/watch"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    rescan_and_settle(&http, &server).await;
     assert!(server.state.coordinator.started_scans() >= 1);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    server.state.coordinator.triggers().idle().await;
-    let after_restart: BTreeMap<String, usize> = received
-        .lock()
-        .unwrap()
-        .bodies
-        .iter()
-        .map(|(k, v)| (k.clone(), v.len()))
-        .collect();
     assert_eq!(
-        after_restart, snapshot,
+        counts(&received),
+        snapshot,
         "`once` is remembered across a restart"
     );
     server.shutdown().await;

@@ -14,7 +14,7 @@ use crowsnest::model::{
     ContainerObject, DigestInfo, ImageInfo, RegistryInfo, ScanResult, TagInfo, UpdateKindInfo,
 };
 use crowsnest_testkit::config;
-use crowsnest_testkit::containers::Containers;
+use crowsnest_testkit::control_plane::control_plane_containers;
 use crowsnest_testkit::engine::Engine;
 use crowsnest_testkit::figures::{env_number, percentile};
 use crowsnest_testkit::registry::PrivateRegistry;
@@ -191,7 +191,7 @@ async fn rescan_latency() {
     let registry = PrivateRegistry::start(engine);
     let app = registry.push("cn/app", &["1.0", "1.1", "2.0"]);
     let lib = registry.push("cn/lib", &["1.0", "1.1"]);
-    let guard = Containers::new(engine, "cn-cp").with_label("crowsnest-test", "1");
+    let guard = control_plane_containers();
     let containers: Vec<_> = (0..10)
         .map(|index| guard.run(if index % 2 == 0 { &app[0] } else { &lib[0] }, &[]))
         .collect();

@@ -2,20 +2,26 @@
 //! reported at once, by name, with what its check said.
 
 use std::any::Any;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 
-/// Runs `check` on every case; then panics listing each case whose check
-/// panicked (named by `name`) with its message, if any did.
-pub fn check_all<T>(cases: &[T], name: impl Fn(&T) -> String, check: impl Fn(&T)) {
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|case| {
-            let outcome = catch_unwind(AssertUnwindSafe(|| check(case)));
-            outcome
-                .err()
-                .map(|panic| format!("  [{}] {}", name(case), message(panic.as_ref())))
-        })
-        .collect();
+use futures::FutureExt;
+
+/// Runs `check` on every case, one after the other; then panics listing each
+/// case whose check panicked (named by `name`) with its message, if any did.
+pub async fn check_each<'a, T, Fut>(
+    cases: &'a [T],
+    name: impl Fn(&T) -> String,
+    check: impl Fn(&'a T) -> Fut,
+) where
+    Fut: Future<Output = ()> + 'a,
+{
+    let mut failures = Vec::new();
+    for case in cases {
+        if let Err(panic) = AssertUnwindSafe(check(case)).catch_unwind().await {
+            failures.push(format!("  [{}] {}", name(case), message(panic.as_ref())));
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",

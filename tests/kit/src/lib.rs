@@ -7,7 +7,8 @@
 //! they run ([`images`]), the loopback registries ([`registry`]: those of
 //! `scripts/registries.sh`, a `docker-registry` per test killed on drop, the
 //! registry HTTP API, a counting proxy), containers removed on drop
-//! ([`containers`]), configuration files ([`config`]), the `crowsnest` binary
+//! ([`containers`]), the control-plane tests' app-and-lib world
+//! ([`control_plane`]), configuration files ([`config`]), the `crowsnest` binary
 //! ([`binary`]), polling ([`wait`]), loopback ports ([`ports`]), scan
 //! requests and the checks on their results ([`scans`]), table-driven cases
 //! reported together ([`cases`]), one test's slice of the shared world
@@ -22,6 +23,7 @@ pub mod binary;
 pub mod cases;
 pub mod config;
 pub mod containers;
+pub mod control_plane;
 pub mod engine;
 pub mod figures;
 pub mod images;

@@ -1,4 +1,5 @@
-//! Loopback ports: a free one to listen on, and whether something answers HTTP.
+//! Loopback ports: a free one to listen on, whether something answers HTTP,
+//! and requests that must succeed.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -20,4 +21,14 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
     answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Sends `request` and returns its answer; panics naming `what` when it
+/// cannot be sent or its status is not a success.
+pub async fn send_ok(request: reqwest::RequestBuilder, what: &str) -> reqwest::Response {
+    request
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .unwrap_or_else(|error| panic!("{what}: {error}"))
 }

@@ -133,16 +133,14 @@ impl Registries {
     /// A token of the test token server for `scope` (e.g.
     /// `repository:NAME:pull`), asked as `user`.
     pub async fn token(&self, scope: &str, user: &(String, String)) -> String {
-        let answer: serde_json::Value = reqwest::Client::new()
+        let request = reqwest::Client::new()
             .get(format!(
                 "{}/token?service={TOKEN_SERVICE}&scope={scope}",
                 self.token_server
             ))
-            .basic_auth(&user.0, Some(&user.1))
-            .send()
+            .basic_auth(&user.0, Some(&user.1));
+        let answer: serde_json::Value = ports::send_ok(request, &format!("token for {scope}"))
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .unwrap_or_else(|error| panic!("token for {scope}: {error}"))
             .json()
             .await
             .expect("token answer is JSON");

@@ -106,3 +106,21 @@ pub fn assert_failed(object: &ContainerObject, words: &[&str], case: Case) {
         );
     }
 }
+
+/// The container objects `crowsnest scan --format json` printed on `stdout`.
+pub fn json_containers(stdout: &[u8]) -> Vec<serde_json::Value> {
+    serde_json::from_slice(stdout).unwrap_or_else(|error| {
+        panic!(
+            "scan --format json prints an array ({error}): {}",
+            String::from_utf8_lossy(stdout)
+        )
+    })
+}
+
+/// The container `id` among `containers`; panics listing them otherwise.
+pub fn json_container<'a>(containers: &'a [serde_json::Value], id: &str) -> &'a serde_json::Value {
+    containers
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("container {id} not in the scan: {containers:#?}"))
+}

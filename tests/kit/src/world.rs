@@ -11,12 +11,14 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use crowsnest_engine::scan::Scanner;
+use crowsnest_model::ScanReport;
 
 use crate::binary::Crowsnest;
 use crate::containers::Containers;
 use crate::engine::Engine;
 use crate::images::{self, LocalImages};
 use crate::registry::{Registries, RegistryApi};
+use crate::scans::images;
 
 /// Label every container of a [`TestWorld`] carries; its value is the world's id.
 pub const WORLD_LABEL: &str = "crowsnest-e2e";
@@ -102,6 +104,20 @@ impl TestWorld {
         self.images.push(target)
     }
 
+    /// `{plain registry}/{repository(name)}`: an image on the plain registry,
+    /// unique to this test.
+    pub fn plain_image(&self, name: &str) -> String {
+        format!("{}/{}", self.registries.plain, self.repository(name))
+    }
+
+    /// Pushes `source` as `{image}:{tag}` for each `(tag, source)`; returns
+    /// the digests, in order.
+    pub fn push_tags(&self, image: &str, tags: &[(&str, &str)]) -> Vec<String> {
+        tags.iter()
+            .map(|(tag, source)| self.push(source, &format!("{image}:{tag}")))
+            .collect()
+    }
+
     /// `docker pull` (its local references go on drop).
     pub fn pull(&self, reference: &str) {
         self.images.pull(reference);
@@ -151,6 +167,12 @@ impl TestWorld {
             Ok(scanner) => scanner,
             Err(err) => panic!("scanner setup failed: {err}"),
         }
+    }
+
+    /// One scan of the containers of `patterns` (none: all) by a fresh
+    /// scanner of the config file at `path`.
+    pub async fn scan(&self, path: &Path, patterns: &[&str]) -> ScanReport {
+        self.scanner(path).await.scan(&images(patterns)).await
     }
 
     /// Runs `crowsnest --config PATH ARGS…` in the temp dir.
