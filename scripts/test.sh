@@ -51,6 +51,10 @@ cargo xtask plugin examples/custom-registry --out target/test-env/plugins/acme.w
 export CROWSNEST_TEST_EXAMPLE_PLUGIN="${repo_root}/target/test-env/plugins/acme.wasm"
 
 # --- 3. Test world --------------------------------------------------------------
+# The shared engine and the loopback registries are started here. The
+# control-plane tests (API, events, triggers) need an engine of their own:
+# crowsnest-testkit starts it on a private socket and stops it when the test
+# process exits; per-test registries die with their test.
 cleanup() {
     local status=$?
     scripts/registries.sh stop >/dev/null 2>&1 || true

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 /// The binary under test.
 #[derive(Debug, Clone)]
 pub struct Crowsnest {
+    /// Where cargo built it.
     path: PathBuf,
 }
 

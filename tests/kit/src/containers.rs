@@ -16,9 +16,13 @@ pub struct Container {
 
 /// The containers of one test on one engine, all removed on drop.
 pub struct Containers {
+    /// Where they run.
     engine: Engine,
+    /// Their names' prefix.
     prefix: String,
+    /// Labels every one of them carries.
     labels: Vec<(String, String)>,
+    /// Ids of those not removed yet.
     ids: Mutex<Vec<String>>,
 }
 
@@ -49,6 +53,7 @@ impl Containers {
         self.container(&["create"], image, labels)
     }
 
+    /// `docker VERB… --network none --name … --label …  IMAGE`, recorded.
     fn container(&self, verb: &[&str], image: &str, labels: &[(&str, &str)]) -> Container {
         let name = crate::unique(&self.prefix);
         let mut args: Vec<String> = verb.iter().map(|arg| (*arg).to_owned()).collect();

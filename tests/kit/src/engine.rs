@@ -19,7 +19,9 @@ use crate::images;
 /// CLI configuration directory of its own (registry logins).
 #[derive(Debug, Clone)]
 pub struct Engine {
+    /// The engine's unix socket.
     socket: PathBuf,
+    /// The docker CLI configuration directory, when not the user's.
     cli_config: Option<PathBuf>,
 }
 
@@ -193,11 +195,13 @@ fn private_dockerd(command: &str) -> Command {
 
 /// Stops the private engine this process started when the process exits.
 fn stop_at_exit() {
+    /// Runs `scripts/dockerd.sh stop` for the private engine.
     extern "C" fn stop_private_engine() {
         // Never panic here: this runs while the process exits.
         let _ = private_dockerd("stop").stdout(Stdio::null()).status();
     }
     extern "C" {
+        /// The C library's: runs `callback` when the process exits.
         fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
     }
     // SAFETY: `atexit` is the C library's; the callback is a plain function

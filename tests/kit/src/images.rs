@@ -77,8 +77,11 @@ pub fn derive(engine: &Engine, namespace: &str) -> Vec<String> {
 /// Local image tags a test adds, removed on drop with every local reference
 /// (tags and `RepoDigests`) of their repositories, also when the test panics.
 pub struct LocalImages {
+    /// Where the tags are.
     engine: Engine,
+    /// Tags added.
     tags: Mutex<Vec<String>>,
+    /// Repositories whose every local reference goes on drop.
     repositories: Mutex<Vec<String>>,
 }
 

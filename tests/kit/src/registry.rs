@@ -46,6 +46,7 @@ pub struct Registries {
     pub token_server: String,
 }
 
+/// `target/test-env/registries.env`, written by `scripts/registries.sh start`.
 fn env_file() -> PathBuf {
     crate::test_env().join("registries.env")
 }
@@ -154,9 +155,13 @@ impl Registries {
 /// A `docker-registry serve` of one test on a free loopback port, killed on
 /// drop together with the local tags its pushes added.
 pub struct PrivateRegistry {
+    /// Its loopback port.
     port: u16,
+    /// The `docker-registry` process.
     child: Child,
+    /// The local tags its pushes added.
     pushed: LocalImages,
+    /// Its configuration and storage.
     _dir: tempfile::TempDir,
 }
 
@@ -249,9 +254,13 @@ pub enum Credentials {
 /// The registry HTTP API, to push blobs, manifests and indexes (monolithic
 /// uploads) and read manifests back.
 pub struct RegistryApi {
+    /// `http://host:port`.
     base: String,
+    /// How it authenticates.
     credentials: Credentials,
+    /// The HTTP client.
     http: reqwest::Client,
+    /// Push tokens by repository.
     tokens: Mutex<HashMap<String, String>>,
 }
 
@@ -412,7 +421,9 @@ pub type SeenRequests = Arc<Mutex<Vec<(String, String)>>>;
 pub struct CountingProxy {
     /// `127.0.0.1:PORT` it listens on.
     pub address: SocketAddr,
+    /// What it was asked.
     seen: SeenRequests,
+    /// The server, aborted on drop.
     task: tokio::task::JoinHandle<()>,
 }
 

@@ -31,10 +31,14 @@ pub struct TestWorld {
     pub registries: Registries,
     /// The shared engine, with this test's docker CLI configuration.
     pub engine: Engine,
+    /// The binary, when the test gave its path.
     crowsnest: Option<Crowsnest>,
     // Guards before the directory: they use the CLI configuration in it.
+    /// This test's containers.
     containers: Containers,
+    /// This test's local tags.
     images: LocalImages,
+    /// Configs, store, docker CLI configuration.
     dir: tempfile::TempDir,
 }
 
