@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::protocol::validate_manifest_reference;
-use crate::{HostAllowList, MEDIA_TYPE_OCI_INDEX};
+use crate::{Auth, HostAllowList, MEDIA_TYPE_OCI_INDEX};
 use crate::{Location, Platform, MEDIA_TYPE_OCI_MANIFEST};
 use sha2::{Digest as _, Sha256};
 
