@@ -6,7 +6,7 @@ use crowsnest::store::{Store, StoreError, UpdateRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// A container object shaped like DESIGN.md's (the fields the store indexes plus some).
+/// A container object shaped like the contract (docs/contracts.md): the fields the store indexes plus some.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Container {
