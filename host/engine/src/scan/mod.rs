@@ -59,6 +59,9 @@ pub enum ScanError {
 /// (registry instance, registry URL, repository): one tag listing each.
 type RepositoryKey = (String, String, String);
 
+/// The registry instance and location a group of containers is looked up at.
+type GroupTarget = (Arc<RegistryInstance>, Location);
+
 /// Called as repositories complete (for progress bars): (done, total).
 pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
@@ -451,10 +454,10 @@ impl Scanner {
     ) -> Vec<(K, Result<R, String>)>
     where
         K: Clone + Ord,
-        F: Fn(K, (Arc<RegistryInstance>, Location)) -> Fut,
+        F: Fn(K, GroupTarget) -> Fut,
         Fut: std::future::Future<Output = Result<R, String>>,
     {
-        let jobs: Vec<(K, Option<(Arc<RegistryInstance>, Location)>)> = groups
+        let jobs: Vec<(K, Option<GroupTarget>)> = groups
             .iter()
             .map(|(key, members)| {
                 let target = members
