@@ -11,7 +11,8 @@
 #   :5002 htpasswd Basic auth (alice / wonderland)
 #   :5003 token auth; realm = the test token server, /v2/ challenge without scope (Docker-Hub-like)
 #   :5004 pull-through proxy (mirror) of :5001
-# and the test token server (tests/token-server) on 127.0.0.1:5010: anonymous
+# and the test token server (tests/token-server) on 127.0.0.1:5010 (ports
+# relative to CROWSNEST_TEST_PORT_BASE, see below): anonymous
 # pull on repositories under public/, user bob / builder may do everything.
 # State (configs, data, logs, pid files, keys) lives in target/test-env/registries/.
 # Needs: docker-registry, apache2-utils (htpasswd), openssl, curl, cargo.
@@ -22,11 +23,14 @@ ENV_DIR="$ROOT/target/test-env"
 STATE="$ENV_DIR/registries"
 ENV_FILE="$ENV_DIR/registries.env"
 HOST=127.0.0.1
-PLAIN_PORT=5001
-BASIC_PORT=5002
-TOKEN_PORT=5003
-PROXY_PORT=5004
-TOKEN_SERVER_PORT=5010
+# CROWSNEST_TEST_PORT_BASE moves every port (default 5000: plain on 5001), so
+# two test worlds (say, a developer's and a CI run's) can run side by side.
+PORT_BASE=${CROWSNEST_TEST_PORT_BASE:-5000}
+PLAIN_PORT=$((PORT_BASE + 1))
+BASIC_PORT=$((PORT_BASE + 2))
+TOKEN_PORT=$((PORT_BASE + 3))
+PROXY_PORT=$((PORT_BASE + 4))
+TOKEN_SERVER_PORT=$((PORT_BASE + 10))
 TOKEN_SERVICE=crowsnest-test-registry
 TOKEN_ISSUER=crowsnest-test-token-server
 NAMES=(plain basic token proxy)
