@@ -70,6 +70,13 @@ pub trait HostKeys: DeserializeOwned + Default {
     }
 }
 
+/// `{key = value}` as a table.
+fn single_key(key: &str, value: toml::Value) -> toml::Value {
+    let mut single = toml::Table::new();
+    single.insert(key.to_string(), value);
+    toml::Value::Table(single)
+}
+
 /// Splits the raw table of `[section.name]` into plugin, host keys and
 /// plugin settings. Each host key is read on its own first, so a bad one is
 /// reported at its own line.
@@ -79,7 +86,12 @@ pub(crate) fn split_instance<H: HostKeys>(
     name: &str,
     mut table: toml::Table,
 ) -> Result<PluginInstance<H>, ConfigError> {
-    let at = |key: &str, message: String| source.error_at(&[section, name, key], message);
+    // A key may be dotted (`smtp.host`): a key of a sub-table.
+    let at = |key: &str, message: String| {
+        let mut path = vec![section, name];
+        path.extend(key.split('.'));
+        source.error_at(&path, message)
+    };
     let plugin = match table.remove("plugin") {
         Some(toml::Value::String(plugin)) if !plugin.trim().is_empty() => plugin,
         Some(toml::Value::String(_)) => return Err(at("plugin", "must name a plugin".into())),
@@ -95,10 +107,20 @@ pub(crate) fn split_instance<H: HostKeys>(
     let mut host_table = toml::Table::new();
     for key in host_names {
         if let Some(value) = table.remove(*key) {
-            let mut single = toml::Table::new();
-            single.insert((*key).to_string(), value.clone());
-            H::deserialize(toml::Value::Table(single))
-                .map_err(|err| at(key, err.message().trim().to_string()))?;
+            if let Err(err) = H::deserialize(single_key(key, value.clone())) {
+                // In a sub-table (`[triggers.NAME.smtp]`), blame the key inside it.
+                let inner = value.as_table().into_iter().flatten().find_map(|(inner, v)| {
+                    let mut one = toml::Table::new();
+                    one.insert(inner.clone(), v.clone());
+                    H::deserialize(single_key(key, toml::Value::Table(one)))
+                        .err()
+                        .map(|err| (format!("{key}.{inner}"), err))
+                });
+                return Err(match inner {
+                    Some((path, err)) => at(&path, err.message().trim().to_string()),
+                    None => at(key, err.message().trim().to_string()),
+                });
+            }
             host_table.insert((*key).to_string(), value);
         }
     }

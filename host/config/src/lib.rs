@@ -11,6 +11,7 @@
 //! store) and on oci (host patterns); never on the plugin runtime, the engine
 //! or a front end.
 
+mod channels;
 mod instance;
 mod overrides;
 mod plugins;
@@ -25,6 +26,7 @@ use toml::de::DeTable;
 
 pub use crowsnest_docker::WatcherConfig;
 pub use crowsnest_store::StoreConfig;
+pub use channels::{BrokerAddress, MqttConfig, SecretText, SmtpConfig, SmtpTls};
 pub use instance::{setting_text, HostKeys, PluginInstance};
 pub use overrides::ENV_PREFIX;
 pub use plugins::PluginsConfig;

@@ -115,7 +115,11 @@ fn replace_at<'a>(table: &mut DeTable<'a>, span: &Range<usize>, scalar: &mut Opt
 fn holds_secrets(path: &[&str]) -> bool {
     matches!(
         path,
-        ["registries", _] | ["triggers", _] | ["watchers", _] | ["server"]
+        ["registries", _]
+            | ["triggers", _]
+            | ["triggers", _, "smtp" | "mqtt"]
+            | ["watchers", _]
+            | ["server"]
     )
 }
 
@@ -138,6 +142,13 @@ pub fn resolve_secret_files(table: &mut DeTable<'_>, source: &Source) -> Result<
                 let path = [section_name.as_str(), name.as_str()];
                 if holds_secrets(&path) {
                     resolve_in(instance, &path, source)?;
+                }
+                for (sub, table) in instance.iter_mut() {
+                    let sub = sub.get_ref().to_string();
+                    let path = [section_name.as_str(), name.as_str(), sub.as_str()];
+                    if let (true, DeValue::Table(table)) = (holds_secrets(&path), table.get_mut()) {
+                        resolve_in(table, &path, source)?;
+                    }
                 }
             }
         }

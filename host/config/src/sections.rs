@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::channels::{MqttConfig, SmtpConfig};
 use crate::instance::HostKeys;
 
 /// The strategy used when nothing names one.
@@ -208,7 +209,7 @@ impl FromStr for Mode {
 
 /// Reads a value through its `FromStr`, so config values are case-insensitive
 /// and their errors say what is accepted.
-fn from_text<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn from_text<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr,
@@ -247,6 +248,24 @@ pub struct TriggerOptions {
     pub retry_backoff: Duration,
     /// Hosts the plugin may reach besides its `url`'s.
     pub allowed_hosts: Vec<String>,
+    /// Title template of a simple-mode message (one container).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Body template of a simple-mode message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Title template of a batch-mode message (every container of a scan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_title: Option<String>,
+    /// Body template of a batch-mode message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_body: Option<String>,
+    /// `[triggers.NAME.smtp]`: the mail server lent to the plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpConfig>,
+    /// `[triggers.NAME.mqtt]`: the MQTT broker lent to the plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttConfig>,
 }
 
 fn serialize_millis<S: serde::Serializer>(
@@ -266,6 +285,12 @@ impl Default for TriggerOptions {
             retries: 3,
             retry_backoff: Duration::from_millis(1000),
             allowed_hosts: Vec::new(),
+            title: None,
+            body: None,
+            batch_title: None,
+            batch_body: None,
+            smtp: None,
+            mqtt: None,
         }
     }
 }
@@ -274,6 +299,12 @@ impl HostKeys for TriggerOptions {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.retries > 20 {
             return Err(("retries", "must be an integer from 0 to 20".into()));
+        }
+        if let Some(smtp) = &self.smtp {
+            smtp.validate()?;
+        }
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.validate()?;
         }
         crowsnest_oci::HostAllowList::new(&self.allowed_hosts)
             .map(drop)

@@ -100,6 +100,36 @@ fn errors_name_file_line_column_and_key() {
             "config.toml:2:8: watchers.w.host",
             "",
         ),
+        (
+            "[triggers.mail]\nplugin = \"email\"\n[triggers.mail.smtp]\nhost = \"h\"\nfrom = \"a@b\"\nto = [\"c@d\"]\ntls = \"maybe\"\n",
+            "config.toml:7:7: triggers.mail.smtp.tls",
+            "not starttls, tls or none",
+        ),
+        (
+            "[triggers.mail]\nplugin = \"email\"\n[triggers.mail.smtp]\nhost = \"h\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nport = 99999\n",
+            "config.toml:7:8: triggers.mail.smtp.port",
+            "",
+        ),
+        (
+            "[triggers.mail]\nplugin = \"email\"\n[triggers.mail.smtp]\nhost = \"h\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nsender = \"x\"\n",
+            "config.toml:7:10: triggers.mail.smtp.sender",
+            "unknown field",
+        ),
+        (
+            "[triggers.mail]\nplugin = \"email\"\n[triggers.mail.smtp]\nhost = \"h\"\nfrom = \"a@b\"\n",
+            "config.toml:3:",
+            "triggers.mail.smtp.to: missing",
+        ),
+        (
+            "[triggers.ha]\nplugin = \"mqtt\"\n[triggers.ha.mqtt]\nurl = \"http://broker\"\n",
+            "config.toml:4:7: triggers.ha.mqtt.url",
+            "scheme",
+        ),
+        (
+            "[triggers.ha]\nplugin = \"mqtt\"\nmqtt = { url = \"mqtt://b\", cert = \"/c.pem\" }\n",
+            "config.toml:3:",
+            "triggers.ha.mqtt.cert: `cert` and `key` go together",
+        ),
     ];
     for (text, prefix, words) in cases {
         let err = parse(text).expect_err(text);
@@ -220,4 +250,30 @@ fn missing_secret_file_names_key_and_line() {
         .unwrap_err();
     assert_eq!(err.key.as_deref(), Some("registries.p.password_file"));
     assert_eq!(err.line, Some(3));
+}
+
+#[test]
+fn smtp_and_mqtt_tables_are_host_keys_with_secret_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("pw");
+    std::fs::write(&secret, "m41l-s3cret\n").unwrap();
+    let text = format!(
+        "[triggers.mail]\nplugin = \"email\"\ntitle = \"{{{{ container.name }}}}\"\n\n[triggers.mail.smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"TLS\"\nusername = \"crow\"\npassword_file = \"{}\"\nfrom = \"crowsnest <c@example.test>\"\nto = [\"ops@example.test\"]\n\n[triggers.ha]\nplugin = \"mqtt\"\ntopic = \"updates\"\n[triggers.ha.mqtt]\nurl = \"mqtts://127.0.0.1:8883\"\nusername = \"crow\"\n",
+        secret.display()
+    );
+    let config = parse_env(&text, &[("CROWSNEST__TRIGGERS__HA__MQTT__PASSWORD", "env-s3cret")]).unwrap();
+    let mail = &config.triggers["mail"];
+    assert!(mail.plugin_settings().is_empty(), "the smtp table is the host's");
+    assert_eq!(mail.host.title.as_deref(), Some("{{ container.name }}"));
+    let smtp = mail.host.smtp.as_ref().unwrap();
+    assert_eq!(smtp.tls, SmtpTls::Tls);
+    assert_eq!(smtp.port, Some(2525));
+    assert_eq!(smtp.password.as_ref().map(SecretText::expose), Some("m41l-s3cret"));
+    let ha = &config.triggers["ha"];
+    assert_eq!(ha.plugin_settings(), vec![("topic".into(), "updates".into())]);
+    let mqtt = ha.host.mqtt.as_ref().unwrap();
+    assert_eq!(mqtt.password.as_ref().map(SecretText::expose), Some("env-s3cret"));
+    assert_eq!(mqtt.topics, vec!["crowsnest/#", "homeassistant/#"]);
+    let shown = serde_json::to_string(&ha.host).unwrap() + &format!("{:?}", mail.host);
+    assert!(!shown.contains("s3cret"), "{shown}");
 }

@@ -1,8 +1,9 @@
-//! Host-side bindings of the WIT package `crowsnest:plugin@0.1.0`, one module per world.
+//! Host-side bindings of the WIT package `crowsnest:plugin@0.2.0`, one module per world.
 //!
 //! The registry world is generated first; the other two reuse its shared
 //! interfaces (`types`, `log`, `http-client`) through `with`, so one Rust type
-//! serves every world.
+//! serves every world. The trigger world alone imports `clock`, `smtp` and
+//! `mqtt`, generated in its module.
 
 /// The `registry-provider` world.
 pub mod registry {

@@ -14,7 +14,7 @@ use crate::state::{Capabilities, HostState};
 use crate::{PluginError, PluginKind, PluginSource};
 
 const WIT_PACKAGE: &str = "crowsnest:plugin";
-const WIT_VERSION: &str = "0.1.0";
+const WIT_VERSION: &str = "0.2.0";
 
 /// One setting a plugin accepts, from its `describe()`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -77,6 +77,17 @@ impl PluginInfo {
                 (key.clone(), shown)
             })
             .collect()
+    }
+
+    /// The secret values among `settings` (see [`PluginInfo::is_secret`]),
+    /// to scrub from what the host writes about the instance.
+    pub fn secrets(&self, settings: &[(String, String)]) -> crate::Secrets {
+        crate::Secrets::new(
+            settings
+                .iter()
+                .filter(|(key, _)| self.is_secret(key))
+                .map(|(_, value)| value.clone()),
+        )
     }
 
     fn from_wit(info: types::PluginInfo) -> Self {
@@ -220,7 +231,7 @@ pub fn detect_world(engine: &Engine, component: &Component) -> Result<PluginKind
             "oci-client",
         ],
         PluginKind::VersionStrategy => &["types"],
-        PluginKind::Trigger => &["types", "log", "http-client"],
+        PluginKind::Trigger => &["types", "log", "http-client", "clock", "smtp", "mqtt"],
     };
     for (name, _) in ty.imports(engine) {
         if !allowed.iter().any(|iface| name == interface_name(iface)) {

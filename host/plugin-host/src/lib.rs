@@ -6,7 +6,9 @@
 //! ([`component`]), the set of loaded plugins ([`catalog`]), reusable
 //! instances with a fresh store after a trap ([`pool`]), the limits every
 //! instance runs under ([`limits`]), one module per capability lent to guests
-//! ([`capabilities`]: log, http, oci), and the typed handle of each world
+//! ([`capabilities`]: log, clock, http, oci, smtp, mqtt), secret values
+//! scrubbed from what the host writes about an instance ([`secrets`]), and
+//! the typed handle of each world
 //! ([`worlds`]). Metrics reach the outside through [`PluginObserver`].
 //!
 //! Depends only on `crowsnest-oci` (the client the `oci` capability lends);
@@ -21,6 +23,7 @@ pub mod engine;
 pub mod limits;
 pub mod observer;
 pub mod pool;
+pub mod secrets;
 pub mod state;
 pub mod worlds;
 
@@ -28,12 +31,16 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use cache::ComponentCache;
-pub use capabilities::{HttpCapability, OciCapability};
+pub use capabilities::{
+    HttpCapability, MqttBroker, MqttCapability, OciCapability, SetupError, SmtpCapability,
+    SmtpSecurity, SmtpServer,
+};
 pub use catalog::{Catalog, CatalogOptions, Grants, LoadProblem};
 pub use component::{PluginComponent, PluginInfo};
 pub use limits::SandboxLimits;
 pub use observer::{CallOutcome, NoObserver, PluginObserver};
 pub use pool::InstanceSpec;
+pub use secrets::Secrets;
 pub use state::{Capabilities, HostState};
 pub use worlds::registry::{self as registry, RegistryPlugin};
 pub use worlds::strategy::{self as strategy, StrategyPlugin};

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use crate::bindings::registry::crowsnest::plugin::{registry_types, types};
-use crate::capabilities::{HttpCapability, OciCapability};
+use crate::capabilities::{HttpCapability, MqttCapability, OciCapability, SmtpCapability};
 use crate::limits::{GuardedLimits, GuestClock, SandboxLimits};
+use crate::secrets::Secrets;
 
 /// What one plugin instance is lent, each capability with its own state.
 #[derive(Clone, Default)]
@@ -15,6 +16,13 @@ pub struct Capabilities {
     pub http: Option<HttpCapability>,
     /// The host's OCI distribution client, restricted to the same allow-list.
     pub oci: Option<OciCapability>,
+    /// The SMTP server of a trigger instance (`[triggers.NAME.smtp]`).
+    pub smtp: Option<SmtpCapability>,
+    /// The MQTT broker of a trigger instance (`[triggers.NAME.mqtt]`).
+    pub mqtt: Option<MqttCapability>,
+    /// The instance's secret setting values, scrubbed from its log lines.
+    /// Not a capability, but it travels with them into every store.
+    pub secrets: Arc<Secrets>,
 }
 
 /// The data of one plugin instance's `Store`.

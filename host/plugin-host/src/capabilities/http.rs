@@ -96,7 +96,12 @@ impl HttpCapability {
                     redact(&url)
                 ))
             } else {
-                HttpError::Transport(format!("{}: {}", redact(&url), error_chain(&err)))
+                // reqwest's own message quotes the whole URL, query (often a token) included.
+                HttpError::Transport(format!(
+                    "{}: {}",
+                    redact(&url),
+                    error_chain(&err.without_url())
+                ))
             }
         })?;
         let status = response.status().as_u16();

@@ -7,6 +7,7 @@ use crate::HostState;
 impl log::Host for HostState {
     async fn write(&mut self, level: types::LogLevel, message: String) {
         let message: String = message.chars().take(4096).collect();
+        let message = self.capabilities.secrets.scrub(&message);
         let plugin = &*self.label;
         match level {
             types::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
