@@ -104,7 +104,7 @@ fn check_accepts_a_good_component() {
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("valid version-strategy plugin"), "{stdout}");
     assert!(
-        stdout.contains("crowsnest:plugin/version-strategy@0.1.0"),
+        stdout.contains("crowsnest:plugin/version-strategy@0.2.0"),
         "{stdout}"
     );
     assert!(stdout.contains("name:"), "{stdout}");

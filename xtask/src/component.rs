@@ -5,7 +5,7 @@ use wit_component::{ComponentEncoder, DecodedWasm};
 use wit_parser::WorldItem;
 
 const PACKAGE: &str = "crowsnest:plugin";
-const VERSION: &str = "@0.1.0";
+const VERSION: &str = "@0.2.0";
 
 /// The crowsnest worlds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl WorldKind {
                 "oci-client",
             ],
             Self::Strategy => &["types"],
-            Self::Trigger => &["types", "log", "http-client"],
+            Self::Trigger => &["types", "log", "http-client", "clock", "smtp", "mqtt"],
         };
         names
             .iter()

@@ -61,6 +61,76 @@ const BUILTINS: &[PluginCrate] = &[
         package: "crowsnest-plugin-webhook",
         world: Some(WorldKind::Trigger),
     },
+    PluginCrate {
+        name: "ntfy",
+        package: "crowsnest-plugin-ntfy",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "gotify",
+        package: "crowsnest-plugin-gotify",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "slack",
+        package: "crowsnest-plugin-slack",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "discord",
+        package: "crowsnest-plugin-discord",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "teams",
+        package: "crowsnest-plugin-teams",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "telegram",
+        package: "crowsnest-plugin-telegram",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "pushover",
+        package: "crowsnest-plugin-pushover",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "matrix",
+        package: "crowsnest-plugin-matrix",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "googlechat",
+        package: "crowsnest-plugin-googlechat",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "mattermost",
+        package: "crowsnest-plugin-mattermost",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "rocketchat",
+        package: "crowsnest-plugin-rocketchat",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "apprise",
+        package: "crowsnest-plugin-apprise",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "email",
+        package: "crowsnest-plugin-email",
+        world: Some(WorldKind::Trigger),
+    },
+    PluginCrate {
+        name: "mqtt",
+        package: "crowsnest-plugin-mqtt",
+        world: Some(WorldKind::Trigger),
+    },
 ];
 
 /// Hostile and malformed plugins for the host's sandbox tests (never embedded).

@@ -128,7 +128,10 @@ impl SmtpConfig {
             return Err(("smtp.to", "missing: at least one recipient".into()));
         }
         if self.password.is_some() && self.username.is_none() {
-            return Err(("smtp.username", "missing: a password needs a username".into()));
+            return Err((
+                "smtp.username",
+                "missing: a password needs a username".into(),
+            ));
         }
         if self.timeout_secs == 0 {
             return Err(("smtp.timeout_secs", "must be at least 1".into()));
@@ -234,11 +237,17 @@ impl MqttConfig {
     /// The checks serde cannot make: the key at fault (under `mqtt.`) and why.
     pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.url.trim().is_empty() {
-            return Err(("mqtt.url", "missing: mqtt://host[:port] or mqtts://…".into()));
+            return Err((
+                "mqtt.url",
+                "missing: mqtt://host[:port] or mqtts://…".into(),
+            ));
         }
         self.address().map_err(|message| ("mqtt.url", message))?;
         if self.password.is_some() && self.username.is_none() {
-            return Err(("mqtt.username", "missing: a password needs a username".into()));
+            return Err((
+                "mqtt.username",
+                "missing: a password needs a username".into(),
+            ));
         }
         if self.cert.is_some() != self.key.is_some() {
             return Err(("mqtt.cert", "`cert` and `key` go together".into()));
@@ -279,7 +288,11 @@ mod tests {
             let found = mqtt(url).address();
             match (found, expected) {
                 (Ok(address), Ok((host, port, tls))) => {
-                    assert_eq!((address.host.as_str(), address.port, address.tls), (host, port, tls), "{url}");
+                    assert_eq!(
+                        (address.host.as_str(), address.port, address.tls),
+                        (host, port, tls),
+                        "{url}"
+                    );
                 }
                 (Err(message), Err(words)) => assert!(message.contains(words), "{url}: {message}"),
                 (found, expected) => panic!("{url}: {found:?}, expected {expected:?}"),
@@ -291,7 +304,10 @@ mod tests {
     fn secrets_are_never_shown() {
         let secret = SecretText::new("hunter2");
         assert_eq!(format!("{secret:?}"), MASK);
-        assert_eq!(serde_json::to_string(&secret).unwrap(), format!("\"{MASK}\""));
+        assert_eq!(
+            serde_json::to_string(&secret).unwrap(),
+            format!("\"{MASK}\"")
+        );
         assert_eq!(secret.expose(), "hunter2");
     }
 }

@@ -109,13 +109,17 @@ pub(crate) fn split_instance<H: HostKeys>(
         if let Some(value) = table.remove(*key) {
             if let Err(err) = H::deserialize(single_key(key, value.clone())) {
                 // In a sub-table (`[triggers.NAME.smtp]`), blame the key inside it.
-                let inner = value.as_table().into_iter().flatten().find_map(|(inner, v)| {
-                    let mut one = toml::Table::new();
-                    one.insert(inner.clone(), v.clone());
-                    H::deserialize(single_key(key, toml::Value::Table(one)))
-                        .err()
-                        .map(|err| (format!("{key}.{inner}"), err))
-                });
+                let inner = value
+                    .as_table()
+                    .into_iter()
+                    .flatten()
+                    .find_map(|(inner, v)| {
+                        let mut one = toml::Table::new();
+                        one.insert(inner.clone(), v.clone());
+                        H::deserialize(single_key(key, toml::Value::Table(one)))
+                            .err()
+                            .map(|err| (format!("{key}.{inner}"), err))
+                    });
                 return Err(match inner {
                     Some((path, err)) => at(&path, err.message().trim().to_string()),
                     None => at(key, err.message().trim().to_string()),

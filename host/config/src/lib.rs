@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::de::DeTable;
 
+pub use channels::{BrokerAddress, MqttConfig, SecretText, SmtpConfig, SmtpTls};
 pub use crowsnest_docker::WatcherConfig;
 pub use crowsnest_store::StoreConfig;
-pub use channels::{BrokerAddress, MqttConfig, SecretText, SmtpConfig, SmtpTls};
 pub use instance::{setting_text, HostKeys, PluginInstance};
 pub use overrides::ENV_PREFIX;
 pub use plugins::PluginsConfig;

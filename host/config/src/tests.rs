@@ -261,18 +261,34 @@ fn smtp_and_mqtt_tables_are_host_keys_with_secret_files() {
         "[triggers.mail]\nplugin = \"email\"\ntitle = \"{{{{ container.name }}}}\"\n\n[triggers.mail.smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"TLS\"\nusername = \"crow\"\npassword_file = \"{}\"\nfrom = \"crowsnest <c@example.test>\"\nto = [\"ops@example.test\"]\n\n[triggers.ha]\nplugin = \"mqtt\"\ntopic = \"updates\"\n[triggers.ha.mqtt]\nurl = \"mqtts://127.0.0.1:8883\"\nusername = \"crow\"\n",
         secret.display()
     );
-    let config = parse_env(&text, &[("CROWSNEST__TRIGGERS__HA__MQTT__PASSWORD", "env-s3cret")]).unwrap();
+    let config = parse_env(
+        &text,
+        &[("CROWSNEST__TRIGGERS__HA__MQTT__PASSWORD", "env-s3cret")],
+    )
+    .unwrap();
     let mail = &config.triggers["mail"];
-    assert!(mail.plugin_settings().is_empty(), "the smtp table is the host's");
+    assert!(
+        mail.plugin_settings().is_empty(),
+        "the smtp table is the host's"
+    );
     assert_eq!(mail.host.title.as_deref(), Some("{{ container.name }}"));
     let smtp = mail.host.smtp.as_ref().unwrap();
     assert_eq!(smtp.tls, SmtpTls::Tls);
     assert_eq!(smtp.port, Some(2525));
-    assert_eq!(smtp.password.as_ref().map(SecretText::expose), Some("m41l-s3cret"));
+    assert_eq!(
+        smtp.password.as_ref().map(SecretText::expose),
+        Some("m41l-s3cret")
+    );
     let ha = &config.triggers["ha"];
-    assert_eq!(ha.plugin_settings(), vec![("topic".into(), "updates".into())]);
+    assert_eq!(
+        ha.plugin_settings(),
+        vec![("topic".into(), "updates".into())]
+    );
     let mqtt = ha.host.mqtt.as_ref().unwrap();
-    assert_eq!(mqtt.password.as_ref().map(SecretText::expose), Some("env-s3cret"));
+    assert_eq!(
+        mqtt.password.as_ref().map(SecretText::expose),
+        Some("env-s3cret")
+    );
     assert_eq!(mqtt.topics, vec!["crowsnest/#", "homeassistant/#"]);
     let shown = serde_json::to_string(&ha.host).unwrap() + &format!("{:?}", mail.host);
     assert!(!shown.contains("s3cret"), "{shown}");

@@ -57,6 +57,23 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Work with the configured triggers.
+    Triggers {
+        #[command(subcommand)]
+        command: TriggersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TriggersCommand {
+    /// Send a sample update through a configured trigger and print what happened.
+    Test {
+        /// The trigger, as in `[triggers.NAME]`.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::triggers::TestFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +148,11 @@ fn main() -> ExitCode {
             Command::Plugins { command } => match command {
                 PluginsCommand::List { format } => cli::plugins::list(&config, format).await,
                 PluginsCommand::Check { file } => cli::plugins::check(&config, &file).await,
+            },
+            Command::Triggers { command } => match command {
+                TriggersCommand::Test { name, format } => {
+                    cli::triggers::test(&config, &name, format).await
+                }
             },
         }
     });

@@ -106,7 +106,10 @@ mod tests {
             ("token XXXXXXXXXXXX in a path", "token ******** in a path"),
             ("query abcdefgh123", "query ********"),
             ("Bearer tk_0123456789", "Bearer ********"),
-            ("ab stays: too short to be a secret", "ab stays: too short to be a secret"),
+            (
+                "ab stays: too short to be a secret",
+                "ab stays: too short to be a secret",
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(secrets.scrub(text), expected, "{text}");

@@ -18,7 +18,7 @@
 //! builds of a whole workspace (tests, clippy), where nothing is exported.
 //!
 //! [`log`] and [`http`] exist for the worlds that import them (`registry`,
-//! `trigger`). Outside wasm there is no host: logs go to stderr and host
+//! `trigger`); `clock`, `smtp` and `mqtt` for the `trigger` world. Outside wasm there is no host: logs go to stderr and host
 //! calls fail with an error, so a plugin's logic can be unit-tested natively.
 //!
 //! The value returned by a plugin's `configure` is the plugin instance's state;
@@ -27,6 +27,7 @@
 //! world module's `configure_from` runs the same validation and `configure`
 //! on raw `(key, value)` pairs, so unit tests configure a plugin as the host does.
 
+pub mod encoding;
 mod info;
 #[cfg(any(feature = "registry", feature = "strategy", feature = "trigger"))]
 mod instance;
@@ -37,12 +38,18 @@ mod world;
 pub use info::{ConfigError, ConfigKey, PluginInfo};
 pub use settings::Settings;
 
+#[cfg(feature = "trigger")]
+pub mod clock;
 #[cfg(any(feature = "registry", feature = "trigger"))]
 pub mod http;
 #[cfg(any(feature = "registry", feature = "trigger"))]
 pub mod log;
+#[cfg(feature = "trigger")]
+pub mod mqtt;
 #[cfg(feature = "registry")]
 pub mod registry;
+#[cfg(feature = "trigger")]
+pub mod smtp;
 #[cfg(feature = "strategy")]
 pub mod strategy;
 #[cfg(feature = "trigger")]

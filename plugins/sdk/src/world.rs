@@ -105,7 +105,7 @@ pub(crate) use impl_world_glue;
 macro_rules! __export_world {
     ($world:ident, $adapter:ident, $plugin:ty) => {
         // Exports exist only in wasm: native builds (unit tests, clippy) cannot
-        // link symbol names such as `crowsnest:plugin/meta@0.1.0#describe`.
+        // link symbol names such as `crowsnest:plugin/meta@0.2.0#describe`.
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __CrowsnestExport = $crate::$world::$adapter<$plugin>;

@@ -1,12 +1,15 @@
 //! `webhook`: delivers update events as JSON to an HTTP endpoint.
 //!
 //! `notify` sends one event object, `notify-batch` a JSON array of them
-//! (keys in camelCase, as in the HTTP API). A non-2xx answer is an error
-//! naming the status.
+//! (keys in camelCase, as in the HTTP API), each with the rendered `title`
+//! and `body` of the message. A non-2xx answer is an error naming the
+//! status; 429 and 5xx are retried (honouring `Retry-After`), other 4xx not.
 
-use crowsnest_plugin_sdk::http::{HttpError, Request};
+use crowsnest_plugin_sdk::http::Request;
 use crowsnest_plugin_sdk::serde_json::Value;
-use crowsnest_plugin_sdk::trigger::{event_to_json, Trigger, UpdateEvent};
+use crowsnest_plugin_sdk::trigger::{
+    event_to_json, exchange, Delivery, DeliveryError, Message, Trigger, UpdateEvent,
+};
 use crowsnest_plugin_sdk::{ConfigError, ConfigKey, PluginInfo, Settings};
 
 /// One configured webhook endpoint.
@@ -18,26 +21,14 @@ pub struct Webhook {
     timeout_ms: Option<u32>,
 }
 
-impl Webhook {
-    fn deliver(&self, body: &Value) -> Result<(), String> {
-        let request = Request::new(&self.method, &self.url)
-            .headers(self.headers.iter().cloned())
-            .json(body)
-            .timeout_ms(self.timeout_ms);
-        request
-            .send()
-            .and_then(|response| response.error_for_status())
-            .map(drop)
-            .map_err(|err| match err {
-                HttpError::Status { status, .. } => {
-                    format!(
-                        "webhook {} {} answered HTTP {status}",
-                        self.method, self.url
-                    )
-                }
-                other => format!("webhook {} {} failed: {other}", self.method, self.url),
-            })
+/// An event with the message rendered for it.
+fn event_with_message(event: &UpdateEvent, message: &Message) -> Value {
+    let mut json = event_to_json(event);
+    if let Value::Object(object) = &mut json {
+        object.insert("title".into(), message.title.clone().into());
+        object.insert("body".into(), message.body.clone().into());
     }
+    json
 }
 
 /// Accepts a method token such as `POST` or `PUT` (uppercased).
@@ -77,12 +68,21 @@ impl Trigger for Webhook {
         })
     }
 
-    fn notify(&self, event: &UpdateEvent) -> Result<(), String> {
-        self.deliver(&event_to_json(event))
-    }
-
-    fn notify_batch(&self, events: &[UpdateEvent]) -> Result<(), String> {
-        self.deliver(&Value::Array(events.iter().map(event_to_json).collect()))
+    fn deliver(&self, message: &Message, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
+        let body = match delivery {
+            Delivery::One(event) => event_with_message(event, message),
+            Delivery::Batch(events) => Value::Array(
+                events
+                    .iter()
+                    .map(|event| event_with_message(event, message))
+                    .collect(),
+            ),
+        };
+        let request = Request::new(&self.method, &self.url)
+            .headers(self.headers.iter().cloned())
+            .json(&body)
+            .timeout_ms(self.timeout_ms);
+        exchange("webhook", request).map(drop)
     }
 }
 
@@ -92,6 +92,7 @@ crowsnest_plugin_sdk::export_trigger!(Webhook);
 mod tests {
     use super::*;
     use crowsnest_plugin_sdk::trigger::configure_from;
+    use crowsnest_plugin_sdk::trigger::testing::{event, message};
 
     fn configured(pairs: &[(&str, &str)]) -> Result<Webhook, ConfigError> {
         configure_from(pairs.iter().copied())
@@ -144,22 +145,12 @@ mod tests {
     }
 
     #[test]
-    fn events_serialise_in_camel_case() {
-        let event = UpdateEvent {
-            container_id: "abc".to_string(),
-            container_name: "web".to_string(),
-            watcher: "local".to_string(),
-            image: "nginx:1.25".to_string(),
-            kind: "tag".to_string(),
-            semver_diff: Some("minor".to_string()),
-            local_value: "1.25".to_string(),
-            remote_value: "1.26".to_string(),
-            link: None,
-        };
-        let json = event_to_json(&event);
+    fn events_carry_the_message_in_camel_case() {
+        let json = event_with_message(&event("web"), &message("New tag", "web 1.25 → 1.26"));
         assert_eq!(json["containerName"], "web");
         assert_eq!(json["semverDiff"], "minor");
         assert_eq!(json["remoteValue"], "1.26");
-        assert!(json["link"].is_null());
+        assert_eq!(json["title"], "New tag");
+        assert_eq!(json["body"], "web 1.25 → 1.26");
     }
 }

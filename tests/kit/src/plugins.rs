@@ -68,6 +68,7 @@ pub fn registry_spec(
         capabilities: Capabilities {
             http: Some(HttpCapability::new(allow.clone(), reqwest::Client::new())),
             oci: Some(OciCapability::new(&client, allow)),
+            ..Capabilities::default()
         },
         ..spec(settings, limits, max_instances)
     }

@@ -5,6 +5,7 @@ pub mod rescan;
 pub mod scan;
 pub mod serve;
 pub mod table;
+pub mod triggers;
 
 /// Log to stderr; `RUST_LOG` (or `CROWSNEST_LOG`) picks the level, `warn` by default.
 pub fn init_tracing() {

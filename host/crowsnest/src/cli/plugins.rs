@@ -124,7 +124,7 @@ fn print_description(component: &PluginComponent) -> std::io::Result<()> {
     writeln!(out, "valid {} plugin", info.kind)?;
     writeln!(
         out,
-        "  world:       crowsnest:plugin/{}@0.1.0",
+        "  world:       crowsnest:plugin/{}@0.2.0",
         info.kind.world()
     )?;
     writeln!(out, "  name:        {}", info.name)?;

@@ -164,6 +164,7 @@ impl RegistrySet {
             capabilities: Capabilities {
                 http: Some(HttpCapability::new(allow.clone(), self.http.clone())),
                 oci: Some(OciCapability::new(&self.client, allow)),
+                ..Capabilities::default()
             },
             max_instances: self.max_instances,
             observer: self.observer.clone(),

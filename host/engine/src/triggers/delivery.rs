@@ -1,5 +1,8 @@
 //! One delivery (a single event or a batch) with its retries: backoff
-//! doubling up to a ceiling, abandoned at shutdown, remembered when done.
+//! doubling up to a ceiling, or the wait the service asked for when longer;
+//! no retry of a failure the plugin calls final; abandoned at shutdown;
+//! remembered when done. Every error is scrubbed of the trigger's secrets
+//! before it is logged or returned.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -9,13 +12,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crowsnest_config::Mode;
-use crowsnest_plugin_host::trigger::UpdateEvent;
+use crowsnest_plugin_host::trigger::{DeliveryError, Message, UpdateEvent};
 use crowsnest_store::Store;
 
 use super::ConfiguredTrigger;
 use crate::metrics::Metrics;
 
-/// Longest wait between two delivery attempts.
+/// Longest backoff between two delivery attempts (a service's own
+/// `retry-after` may ask for longer, up to the plugin host's cap).
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// (trigger, container, result key) of one event under way.
@@ -28,21 +32,32 @@ pub async fn close_and_wait(tasks: &TaskTracker, grace: Duration) -> bool {
     tokio::time::timeout(grace, tasks.wait()).await.is_ok()
 }
 
+/// How a delivery ended.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    /// Attempts made (1 when the first succeeded).
+    pub attempts: u32,
+    /// The last error, scrubbed of secrets, when every attempt failed.
+    pub result: Result<(), String>,
+}
+
 /// One delivery (a single event or a batch) with its retries.
 pub(crate) struct Delivery {
     pub trigger: Arc<ConfiguredTrigger>,
-    pub store: Store,
+    /// Where delivered results are remembered (`None`: a sample, not remembered).
+    pub store: Option<Store>,
     pub metrics: Arc<Metrics>,
     pub pending: Arc<Mutex<HashSet<PendingKey>>>,
     pub cancel: CancellationToken,
 }
 
 impl Delivery {
-    pub async fn run(self, batch: Vec<(PendingKey, UpdateEvent)>) -> Result<(), String> {
-        let result = self.attempt_all(&batch).await;
-        if result.is_ok() {
+    /// Delivers `message` about `batch`, retrying as configured.
+    pub async fn run(self, message: &Message, batch: Vec<(PendingKey, UpdateEvent)>) -> Outcome {
+        let outcome = self.attempt_all(message, &batch).await;
+        if let (Ok(()), Some(store)) = (&outcome.result, &self.store) {
             for (key, _) in &batch {
-                if let Err(error) = self.store.mark_notified(&key.0, &key.1, &key.2).await {
+                if let Err(error) = store.mark_notified(&key.0, &key.1, &key.2).await {
                     tracing::warn!(trigger = %key.0, container = %key.1, %error, "cannot remember a delivery");
                 }
             }
@@ -52,52 +67,95 @@ impl Delivery {
                 pending.remove(key);
             }
         }
-        result
+        outcome
     }
 
-    async fn attempt_all(&self, batch: &[(PendingKey, UpdateEvent)]) -> Result<(), String> {
+    /// Gives up on `batch` without an attempt: its message could not be rendered.
+    pub fn abandon(self, error: &str, batch: Vec<(PendingKey, UpdateEvent)>) {
+        let error = self.trigger.scrub(error);
+        self.metrics.record_delivery(&self.trigger.name, "failure");
+        tracing::warn!(trigger = %self.trigger.name, %error, "trigger message could not be rendered; not delivered");
+        if let Ok(mut pending) = self.pending.lock() {
+            for (key, _) in &batch {
+                pending.remove(key);
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        message: &Message,
+        events: &[UpdateEvent],
+    ) -> Result<(), DeliveryError> {
+        let notifier = &self.trigger.notifier;
+        match self.trigger.options.mode {
+            Mode::Batch => notifier.notify_batch(message, events).await,
+            Mode::Simple => {
+                for event in events {
+                    notifier.notify(message, event).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn attempt_all(&self, message: &Message, batch: &[(PendingKey, UpdateEvent)]) -> Outcome {
         let trigger = &self.trigger;
         let events: Vec<UpdateEvent> = batch.iter().map(|(_, event)| event.clone()).collect();
         let mut backoff = trigger.options.retry_backoff;
-        let mut attempt = 0;
+        let mut attempts = 0;
         loop {
-            let outcome = match trigger.options.mode {
-                Mode::Batch => trigger.notifier.notify_batch(&events).await,
-                Mode::Simple => {
-                    let mut outcome = Ok(());
-                    for event in &events {
-                        outcome = trigger.notifier.notify(event).await;
-                        if outcome.is_err() {
-                            break;
-                        }
-                    }
-                    outcome
-                }
-            };
-            let error = match outcome {
+            attempts += 1;
+            let failure = match self.attempt(message, &events).await {
                 Ok(()) => {
                     self.metrics.record_delivery(&trigger.name, "success");
-                    tracing::info!(trigger = %trigger.name, events = events.len(), "trigger delivered");
-                    return Ok(());
+                    tracing::info!(trigger = %trigger.name, events = events.len(), attempts, "trigger delivered");
+                    return Outcome {
+                        attempts,
+                        result: Ok(()),
+                    };
                 }
-                Err(error) => error.to_string(),
+                Err(failure) => failure,
             };
-            if attempt >= trigger.options.retries {
+            let error = trigger.scrub(&failure.to_string());
+            let give_up = |reason: &str| {
                 self.metrics.record_delivery(&trigger.name, "failure");
-                tracing::warn!(trigger = %trigger.name, attempts = attempt + 1, %error, "trigger delivery failed; giving up");
-                return Err(error);
+                tracing::warn!(trigger = %trigger.name, attempts, %error, "trigger delivery failed; {reason}");
+                Outcome {
+                    attempts,
+                    result: Err(error.clone()),
+                }
+            };
+            if !failure.retryable() {
+                return give_up("the service refused it for good, not retrying");
             }
+            if attempts > trigger.options.retries {
+                return give_up("giving up");
+            }
+            // The service's own answer wins when it asks for a longer wait.
+            let wait = failure
+                .retry_after()
+                .map_or(backoff, |asked| asked.max(backoff));
             self.metrics.record_delivery(&trigger.name, "retry");
-            tracing::warn!(trigger = %trigger.name, attempt = attempt + 1, retry_in_ms = backoff.as_millis() as u64, %error, "trigger delivery failed; retrying");
+            tracing::warn!(
+                trigger = %trigger.name,
+                attempt = attempts,
+                retry_in_ms = wait.as_millis() as u64,
+                rate_limited = failure.retry_after().is_some(),
+                %error,
+                "trigger delivery failed; retrying"
+            );
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = self.cancel.cancelled() => {
                     self.metrics.record_delivery(&trigger.name, "failure");
-                    return Err(format!("abandoned at shutdown after: {error}"));
+                    return Outcome {
+                        attempts,
+                        result: Err(format!("abandoned at shutdown after: {error}")),
+                    };
                 }
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            attempt += 1;
         }
     }
 }

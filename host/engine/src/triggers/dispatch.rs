@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use crowsnest_config::Mode;
 use crowsnest_docker::ContainerOptions;
 use crowsnest_model::ContainerObject;
-use crowsnest_plugin_host::trigger::UpdateEvent;
+use crowsnest_plugin_host::trigger::{Message, UpdateEvent};
 use crowsnest_store::Store;
 
 use super::delivery::{close_and_wait, Delivery, PendingKey};
@@ -109,6 +109,7 @@ impl TriggerDispatcher {
                 continue;
             }
             let mut events = Vec::new();
+            let mut chosen = Vec::new();
             for container in containers {
                 let Some(event) = update_event(container) else {
                     continue;
@@ -144,30 +145,47 @@ impl TriggerDispatcher {
                     .unwrap_or(true);
                 if newly_pending {
                     events.push((key, event));
+                    chosen.push(container.clone());
                 }
             }
             if events.is_empty() {
                 continue;
             }
-            let batches: Vec<Vec<(PendingKey, UpdateEvent)>> = match trigger.options.mode {
-                Mode::Simple => events.into_iter().map(|event| vec![event]).collect(),
-                Mode::Batch => vec![events],
-            };
-            for batch in batches {
-                let delivery = self.delivery(trigger);
+            let deliveries: Vec<(Result<Message, String>, Vec<(PendingKey, UpdateEvent)>)> =
+                match trigger.options.mode {
+                    Mode::Simple => events
+                        .into_iter()
+                        .zip(&chosen)
+                        .map(|(event, container)| {
+                            (
+                                trigger.templates.simple(&trigger.name, container),
+                                vec![event],
+                            )
+                        })
+                        .collect(),
+                    Mode::Batch => vec![(trigger.templates.batch(&trigger.name, &chosen), events)],
+                };
+            for (message, batch) in deliveries {
+                let delivery = self.delivery(trigger, true);
                 self.tasks.spawn(async move {
-                    let _ = delivery.run(batch).await;
+                    match message {
+                        Ok(message) => {
+                            delivery.run(&message, batch).await;
+                        }
+                        Err(error) => delivery.abandon(&error, batch),
+                    }
                 });
             }
         }
     }
 
-    /// A delivery through `trigger` sharing this dispatcher's store, metrics,
-    /// pending set and cancellation.
-    fn delivery(&self, trigger: &Arc<ConfiguredTrigger>) -> Delivery {
+    /// A delivery through `trigger` sharing this dispatcher's metrics,
+    /// pending set and cancellation, and its store when the delivered
+    /// results are to be `remembered`.
+    pub(super) fn delivery(&self, trigger: &Arc<ConfiguredTrigger>, remembered: bool) -> Delivery {
         Delivery {
             trigger: Arc::clone(trigger),
-            store: self.store.clone(),
+            store: remembered.then(|| self.store.clone()),
             metrics: Arc::clone(&self.metrics),
             pending: Arc::clone(&self.pending),
             cancel: self.cancel.clone(),
@@ -181,11 +199,7 @@ impl TriggerDispatcher {
         name: &str,
         container: &ContainerObject,
     ) -> Result<(), TriggerRunError> {
-        let trigger = self
-            .triggers
-            .iter()
-            .find(|trigger| trigger.name == name)
-            .ok_or_else(|| TriggerRunError::UnknownTrigger(name.to_owned()))?;
+        let trigger = self.trigger(name)?;
         let event = update_event(container)
             .ok_or_else(|| TriggerRunError::NoUpdate(container.id.clone()))?;
         let key = (
@@ -193,14 +207,30 @@ impl TriggerDispatcher {
             event.container_id.clone(),
             result_key(&event),
         );
-        let delivery = self.delivery(trigger);
-        delivery
-            .run(vec![(key, event)])
+        let failed = |message: String| TriggerRunError::Delivery {
+            trigger: name.to_owned(),
+            message,
+        };
+        let message = match trigger.options.mode {
+            Mode::Simple => trigger.templates.simple(&trigger.name, container),
+            Mode::Batch => trigger
+                .templates
+                .batch(&trigger.name, std::slice::from_ref(container)),
+        }
+        .map_err(failed)?;
+        self.delivery(trigger, true)
+            .run(&message, vec![(key, event)])
             .await
-            .map_err(|message| TriggerRunError::Delivery {
-                trigger: name.to_owned(),
-                message,
-            })
+            .result
+            .map_err(failed)
+    }
+
+    /// The configured trigger `name`.
+    pub(super) fn trigger(&self, name: &str) -> Result<&Arc<ConfiguredTrigger>, TriggerRunError> {
+        self.triggers
+            .iter()
+            .find(|trigger| trigger.name == name)
+            .ok_or_else(|| TriggerRunError::UnknownTrigger(name.to_owned()))
     }
 
     /// Waits up to `grace` for background deliveries, then abandons the rest.

@@ -13,12 +13,17 @@ pub fn update_event(container: &ContainerObject) -> Option<UpdateEvent> {
     Some(UpdateEvent {
         container_id: container.id.clone(),
         container_name: container.name.clone(),
+        display_name: container.display_name.clone(),
         watcher: container.watcher.clone(),
         image: container.image.reference.clone(),
         kind: kind.kind.clone(),
         semver_diff: kind.semver_diff.clone(),
         local_value: kind.local_value.clone().unwrap_or_default(),
         remote_value: kind.remote_value.clone().unwrap_or_default(),
+        remote_digest: container
+            .result
+            .as_ref()
+            .and_then(|result| result.digest.clone()),
         link: container
             .result
             .as_ref()

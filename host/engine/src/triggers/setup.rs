@@ -1,19 +1,30 @@
 //! Building the triggers of `[triggers.NAME]` from the configuration: the
-//! plugin instance, its allow-list, and its settings with secrets masked.
+//! plugin instance, its allow-list, the SMTP server and MQTT broker lent to
+//! it, its templates, and its settings with secrets masked.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crowsnest_config::{Config, ConfigError};
+use crowsnest_config::{Config, ConfigError, MqttConfig, SmtpConfig, SmtpTls, TriggerConfig};
 use crowsnest_oci::HostAllowList;
 use crowsnest_plugin_host::{
-    Capabilities, Catalog, HttpCapability, InstanceSpec, PluginKind, PluginObserver, TriggerPlugin,
+    Capabilities, Catalog, HttpCapability, InstanceSpec, MqttBroker, MqttCapability, PluginKind,
+    PluginObserver, SetupError, SmtpCapability, SmtpSecurity, SmtpServer, TriggerPlugin,
 };
 use crowsnest_store::Store;
 
 use super::{ConfiguredTrigger, TriggerDispatcher};
 use crate::instance_setup::{config_error, url_host};
 use crate::metrics::Metrics;
+
+/// The service hosts a built-in trigger plugin reaches when its `url` is not set.
+const BUILTIN_DEFAULT_HOSTS: &[(&str, &[&str])] = &[
+    ("ntfy", &["ntfy.sh"]),
+    ("pushover", &["api.pushover.net"]),
+    ("slack", &["slack.com"]),
+    ("telegram", &["api.telegram.org"]),
+];
 
 impl TriggerDispatcher {
     /// Instantiates every `[triggers.NAME]` of `config` from `catalog`. A bad
@@ -23,6 +34,18 @@ impl TriggerDispatcher {
         catalog: &Catalog,
         store: Store,
         metrics: Arc<Metrics>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_config_only(config, catalog, store, metrics, None).await
+    }
+
+    /// Like [`TriggerDispatcher::from_config`], but only the trigger named
+    /// `only` when given (`crowsnest triggers test NAME` sets up no other).
+    pub async fn from_config_only(
+        config: &Config,
+        catalog: &Catalog,
+        store: Store,
+        metrics: Arc<Metrics>,
+        only: Option<&str>,
     ) -> Result<Self, ConfigError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -37,26 +60,45 @@ impl TriggerDispatcher {
         let observer: Arc<dyn PluginObserver> = metrics.clone();
         let mut triggers = Vec::new();
         for (name, instance) in &config.triggers {
+            if only.is_some_and(|only| only != name) {
+                continue;
+            }
             let at =
                 |key: &str, message: String| config.error_at(&["triggers", name, key], message);
             let entry = catalog
                 .find(&instance.plugin, PluginKind::Trigger)
                 .map_err(|err| at("plugin", err.to_string()))?;
-            let mut hosts = instance.host.allowed_hosts.clone();
-            hosts.extend(entry.grants.allowed_hosts.iter().cloned());
-            if let Some(url) = instance.get_str("url") {
-                hosts.push(url_host(url).map_err(|message| at("url", message))?);
-            }
-            let allow =
-                HostAllowList::new(&hosts).map_err(|message| at("allowed_hosts", message))?;
+            let allow = allow_list(instance, &entry.grants.allowed_hosts)
+                .map_err(|(key, message)| at(key, message))?;
             let settings = instance.plugin_settings();
+            let secrets = entry.component.info.secrets(&settings);
+            let capabilities = Capabilities {
+                http: Some(HttpCapability::new(Arc::new(allow), http.clone())),
+                smtp: instance
+                    .host
+                    .smtp
+                    .as_ref()
+                    .map(|smtp| smtp_capability(smtp, config.file()))
+                    .transpose()
+                    .map_err(|err| {
+                        config.error_at(&["triggers", name, "smtp", err.key], err.message)
+                    })?,
+                mqtt: instance
+                    .host
+                    .mqtt
+                    .as_ref()
+                    .map(|mqtt| mqtt_capability(mqtt, config.file()))
+                    .transpose()
+                    .map_err(|err| {
+                        config.error_at(&["triggers", name, "mqtt", err.key], err.message)
+                    })?,
+                secrets: Arc::new(secrets.clone()),
+                ..Capabilities::default()
+            };
             let spec = InstanceSpec {
                 settings: settings.clone(),
                 limits: crate::plugin_setup::sandbox_limits(&config.plugins),
-                capabilities: Capabilities {
-                    http: Some(HttpCapability::new(Arc::new(allow), http.clone())),
-                    oci: None,
-                },
+                capabilities,
                 max_instances: 2,
                 observer: observer.clone(),
             };
@@ -68,10 +110,112 @@ impl TriggerDispatcher {
                 instance.plugin.clone(),
                 instance.host.clone(),
                 Box::new(plugin),
-            );
+            )
+            .map_err(|err| at(err.key, err.message))?;
             trigger.masked_settings = entry.component.info.masked(&settings);
+            trigger.secrets = secrets;
             triggers.push(trigger);
         }
         Ok(Self::new(triggers, store, metrics))
     }
+}
+
+/// The hosts a trigger's plugin may reach: its `url`'s (or the built-in
+/// plugin's service when `url` is unset), `allowed_hosts` and the drop-in's grants.
+fn allow_list(
+    instance: &TriggerConfig,
+    grants: &[String],
+) -> Result<HostAllowList, (&'static str, String)> {
+    let mut hosts = instance.host.allowed_hosts.clone();
+    hosts.extend(grants.iter().cloned());
+    match instance.get_str("url") {
+        Some(url) => hosts.push(url_host(url).map_err(|message| ("url", message))?),
+        None => {
+            if let Some((_, defaults)) = BUILTIN_DEFAULT_HOSTS
+                .iter()
+                .find(|(plugin, _)| *plugin == instance.plugin)
+            {
+                hosts.extend(defaults.iter().map(|host| (*host).to_string()));
+            }
+        }
+    }
+    HostAllowList::new(&hosts).map_err(|message| ("allowed_hosts", message))
+}
+
+/// A PEM file named by setting `key`, relative to the configuration file.
+fn read_pem(
+    key: &'static str,
+    path: &Path,
+    config_file: Option<&Path>,
+) -> Result<Vec<u8>, SetupError> {
+    let path = match config_file.and_then(Path::parent) {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    };
+    std::fs::read(&path)
+        .map_err(|err| SetupError::new(key, format!("cannot read {}: {err}", path.display())))
+}
+
+/// The SMTP capability `[triggers.NAME.smtp]` describes.
+fn smtp_capability(
+    smtp: &SmtpConfig,
+    config_file: Option<&Path>,
+) -> Result<SmtpCapability, SetupError> {
+    let security = match smtp.tls {
+        SmtpTls::StartTls => SmtpSecurity::StartTls,
+        SmtpTls::Tls => SmtpSecurity::Tls,
+        SmtpTls::None => SmtpSecurity::None,
+    };
+    SmtpCapability::new(&SmtpServer {
+        host: smtp.host.clone(),
+        port: smtp.port.unwrap_or(security.default_port()),
+        security,
+        credentials: smtp.username.clone().map(|username| {
+            let password = smtp.password.as_ref().map(|p| p.expose().to_string());
+            (username, password.unwrap_or_default())
+        }),
+        ca_pem: smtp
+            .ca
+            .as_deref()
+            .map(|ca| read_pem("ca", ca, config_file))
+            .transpose()?,
+        from: smtp.from.clone(),
+        to: smtp.to.clone(),
+        timeout: Duration::from_secs(smtp.timeout_secs),
+    })
+}
+
+/// The MQTT capability `[triggers.NAME.mqtt]` describes.
+fn mqtt_capability(
+    mqtt: &MqttConfig,
+    config_file: Option<&Path>,
+) -> Result<MqttCapability, SetupError> {
+    let address = mqtt
+        .address()
+        .map_err(|message| SetupError::new("url", message))?;
+    let identity = match (&mqtt.cert, &mqtt.key) {
+        (Some(cert), Some(key)) => Some((
+            read_pem("cert", cert, config_file)?,
+            read_pem("key", key, config_file)?,
+        )),
+        _ => None,
+    };
+    MqttCapability::new(MqttBroker {
+        host: address.host,
+        port: address.port,
+        tls: address.tls,
+        ca_pem: mqtt
+            .ca
+            .as_deref()
+            .map(|ca| read_pem("ca", ca, config_file))
+            .transpose()?,
+        client_identity: identity,
+        credentials: mqtt.username.clone().map(|username| {
+            let password = mqtt.password.as_ref().map(|p| p.expose().to_string());
+            (username, password.unwrap_or_default())
+        }),
+        client_id: mqtt.client_id.clone(),
+        topics: mqtt.topics.clone(),
+        timeout: Duration::from_secs(mqtt.timeout_secs),
+    })
 }

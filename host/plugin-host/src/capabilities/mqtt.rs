@@ -157,9 +157,10 @@ impl MqttCapability {
         let broker = format!("{}:{}", self.broker.host, self.broker.port);
         match tokio::time::timeout(self.broker.timeout, self.exchange(messages)).await {
             Ok(result) => result.map_err(|err| match err {
-                ConnectionError::ConnectionRefused(code) => {
-                    mqtt::MqttError::Refused(format!("{broker} refused the connection: {}", refusal(code)))
-                }
+                ConnectionError::ConnectionRefused(code) => mqtt::MqttError::Refused(format!(
+                    "{broker} refused the connection: {}",
+                    refusal(code)
+                )),
                 other => mqtt::MqttError::Transport(format!("{broker}: {}", error_chain(&other))),
             }),
             Err(_) => Err(mqtt::MqttError::Transport(format!(
@@ -298,9 +299,13 @@ mod tests {
 
     #[test]
     fn topics_must_match_a_filter() {
-        let mqtt = MqttCapability::new(broker(&["crowsnest/#", "homeassistant/update/+/config"]))
-            .unwrap();
-        for allowed in ["crowsnest/web", "crowsnest/a/b", "homeassistant/update/web/config"] {
+        let mqtt =
+            MqttCapability::new(broker(&["crowsnest/#", "homeassistant/update/+/config"])).unwrap();
+        for allowed in [
+            "crowsnest/web",
+            "crowsnest/a/b",
+            "homeassistant/update/web/config",
+        ] {
             assert!(mqtt.check(&[publication(allowed)]).is_ok(), "{allowed}");
         }
         let refused = [

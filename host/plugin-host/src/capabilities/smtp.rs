@@ -128,8 +128,9 @@ impl SmtpCapability {
                 if let Some(pem) = &server.ca_pem {
                     // Checked here: lettre takes a PEM without any certificate in it.
                     pem_certificates("ca", pem)?;
-                    let certificate = Certificate::from_pem(pem)
-                        .map_err(|err| SetupError::new("ca", format!("not a PEM certificate: {err}")))?;
+                    let certificate = Certificate::from_pem(pem).map_err(|err| {
+                        SetupError::new("ca", format!("not a PEM certificate: {err}"))
+                    })?;
                     parameters = parameters.add_root_certificate(certificate);
                 }
                 let parameters = parameters
@@ -271,9 +272,27 @@ mod tests {
     #[test]
     fn bad_settings_name_their_key() {
         let cases = [
-            (SmtpServer { from: "nobody".into(), ..server() }, "from"),
-            (SmtpServer { to: vec![], ..server() }, "to"),
-            (SmtpServer { to: vec!["a@b".into(), "@@".into()], ..server() }, "to"),
+            (
+                SmtpServer {
+                    from: "nobody".into(),
+                    ..server()
+                },
+                "from",
+            ),
+            (
+                SmtpServer {
+                    to: vec![],
+                    ..server()
+                },
+                "to",
+            ),
+            (
+                SmtpServer {
+                    to: vec!["a@b".into(), "@@".into()],
+                    ..server()
+                },
+                "to",
+            ),
             (
                 SmtpServer {
                     security: SmtpSecurity::Tls,

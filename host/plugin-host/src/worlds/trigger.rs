@@ -125,7 +125,11 @@ impl TriggerPlugin {
     }
 
     /// Deliver one event with its rendered message.
-    pub async fn notify(&self, message: &Message, event: &UpdateEvent) -> Result<(), DeliveryError> {
+    pub async fn notify(
+        &self,
+        message: &Message,
+        event: &UpdateEvent,
+    ) -> Result<(), DeliveryError> {
         guest_call!(pool: &self.pool, |bindings, store| bindings.crowsnest_plugin_notifier().call_notify(store, message, event))?
             .map_err(DeliveryError::from_wit)
     }
