@@ -13,7 +13,9 @@
 //! requests and the checks on their results ([`scans`]), table-driven cases
 //! reported together ([`cases`]), one test's slice of the shared world
 //! ([`world`]), plugin catalogs, fixtures and instance specs ([`plugins`]),
-//! and the figures benchmarks print ([`figures`]). All traffic stays on
+//! the services triggers deliver to — real mosquitto and aiosmtpd, and
+//! emulators of the chat and push services — with the process's log lines
+//! ([`services`]), and the figures benchmarks print ([`figures`]). All traffic stays on
 //! 127.0.0.1; everything a test starts is stopped when it ends.
 //!
 //! A dev-dependency only: it depends on the library crates (config, engine,
@@ -31,6 +33,7 @@ pub mod plugins;
 pub mod ports;
 pub mod registry;
 pub mod scans;
+pub mod services;
 pub mod wait;
 pub mod world;
 

@@ -21,6 +21,9 @@ use super::{
 };
 use crate::metrics::Metrics;
 
+/// The events of one delivery, each with its pending key.
+type Batch = Vec<(PendingKey, UpdateEvent)>;
+
 /// Which triggers a dispatch may fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DispatchScope {
@@ -151,20 +154,19 @@ impl TriggerDispatcher {
             if events.is_empty() {
                 continue;
             }
-            let deliveries: Vec<(Result<Message, String>, Vec<(PendingKey, UpdateEvent)>)> =
-                match trigger.options.mode {
-                    Mode::Simple => events
-                        .into_iter()
-                        .zip(&chosen)
-                        .map(|(event, container)| {
-                            (
-                                trigger.templates.simple(&trigger.name, container),
-                                vec![event],
-                            )
-                        })
-                        .collect(),
-                    Mode::Batch => vec![(trigger.templates.batch(&trigger.name, &chosen), events)],
-                };
+            let deliveries: Vec<(Result<Message, String>, Batch)> = match trigger.options.mode {
+                Mode::Simple => events
+                    .into_iter()
+                    .zip(&chosen)
+                    .map(|(event, container)| {
+                        (
+                            trigger.templates.simple(&trigger.name, container),
+                            vec![event],
+                        )
+                    })
+                    .collect(),
+                Mode::Batch => vec![(trigger.templates.batch(&trigger.name, &chosen), events)],
+            };
             for (message, batch) in deliveries {
                 let delivery = self.delivery(trigger, true);
                 self.tasks.spawn(async move {
