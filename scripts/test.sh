@@ -24,8 +24,13 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 # --- 1. System packages -------------------------------------------------------
 # docker.io: the engine; docker-registry: CNCF distribution 2.8; apache2-utils:
 # htpasswd; busybox-static: the FROM-scratch test images; openssl: token-auth
-# certificates. Debian's Rust builds the wasm guests when rustup has no wasm target.
-packages=(docker.io docker-registry apache2-utils busybox-static openssl curl ca-certificates)
+# and test TLS certificates; mosquitto + mosquitto-clients: the real MQTT broker
+# and subscriber of the mqtt trigger's tests; python3-aiosmtpd: the real SMTP
+# server (STARTTLS/TLS + AUTH) of the email trigger's tests. crowsnest-testkit
+# starts those servers on free loopback ports per test and stops them after.
+# Debian's Rust builds the wasm guests when rustup has no wasm target.
+packages=(docker.io docker-registry apache2-utils busybox-static openssl curl ca-certificates
+    mosquitto mosquitto-clients python3-aiosmtpd)
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     packages+=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22)
 fi
