@@ -16,7 +16,7 @@ use crowsnest_plugin_host::{
     RegistryPlugin, SandboxLimits,
 };
 
-use crate::instance_setup::{config_error, url_host};
+use crate::instance_setup::{self, config_error};
 
 /// Hosts a built-in registry plugin reaches when its `url` is not configured.
 const BUILTIN_DEFAULT_HOSTS: &[(&str, &[&str])] = &[("dockerhub", &["registry-1.docker.io"])];
@@ -270,20 +270,12 @@ fn allow_list(
     instance: &RegistryConfig,
     grants: &[String],
 ) -> Result<HostAllowList, (&'static str, String)> {
-    let mut hosts: Vec<String> = grants.to_vec();
-    match instance.get_str("url") {
-        Some(url) => hosts.push(url_host(url).map_err(|message| ("url", message))?),
-        None => {
-            if let Some((_, defaults)) = BUILTIN_DEFAULT_HOSTS
-                .iter()
-                .find(|(plugin, _)| *plugin == instance.plugin)
-            {
-                hosts.extend(defaults.iter().map(|h| h.to_string()));
-            }
-        }
-    }
-    hosts.extend(instance.host.allowed_hosts.iter().cloned());
-    HostAllowList::new(&hosts).map_err(|err| ("allowed_hosts", err))
+    instance_setup::allow_list(
+        instance,
+        &instance.host.allowed_hosts,
+        grants,
+        BUILTIN_DEFAULT_HOSTS,
+    )
 }
 
 #[cfg(test)]

@@ -6,8 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crowsnest_config::{Config, ConfigError, MqttConfig, SmtpConfig, SmtpTls, TriggerConfig};
-use crowsnest_oci::HostAllowList;
+use crowsnest_config::{Config, ConfigError, MqttConfig, SmtpConfig, SmtpTls};
 use crowsnest_plugin_host::{
     Capabilities, Catalog, HttpCapability, InstanceSpec, MqttBroker, MqttCapability, PluginKind,
     PluginObserver, SetupError, SmtpCapability, SmtpSecurity, SmtpServer, TriggerPlugin,
@@ -15,7 +14,7 @@ use crowsnest_plugin_host::{
 use crowsnest_store::Store;
 
 use super::{ConfiguredTrigger, TriggerDispatcher};
-use crate::instance_setup::{config_error, url_host};
+use crate::instance_setup::{allow_list, config_error};
 use crate::metrics::Metrics;
 
 /// The service hosts a built-in trigger plugin reaches when its `url` is not set.
@@ -68,30 +67,31 @@ impl TriggerDispatcher {
             let entry = catalog
                 .find(&instance.plugin, PluginKind::Trigger)
                 .map_err(|err| at("plugin", err.to_string()))?;
-            let allow = allow_list(instance, &entry.grants.allowed_hosts)
-                .map_err(|(key, message)| at(key, message))?;
+            let allow = allow_list(
+                instance,
+                &instance.host.allowed_hosts,
+                &entry.grants.allowed_hosts,
+                BUILTIN_DEFAULT_HOSTS,
+            )
+            .map_err(|(key, message)| at(key, message))?;
             let settings = instance.plugin_settings();
             let secrets = entry.component.info.secrets(&settings);
             let capabilities = Capabilities {
                 http: Some(HttpCapability::new(Arc::new(allow), http.clone())),
-                smtp: instance
-                    .host
-                    .smtp
-                    .as_ref()
-                    .map(|smtp| smtp_capability(smtp, config.file()))
-                    .transpose()
-                    .map_err(|err| {
-                        config.error_at(&["triggers", name, "smtp", err.key], err.message)
-                    })?,
-                mqtt: instance
-                    .host
-                    .mqtt
-                    .as_ref()
-                    .map(|mqtt| mqtt_capability(mqtt, config.file()))
-                    .transpose()
-                    .map_err(|err| {
-                        config.error_at(&["triggers", name, "mqtt", err.key], err.message)
-                    })?,
+                smtp: lend(
+                    config,
+                    name,
+                    "smtp",
+                    instance.host.smtp.as_ref(),
+                    smtp_capability,
+                )?,
+                mqtt: lend(
+                    config,
+                    name,
+                    "mqtt",
+                    instance.host.mqtt.as_ref(),
+                    mqtt_capability,
+                )?,
                 secrets: Arc::new(secrets.clone()),
                 ..Capabilities::default()
             };
@@ -120,26 +120,19 @@ impl TriggerDispatcher {
     }
 }
 
-/// The hosts a trigger's plugin may reach: its `url`'s (or the built-in
-/// plugin's service when `url` is unset), `allowed_hosts` and the drop-in's grants.
-fn allow_list(
-    instance: &TriggerConfig,
-    grants: &[String],
-) -> Result<HostAllowList, (&'static str, String)> {
-    let mut hosts = instance.host.allowed_hosts.clone();
-    hosts.extend(grants.iter().cloned());
-    match instance.get_str("url") {
-        Some(url) => hosts.push(url_host(url).map_err(|message| ("url", message))?),
-        None => {
-            if let Some((_, defaults)) = BUILTIN_DEFAULT_HOSTS
-                .iter()
-                .find(|(plugin, _)| *plugin == instance.plugin)
-            {
-                hosts.extend(defaults.iter().map(|host| (*host).to_string()));
-            }
-        }
-    }
-    HostAllowList::new(&hosts).map_err(|message| ("allowed_hosts", message))
+/// The capability a `[triggers.NAME.TABLE]` sub-table configures, if it is
+/// there; a bad setting is an error at its key in that table.
+fn lend<S, C>(
+    config: &Config,
+    name: &str,
+    table: &str,
+    settings: Option<&S>,
+    build: fn(&S, Option<&Path>) -> Result<C, SetupError>,
+) -> Result<Option<C>, ConfigError> {
+    settings
+        .map(|settings| build(settings, config.file()))
+        .transpose()
+        .map_err(|err| config.error_at(&["triggers", name, table, err.key], err.message))
 }
 
 /// A PEM file named by setting `key`, relative to the configuration file.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::emulator::{expect_route, expect_text, retry_after_seconds};
+use super::emulator::{expect_route, expect_text, retry_after_seconds, text_fields};
 use super::{Answer, Received, Service};
 
 /// An Apprise API server with one saved configuration key.
@@ -59,11 +59,6 @@ impl Service for Apprise {
     }
 
     fn text(&self, request: &Received) -> String {
-        let body = request.json();
-        format!(
-            "{}\n{}",
-            body["title"].as_str().unwrap_or_default(),
-            body["body"].as_str().unwrap_or_default()
-        )
+        text_fields(request, &["title", "body"])
     }
 }

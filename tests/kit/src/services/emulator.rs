@@ -107,6 +107,16 @@ pub fn expect_header(request: &Received, name: &str, expected: &str) -> Vec<Stri
     }
 }
 
+/// The string fields `keys` of a JSON body, one a line (a missing one empty):
+/// the message a delivery carries, e.g. `["title", "message"]`.
+pub fn text_fields(request: &Received, keys: &[&str]) -> String {
+    let body = request.json();
+    keys.iter()
+        .map(|key| body[*key].as_str().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// An answer: status, headers, body.
 #[derive(Debug, Clone)]
 pub struct Answer {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::emulator::{expect_header, expect_route, expect_text, retry_after_seconds};
+use super::emulator::{expect_header, expect_route, expect_text, retry_after_seconds, text_fields};
 use super::{Answer, Received, Service};
 
 /// A Gotify server with one application token.
@@ -58,11 +58,6 @@ impl Service for Gotify {
     }
 
     fn text(&self, request: &Received) -> String {
-        let body = request.json();
-        format!(
-            "{}\n{}",
-            body["title"].as_str().unwrap_or_default(),
-            body["message"].as_str().unwrap_or_default()
-        )
+        text_fields(request, &["title", "message"])
     }
 }

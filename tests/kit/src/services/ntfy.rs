@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::emulator::{expect_header, expect_route, expect_text, expect_value};
+use super::emulator::{expect_header, expect_route, expect_text, expect_value, text_fields};
 use super::{Answer, Received, Service};
 
 /// An ntfy server with one topic and one access token.
@@ -77,12 +77,7 @@ impl Service for Ntfy {
     }
 
     fn text(&self, request: &Received) -> String {
-        let body = request.json();
-        format!(
-            "{}\n{}",
-            body["title"].as_str().unwrap_or_default(),
-            body["message"].as_str().unwrap_or_default()
-        )
+        text_fields(request, &["title", "message"])
     }
 
     fn says_how_long(&self) -> bool {

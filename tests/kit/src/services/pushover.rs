@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::emulator::{expect_route, expect_text, expect_value};
+use super::emulator::{expect_route, expect_text, expect_value, text_fields};
 use super::{Answer, Received, Service};
 
 /// Pushover with one application token and one user key.
@@ -75,12 +75,7 @@ impl Service for Pushover {
     }
 
     fn text(&self, request: &Received) -> String {
-        let body = request.json();
-        format!(
-            "{}\n{}",
-            body["title"].as_str().unwrap_or_default(),
-            body["message"].as_str().unwrap_or_default()
-        )
+        text_fields(request, &["title", "message"])
     }
 
     fn says_how_long(&self) -> bool {
