@@ -19,6 +19,24 @@ use crate::{DiscoveryError, DockerWatcher};
 /// How many container/image inspections run at once against one engine.
 const INSPECT_CONCURRENCY: usize = 8;
 
+/// What a discovered workload is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WorkloadKind {
+    /// A container.
+    #[default]
+    Container,
+    /// A Swarm service (a watcher with `swarm = true`).
+    Service,
+}
+
+impl WorkloadKind {
+    /// Whether this is a container (the default, not written in JSON).
+    pub fn is_container(&self) -> bool {
+        *self == Self::Container
+    }
+}
+
 /// A container found on a watcher, with its image and options resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,6 +49,9 @@ pub struct DiscoveredContainer {
     pub status: String,
     /// Name of the watcher that found it.
     pub watcher: String,
+    /// A container, or a Swarm service.
+    #[serde(default, skip_serializing_if = "WorkloadKind::is_container")]
+    pub kind: WorkloadKind,
     /// Image reference as deployed (`Config.Image`): a name, name:tag, name@digest or an image id.
     pub image_reference: String,
     /// Local image id (`sha256:…`).
@@ -155,10 +176,20 @@ impl DockerWatcher {
             .collect();
         let images = self.inspect_images(image_ids).await;
 
-        Ok(inspections
+        let mut found: Vec<DiscoveredContainer> = inspections
             .into_iter()
             .map(|(summary, inspected)| self.assemble(summary, inspected, &images))
-            .collect())
+            .collect();
+        if self.config.swarm {
+            // A service's tasks are the service's: it is listed, they are not.
+            found.retain(|container| {
+                !container
+                    .labels
+                    .contains_key(crate::update::SWARM_SERVICE_LABEL)
+            });
+            found.extend(self.discover_services().await?);
+        }
+        Ok(found)
     }
 
     /// Discovers one container by id or name (for a single-container rescan).
@@ -266,6 +297,7 @@ impl DockerWatcher {
                 .unwrap_or_default(),
             status: status.unwrap_or_default(),
             watcher: self.name.clone(),
+            kind: WorkloadKind::Container,
             image_reference: image_reference.unwrap_or_default(),
             image_id: image_id.clone(),
             repo_digests: Vec::new(),
@@ -411,6 +443,7 @@ mod tests {
             name: "n".into(),
             status: "running".into(),
             watcher: "local".into(),
+            kind: WorkloadKind::Container,
             image_reference: "99d698dbffbc".into(),
             image_id: "sha256:99d698dbffbc0123456789".into(),
             repo_digests: vec![],

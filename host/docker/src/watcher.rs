@@ -46,6 +46,10 @@ pub struct WatcherConfig {
     /// Random delay, in seconds, added before each scheduled scan (used by the daemon).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter: Option<u64>,
+    /// The engine is a Swarm manager: its services are watched (and updated
+    /// by `service update`) instead of their task containers.
+    #[serde(default)]
+    pub swarm: bool,
 }
 
 fn default_true() -> bool {
@@ -64,6 +68,7 @@ impl Default for WatcherConfig {
             watch_all: false,
             schedule: None,
             jitter: None,
+            swarm: false,
         }
     }
 }
