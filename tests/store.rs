@@ -65,7 +65,7 @@ async fn everything_survives_a_restart() {
 
     let store = Store::open(&path).await.unwrap();
     assert_eq!(store.path(), Some(path.as_path()));
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), 2);
     let all: Vec<Container> = store.list_containers().await.unwrap();
     assert_eq!(
         all,

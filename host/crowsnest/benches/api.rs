@@ -74,6 +74,7 @@ fn synthetic_container(index: usize) -> ContainerObject {
         }),
         error: None,
         labels,
+        kind: None,
     }
 }
 

@@ -36,6 +36,9 @@ pub struct ContainerObject {
     pub error: Option<ErrorInfo>,
     /// All container labels.
     pub labels: BTreeMap<String, String>,
+    /// `service` for a Swarm service (a watcher with `swarm = true`); absent for a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// The image a container runs.
@@ -216,7 +219,7 @@ pub struct ScanReport {
 }
 
 /// A watcher that failed as a whole.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WatcherError {
     /// Watcher name.
     pub watcher: String,
@@ -238,6 +241,88 @@ pub struct ScanStats {
     pub digest_lookups: usize,
     /// Wall time, milliseconds.
     pub duration_ms: u64,
+}
+
+/// What an update action did (or would do, or refused to do) to one
+/// container or Swarm service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateOutcome {
+    /// The action (`[actions.NAME]`).
+    pub action: String,
+    /// Watcher (Docker host).
+    pub watcher: String,
+    /// Container (or service) name.
+    pub name: String,
+    /// `service` for a Swarm service; absent for a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Id before the update.
+    pub container_id: String,
+    /// Id of the replacement, when one runs (a service keeps its id).
+    pub new_container_id: Option<String>,
+    /// The image reference it ran.
+    pub from_image: String,
+    /// The image reference it runs, would run, or was refused.
+    pub to_image: String,
+    /// `updated`, `handed-over` (crowsnest's own container), `dry-run`,
+    /// `rolled-back`, `failed` or `skipped`.
+    pub status: String,
+    /// Why it failed, rolled back or was skipped; notes on an update.
+    pub message: Option<String>,
+    /// Containers recreated with it (shared network, links).
+    #[serde(default)]
+    pub dependents: Vec<String>,
+    /// What was done (or, in a dry run, would be done), step by step.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// How long it took, milliseconds.
+    pub duration_ms: u64,
+}
+
+/// The answer of an update run: every container considered, by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateReport {
+    /// Replaced and proven (and crowsnest's own container, handed over).
+    pub updated: Vec<UpdateOutcome>,
+    /// The replacement failed; the old container runs again as it was.
+    pub rolled_back: Vec<UpdateOutcome>,
+    /// Failed before anything changed, or the rollback itself failed.
+    pub failed: Vec<UpdateOutcome>,
+    /// Not updated, with the reason (no update, label, threshold, cooldown, in progress).
+    pub skipped: Vec<UpdateOutcome>,
+    /// Dry run: what would be done.
+    pub dry_run: Vec<UpdateOutcome>,
+    /// Watchers that could not be read by the scan before the update.
+    #[serde(default)]
+    pub watcher_errors: Vec<WatcherError>,
+}
+
+impl UpdateReport {
+    /// Files `outcome` under its status.
+    pub fn push(&mut self, outcome: UpdateOutcome) {
+        let list = match outcome.status.as_str() {
+            "updated" | "handed-over" => &mut self.updated,
+            "rolled-back" => &mut self.rolled_back,
+            "dry-run" => &mut self.dry_run,
+            "skipped" => &mut self.skipped,
+            _ => &mut self.failed,
+        };
+        list.push(outcome);
+    }
+
+    /// Every outcome, in the order: updated, rolled back, failed, skipped, dry run.
+    pub fn outcomes(&self) -> impl Iterator<Item = &UpdateOutcome> {
+        self.updated
+            .iter()
+            .chain(&self.rolled_back)
+            .chain(&self.failed)
+            .chain(&self.skipped)
+            .chain(&self.dry_run)
+    }
 }
 
 #[cfg(test)]

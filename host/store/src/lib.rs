@@ -1,7 +1,7 @@
 //! crowsnest-store: persistent state in SQLite — the containers and their
-//! latest result, the history of detected updates, the registry tag-list cache
-//! and the memory of which trigger already fired for which result (`once`
-//! triggers).
+//! latest result, the history of detected updates, the registry tag-list cache,
+//! the memory of which trigger already fired for which result (`once`
+//! triggers), and what update actions did to each container.
 //!
 //! Must not depend on any other crowsnest crate: rows are stored as the JSON
 //! of whatever serialisable type the caller hands in.
@@ -69,6 +69,21 @@ const MIGRATIONS: &[&str] = &[
         notified_at  INTEGER NOT NULL,
         PRIMARY KEY (trigger_name, container_id, result_key)
     );
+    ",
+    // Version 2: what update actions did, per container name (the id changes
+    // with each replacement).
+    "
+    CREATE TABLE update_attempts (
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+        watcher          TEXT NOT NULL,
+        name             TEXT NOT NULL,
+        container_id     TEXT NOT NULL,
+        new_container_id TEXT,
+        status           TEXT NOT NULL,
+        recorded_at      INTEGER NOT NULL, -- unix milliseconds
+        outcome          TEXT NOT NULL     -- the update outcome, JSON
+    );
+    CREATE INDEX update_attempts_by_container ON update_attempts (watcher, name, seq);
     ",
 ];
 
@@ -466,6 +481,76 @@ impl Store {
         .await
     }
 
+    /// Records what an update action did to a container: `outcome` is the
+    /// JSON of the update outcome of docs/contracts.md (`watcher`, `name`,
+    /// `containerId` and `status` strings are required, `newContainerId` read
+    /// when present).
+    pub async fn record_update_attempt<T: Serialize>(&self, outcome: &T) -> Result<(), StoreError> {
+        let value = serde_json::to_value(outcome)?;
+        let text = |field: &'static str| {
+            value
+                .get(field)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .ok_or(StoreError::MissingField(field))
+        };
+        let (watcher, name, container_id, status) = (
+            text("watcher")?,
+            text("name")?,
+            text("containerId")?,
+            text("status")?,
+        );
+        let new_container_id = text("newContainerId").ok();
+        let json = serde_json::to_string(&value)?;
+        let now = unix_millis(SystemTime::now());
+        self.run(move |connection| {
+            connection.execute(
+                "INSERT INTO update_attempts
+                    (watcher, name, container_id, new_container_id, status, recorded_at, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    watcher,
+                    name,
+                    container_id,
+                    new_container_id,
+                    status,
+                    now,
+                    json
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The update attempts recorded for container `name` of `watcher`, most
+    /// recent first, at most `limit`.
+    pub async fn update_attempts<T: DeserializeOwned>(
+        &self,
+        watcher: &str,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
+        let (watcher, name) = (watcher.to_owned(), name.to_owned());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let objects = self
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT outcome FROM update_attempts WHERE watcher = ?1 AND name = ?2
+                     ORDER BY seq DESC LIMIT ?3",
+                )?;
+                let objects = statement
+                    .query_map(params![watcher, name, limit], |row| row.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(objects)
+            })
+            .await?;
+        objects
+            .iter()
+            .map(|json| serde_json::from_str(json).map_err(StoreError::from))
+            .collect()
+    }
+
     /// The cached tag list of `registry`/`repository` if it was fetched less than `ttl` ago.
     pub async fn cached_tags(
         &self,
@@ -772,6 +857,41 @@ mod tests {
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].update, update);
         assert!(history[0].last_seen > history[0].first_seen);
+    }
+
+    #[tokio::test]
+    async fn update_attempts_are_listed_per_container_most_recent_first() {
+        let store = Store::open_in_memory().await.unwrap();
+        for (name, id, status) in [
+            ("web", "a", "rolled-back"),
+            ("db", "b", "updated"),
+            ("web", "c", "updated"),
+        ] {
+            store
+                .record_update_attempt(&serde_json::json!({
+                    "watcher": "local", "name": name, "containerId": id,
+                    "newContainerId": "n", "status": status,
+                }))
+                .await
+                .unwrap();
+        }
+        let web: Vec<serde_json::Value> = store.update_attempts("local", "web", 10).await.unwrap();
+        let ids: Vec<&str> = web
+            .iter()
+            .map(|o| o["containerId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["c", "a"]);
+        let latest: Vec<serde_json::Value> =
+            store.update_attempts("local", "web", 1).await.unwrap();
+        assert_eq!(latest.len(), 1);
+        let missing = store
+            .record_update_attempt(&serde_json::json!({"watcher": "local", "name": "x"}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(missing, StoreError::MissingField("containerId")),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -74,6 +74,7 @@ mod tests {
                 message: "m".into(),
             }),
             labels: BTreeMap::new(),
+            kind: Some("service".into()),
         }
     }
 

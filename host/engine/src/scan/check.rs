@@ -322,6 +322,7 @@ impl ContainerPlan {
             update_kind: None,
             error: None,
             labels: container.labels.clone(),
+            kind: (!container.kind.is_container()).then(|| "service".to_owned()),
         };
         if let Some(message) = self.error {
             object.error = Some(ErrorInfo { message });
