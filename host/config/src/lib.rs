@@ -31,7 +31,8 @@ pub use instance::{setting_text, HostKeys, PluginInstance};
 pub use overrides::ENV_PREFIX;
 pub use plugins::PluginsConfig;
 pub use sections::{
-    Mode, RegistryOptions, ScanConfig, ServerConfig, Threshold, TriggerOptions, DEFAULT_STRATEGY,
+    ActionConfig, Mode, RegistryOptions, ScanConfig, ServerConfig, Threshold, TriggerOptions,
+    DEFAULT_STRATEGY,
 };
 pub use source::{line_column, Source};
 
@@ -71,6 +72,8 @@ pub struct Config {
     pub triggers: BTreeMap<String, TriggerConfig>,
     /// `[watchers.NAME]` (Docker hosts).
     pub watchers: BTreeMap<String, WatcherConfig>,
+    /// `[actions.NAME]` (update actions).
+    pub actions: BTreeMap<String, ActionConfig>,
     /// `[store]`.
     pub store: StoreConfig,
     /// `[scan]`.
@@ -94,6 +97,8 @@ struct RawConfig {
     triggers: BTreeMap<String, toml::Table>,
     #[serde(default)]
     watchers: BTreeMap<String, WatcherConfig>,
+    #[serde(default)]
+    actions: BTreeMap<String, ActionConfig>,
     #[serde(default)]
     store: StoreConfig,
     #[serde(default)]
@@ -167,6 +172,7 @@ impl Config {
             registries: BTreeMap::new(),
             triggers: BTreeMap::new(),
             watchers: raw.watchers,
+            actions: raw.actions,
             store: raw.store,
             scan: raw.scan,
             server: raw.server,

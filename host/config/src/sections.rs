@@ -295,6 +295,64 @@ impl Default for TriggerOptions {
     }
 }
 
+/// `[actions.NAME]`: an update action — pull the offered image and replace
+/// the container (or Swarm service) with the same configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    rename_all(serialize = "camelCase", deserialize = "snake_case")
+)]
+pub struct ActionConfig {
+    /// Which updates it acts on.
+    #[serde(deserialize_with = "from_text")]
+    pub threshold: Threshold,
+    /// `simple`: each container pulled and replaced in turn; `batch`: every
+    /// image of the run pulled first, then the containers replaced.
+    #[serde(deserialize_with = "from_text")]
+    pub mode: Mode,
+    /// Act after every scan (false: only when asked through the API).
+    pub auto: bool,
+    /// Cron expression of the minutes automatic updates may run in (None: any time).
+    pub window: Option<String>,
+    /// Only containers labelled `crowsnest.update=true` (else every watched
+    /// container not labelled `false`).
+    pub opt_in: bool,
+    /// Report what would be done and touch nothing.
+    pub dry_run: bool,
+    /// Minimum age of the offered image (from its creation time), seconds.
+    pub cooldown_secs: u64,
+    /// Longest wait for a replacement to run (and be healthy), seconds.
+    pub timeout_secs: u64,
+    /// Without a health check: how long a replacement must run without a restart, seconds.
+    pub settle_secs: u64,
+    /// Grace period of `docker stop`, seconds (None: the container's own, else 10).
+    pub stop_timeout_secs: Option<u64>,
+    /// Remove the old image afterwards when no container uses it.
+    pub remove_old_image: bool,
+    /// Rewrite the service's `image:` in the compose file (after a backup).
+    pub compose_rewrite: bool,
+}
+
+impl Default for ActionConfig {
+    fn default() -> Self {
+        Self {
+            threshold: Threshold::All,
+            mode: Mode::Simple,
+            auto: false,
+            window: None,
+            opt_in: false,
+            dry_run: false,
+            cooldown_secs: 0,
+            timeout_secs: 120,
+            settle_secs: 5,
+            stop_timeout_secs: None,
+            remove_old_image: false,
+            compose_rewrite: false,
+        }
+    }
+}
+
 impl HostKeys for TriggerOptions {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.retries > 20 {

@@ -11,6 +11,9 @@ const LABEL_PREFIX: &str = "crowsnest.";
 /// Prefix of What's Up Docker's labels, accepted as lower-priority twins.
 const WUD_LABEL_PREFIX: &str = "wud.";
 
+/// Watchtower's opt-in/opt-out label, accepted as an alias of `crowsnest.update`.
+pub const WATCHTOWER_ENABLE_LABEL: &str = "com.centurylinklabs.watchtower.enable";
+
 /// crowsnest options a container carries in its labels (`crowsnest.*`, or the `wud.*` twin).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,6 +42,10 @@ pub struct ContainerOptions {
     pub trigger_include: Option<String>,
     /// `crowsnest.trigger.exclude`: triggers never run for this container.
     pub trigger_exclude: Option<String>,
+    /// `crowsnest.update` (Watchtower's `com.centurylinklabs.watchtower.enable`
+    /// accepted): explicit opt-in / opt-out of update actions.
+    #[serde(default)]
+    pub update: Option<bool>,
 }
 
 impl ContainerOptions {
@@ -60,6 +67,17 @@ impl ContainerOptions {
         };
         let watch = flag("watch");
         let watch_digest = flag("watch.digest");
+        let mut update = flag("update");
+        if update.is_none() {
+            if let Some(value) = labels.get(WATCHTOWER_ENABLE_LABEL) {
+                update = parse_bool(value);
+                if update.is_none() {
+                    problems.push(format!(
+                        "label `{WATCHTOWER_ENABLE_LABEL}`: expected true or false, got `{value}`"
+                    ));
+                }
+            }
+        }
         let options = Self {
             watch,
             watch_digest,
@@ -73,6 +91,7 @@ impl ContainerOptions {
             display_name: text("display.name"),
             trigger_include: text("trigger.include"),
             trigger_exclude: text("trigger.exclude"),
+            update,
         };
         (options, problems)
     }
@@ -122,6 +141,33 @@ mod tests {
         assert_eq!(options.tag_exclude.as_deref(), Some("rc"));
         assert_eq!(options.watch, Some(false));
         assert_eq!(options.strategy, None);
+    }
+
+    #[test]
+    fn update_label_with_watchtower_alias() {
+        let read = |pairs: &[(&str, &str)]| ContainerOptions::from_labels(&labels(pairs));
+        assert_eq!(read(&[]).0.update, None);
+        assert_eq!(
+            read(&[(WATCHTOWER_ENABLE_LABEL, "false")]).0.update,
+            Some(false)
+        );
+        assert_eq!(read(&[("wud.update", "true")]).0.update, Some(true));
+        assert_eq!(
+            read(&[
+                ("crowsnest.update", "true"),
+                (WATCHTOWER_ENABLE_LABEL, "false")
+            ])
+            .0
+            .update,
+            Some(true),
+            "the crowsnest label wins"
+        );
+        let (options, problems) = read(&[(WATCHTOWER_ENABLE_LABEL, "sometimes")]);
+        assert_eq!(options.update, None);
+        assert!(
+            problems[0].contains(WATCHTOWER_ENABLE_LABEL),
+            "{problems:?}"
+        );
     }
 
     #[test]

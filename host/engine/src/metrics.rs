@@ -58,6 +58,7 @@ pub struct Metrics {
     scan_errors: Family<Labels, Counter>,
     events: Family<Labels, Counter>,
     deliveries: Family<Labels, Counter>,
+    updates: Family<Labels, Counter>,
     containers: Family<Labels, Gauge>,
     registry_requests: Family<Labels, Counter>,
     plugin_calls: Family<Labels, Counter>,
@@ -83,6 +84,12 @@ impl Metrics {
         let events = Family::<Labels, Counter>::default();
         let deliveries = Family::<Labels, Counter>::default();
         let containers = Family::<Labels, Gauge>::default();
+        let updates = Family::<Labels, Counter>::default();
+        registry.register(
+            "container_updates",
+            "Update actions on containers and services, by action and outcome (updated, handed-over, dry-run, rolled-back, failed)",
+            updates.clone(),
+        );
         let registry_requests = Family::<Labels, Counter>::default();
         registry.register("scans", "Scans run, by origin", scans.clone());
         registry.register(
@@ -134,6 +141,7 @@ impl Metrics {
             scan_errors,
             events,
             deliveries,
+            updates,
             containers,
             registry_requests,
             plugin_calls,
@@ -195,6 +203,16 @@ impl Metrics {
                 ("outcome".to_owned(), outcome.to_owned()),
             ])
             .get()
+    }
+
+    /// Counts one update action outcome on a container or service.
+    pub fn record_update(&self, action: &str, outcome: &str) {
+        self.updates
+            .get_or_create(&vec![
+                ("action".to_owned(), action.to_owned()),
+                ("outcome".to_owned(), outcome.to_owned()),
+            ])
+            .inc();
     }
 
     /// The text exposition, with the container gauges computed from `containers`.
@@ -283,6 +301,7 @@ mod tests {
         metrics.record_scan(ScanOrigin::Http, Duration::from_millis(30), 2, 0);
         metrics.record_delivery("ops", "success");
         metrics.record_event("start");
+        metrics.record_update("nightly", "rolled-back");
         metrics.call_finished("unit-test-plugin", CallOutcome::Ok);
         metrics.call_finished("unit-test-plugin", CallOutcome::Trapped);
         let text = metrics.render(&[]);
@@ -291,6 +310,7 @@ mod tests {
             "crowsnest_scan_errors_total{kind=\"container\"} 2",
             "crowsnest_trigger_deliveries_total{trigger=\"ops\",outcome=\"success\"} 1",
             "crowsnest_docker_events_total{action=\"start\"} 1",
+            "crowsnest_container_updates_total{action=\"nightly\",outcome=\"rolled-back\"} 1",
             "crowsnest_registry_requests_total{origin=\"http://127.0.0.1:5001\",status=\"200\"} 2",
             "crowsnest_plugin_calls_total{plugin=\"unit-test-plugin\",outcome=\"ok\"} 1",
             "crowsnest_plugin_calls_total{plugin=\"unit-test-plugin\",outcome=\"error\"} 1",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crowsnest_config::{Config, ConfigError};
+use crowsnest_engine::actions::{finish_handover, UpdateActions};
 use crowsnest_engine::metrics::Metrics;
 use crowsnest_engine::scan::{ScanSetupError, Scanner};
 use crowsnest_engine::scheduler::Coordinator;
@@ -51,11 +52,13 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartError> {
     };
     let store = scanner.store().clone();
     let watchers = scanner.watchers().clone();
-    let coordinator = Arc::new(Coordinator::new(
-        Arc::new(scanner),
-        Arc::new(triggers),
-        metrics,
-    ));
+    // A crowsnest that replaced its own container removes the old one first.
+    finish_handover(&watchers).await;
+    let actions = UpdateActions::from_config(config, scanner.clone(), Arc::clone(&metrics))?;
+    let coordinator = Arc::new(
+        Coordinator::new(Arc::new(scanner), Arc::new(triggers), metrics)
+            .with_actions(Arc::new(actions)),
+    );
     let state = Arc::new(AppState::new(
         store,
         coordinator,

@@ -19,9 +19,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crowsnest_engine::metrics::{ScanOrigin, CONTENT_TYPE as METRICS_CONTENT_TYPE};
-use crowsnest_engine::scheduler::ScanInterrupted;
+use crowsnest_engine::scheduler::{ContainerUpdateError, ScanInterrupted};
 use crowsnest_engine::triggers::{DispatchScope, TriggerRunError};
-use crowsnest_model::{ContainerObject, ScanReport, ScanRequest};
+use crowsnest_model::{ContainerObject, ScanReport, ScanRequest, UpdateOutcome, UpdateReport};
 use crowsnest_store::StoreError;
 
 /// The routes behind the bearer token, each with its OpenAPI operation.
@@ -32,6 +32,7 @@ fn protected_api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(get_container))
         .routes(routes!(watch_container))
         .routes(routes!(run_trigger))
+        .routes(routes!(update_container))
         .routes(routes!(scan_images))
         .routes(routes!(watchtower_update))
         .routes(routes!(list_watchers))
@@ -293,19 +294,39 @@ pub async fn list_containers(
     Ok(Json(selected).into_response())
 }
 
-/// One stored container.
+/// One container with the update actions' history (`GET /api/containers/{id}`).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDetail {
+    /// The container.
+    #[serde(flatten)]
+    pub container: ContainerObject,
+    /// What update actions did to it (by name, across replacements), most recent first.
+    pub updates: Vec<UpdateOutcome>,
+}
+
+/// One stored container, with its update history.
 #[utoipa::path(get, path = "/api/containers/{id}", tag = "containers",
     params(("id" = String, Path, description = "Container id")),
     responses(
-        (status = 200, description = "The container", body = ContainerObject),
+        (status = 200, description = "The container and its update history", body = ContainerDetail),
         (status = 404, description = "Unknown id", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_container(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<ContainerObject>> {
-    stored_container(&state, &id).await.map(Json)
+) -> ApiResult<Json<ContainerDetail>> {
+    let container = stored_container(&state, &id).await?;
+    let updates = state
+        .store
+        .update_attempts(
+            &container.watcher,
+            &container.name,
+            crowsnest_engine::actions::HISTORY_LIMIT,
+        )
+        .await?;
+    Ok(Json(ContainerDetail { container, updates }))
 }
 
 async fn stored_container(state: &AppState, id: &str) -> ApiResult<ContainerObject> {
@@ -409,21 +430,38 @@ pub async fn scan_images(State(state): State<Arc<AppState>>, body: Bytes) -> Api
     Ok(Json(report.as_ref()).into_response())
 }
 
-/// Query of `POST /v1/update`.
+/// Query of `/v1/update`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UpdateQuery {
     /// Comma-separated image patterns (`foo/bar,127.0.0.1:5000/team/app`); absent = every container.
     pub image: Option<String>,
+    /// With an update action: report what would be done, touch nothing.
+    pub dry_run: Option<bool>,
 }
 
-/// Watchtower-compatible: rescan the matching containers and run the triggers.
-#[utoipa::path(post, path = "/v1/update", tag = "scans",
+/// The answer of `/v1/update`: the update report when an update action is
+/// configured, else the scan report.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum WatchtowerAnswer {
+    /// What the update actions did (an action is configured).
+    Update(UpdateReport),
+    /// The scan (no action is configured; triggers run in the background).
+    Scan(ScanReport),
+}
+
+/// Watchtower-compatible: rescan the matching containers (or all), then
+/// update them when an update action is configured (answering after the
+/// work), else run the triggers.
+#[utoipa::path(method(get, post), path = "/v1/update", tag = "updates",
     params(UpdateQuery),
     responses(
-        (status = 200, description = "The scan report; triggers run in the background", body = ScanReport),
+        (status = 200, description = "With an update action: what was updated, rolled back, failed, skipped. Without: the scan report (triggers run in the background)", body = WatchtowerAnswer),
+        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
-        (status = 403, description = "No token is configured, so this route is off", body = ErrorBody)),
+        (status = 403, description = "No token is configured, so this route is off", body = ErrorBody),
+        (status = 503, description = "The scan was interrupted", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn watchtower_update(
     State(state): State<Arc<AppState>>,
@@ -445,16 +483,17 @@ pub async fn watchtower_update(
         .filter(|image| !image.is_empty())
         .map(str::to_owned)
         .collect();
-    let report = state
+    let request = ScanRequest {
+        images,
+        ..ScanRequest::default()
+    };
+    let (report, updates) = state
         .coordinator
-        .scan(
-            ScanRequest {
-                images,
-                ..ScanRequest::default()
-            },
-            ScanOrigin::Http,
-        )
+        .update(request, ScanOrigin::Http, query.dry_run.unwrap_or(false))
         .await?;
+    if let Some(updates) = updates {
+        return Ok(Json(WatchtowerAnswer::Update(updates)).into_response());
+    }
     // Automatic triggers already fired for this scan; fire the API-only ones.
     state
         .coordinator
@@ -462,6 +501,58 @@ pub async fn watchtower_update(
         .dispatch(&report.containers, DispatchScope::ApiOnly)
         .await;
     Ok(Json(report.as_ref()).into_response())
+}
+
+/// Query of `POST /api/containers/{id}/update`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContainerUpdateQuery {
+    /// Report what would be done, touch nothing.
+    pub dry_run: Option<bool>,
+}
+
+/// Re-checks one container, then updates it now by the first update action
+/// that admits it (its labels apply; the threshold and window do not).
+#[utoipa::path(post, path = "/api/containers/{id}/update", tag = "updates",
+    params(("id" = String, Path, description = "Container id"), ContainerUpdateQuery),
+    responses(
+        (status = 200, description = "What was done: updated, handed-over, dry-run, rolled-back, failed or skipped (with the reason)", body = UpdateOutcome),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 404, description = "Unknown container, or it is gone", body = ErrorBody),
+        (status = 409, description = "No update action is configured", body = ErrorBody),
+        (status = 503, description = "The Docker engine could not be asked", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_container(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    query: Result<Query<ContainerUpdateQuery>, QueryRejection>,
+) -> ApiResult<Json<UpdateOutcome>> {
+    let Query(query) = query?;
+    let stored = stored_container(&state, &id).await?;
+    if state.coordinator.actions().is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no update action is configured (add an [actions.NAME] section)",
+        ));
+    }
+    match state
+        .coordinator
+        .update_container(&stored.watcher, &stored.id, query.dry_run.unwrap_or(false))
+        .await
+    {
+        Ok(Some(outcome)) => Ok(Json(outcome)),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no update action is configured (add an [actions.NAME] section)",
+        )),
+        Err(error @ ContainerUpdateError::Gone(_)) => Err(ApiError::not_found(error.to_string())),
+        Err(error @ ContainerUpdateError::Unavailable(_)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error.to_string(),
+        )),
+    }
 }
 
 /// Runs one trigger for one container now.

@@ -126,6 +126,20 @@ impl ContainerPlan {
         Ok(())
     }
 
+    /// Where the deployed image is looked up (with the reference as deployed,
+    /// and whether it is looked up as itself rather than through
+    /// `crowsnest.registry.lookup.image`), or why it cannot be.
+    pub fn located(self) -> Result<(Target, ImageReference, bool), String> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let as_itself = self.container.options.registry_lookup_image.is_none();
+        match (self.target, self.deployed) {
+            (Some(target), Some(deployed)) => Ok((target, deployed, as_itself)),
+            _ => Err("the image could not be located".to_owned()),
+        }
+    }
+
     /// Where the image is looked up, when that is known and nothing failed yet.
     pub fn target(&self) -> Option<&Target> {
         if self.error.is_some() {

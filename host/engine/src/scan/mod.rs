@@ -26,7 +26,7 @@ use crowsnest_plugin_host::{
 };
 use crowsnest_store::{Store, UpdateRecord};
 
-pub use check::{link_from_template, ContainerPlan};
+pub use check::{link_from_template, ContainerPlan, Target};
 pub use registries::{RegistryInstance, RegistrySummary};
 
 use registries::RegistrySet;
@@ -314,6 +314,18 @@ impl Scanner {
         let containers = self.check(vec![found], &mut stats, None).await;
         self.persist(&containers, None).await;
         Ok(containers.into_iter().next())
+    }
+
+    /// Where `container`'s image is looked up: its registry instance and
+    /// location, the reference as deployed, and whether it is looked up as
+    /// itself (not through `crowsnest.registry.lookup.image`).
+    pub async fn locate(
+        &self,
+        container: DiscoveredContainer,
+    ) -> Result<(Target, ImageReference, bool), String> {
+        ContainerPlan::new(container, &self.inner.registries)
+            .await
+            .located()
     }
 
     /// Remove a destroyed container from the store.

@@ -9,11 +9,23 @@ use std::time::{Duration, Instant};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio_util::task::TaskTracker;
 
-use crowsnest_model::{ContainerObject, ScanReport, ScanRequest};
+use crowsnest_model::{ContainerObject, ScanReport, ScanRequest, UpdateOutcome, UpdateReport};
 
 use super::ScanEngine;
+use crate::actions::{RunOrigin, UpdateActions};
 use crate::metrics::{Metrics, ScanOrigin};
 use crate::triggers::{close_and_wait, DispatchScope, TriggerDispatcher};
+
+/// Why one container could not be updated through the API.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ContainerUpdateError {
+    /// The container is gone, or no longer watched.
+    #[error("container `{0}` is gone or no longer watched")]
+    Gone(String),
+    /// The engine could not be asked, or the update task died.
+    #[error("{0}")]
+    Unavailable(String),
+}
 
 /// A scan that ended without a report (its task panicked or was aborted).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,6 +40,7 @@ type SharedScan = Shared<BoxFuture<'static, ScanOutcome>>;
 pub struct Coordinator {
     engine: Arc<dyn ScanEngine>,
     triggers: Arc<TriggerDispatcher>,
+    actions: Option<Arc<UpdateActions>>,
     metrics: Arc<Metrics>,
     in_flight: Mutex<HashMap<ScanKey, SharedScan>>,
     started_scans: AtomicU64,
@@ -69,6 +82,7 @@ impl Coordinator {
         Self {
             engine,
             triggers,
+            actions: None,
             metrics,
             in_flight: Mutex::new(HashMap::new()),
             started_scans: AtomicU64::new(0),
@@ -77,9 +91,83 @@ impl Coordinator {
         }
     }
 
+    /// The same coordinator, with update actions: the automatic ones run
+    /// after each scan, the others through [`Coordinator::update`].
+    pub fn with_actions(mut self, actions: Arc<UpdateActions>) -> Self {
+        self.actions = (!actions.is_empty()).then_some(actions);
+        self
+    }
+
     /// The trigger dispatcher.
     pub fn triggers(&self) -> &Arc<TriggerDispatcher> {
         &self.triggers
+    }
+
+    /// The update actions, when some are configured.
+    pub fn actions(&self) -> Option<&Arc<UpdateActions>> {
+        self.actions.as_ref()
+    }
+
+    /// Scans what `request` names, then runs every update action on the
+    /// result and answers after the work (`None` when no action is
+    /// configured: the scan alone ran, with its triggers).
+    pub async fn update(
+        self: &Arc<Self>,
+        request: ScanRequest,
+        origin: ScanOrigin,
+        dry_run: bool,
+    ) -> Result<(Arc<ScanReport>, Option<UpdateReport>), ScanInterrupted> {
+        let report = self.scan(request, origin).await?;
+        let Some(actions) = self.actions.clone() else {
+            return Ok((report, None));
+        };
+        let this = Arc::clone(self);
+        let scanned = Arc::clone(&report);
+        // In its own task: a client hanging up never stops an update half-way.
+        let updated = self
+            .tasks
+            .spawn(async move {
+                let mut updates = actions
+                    .run(&scanned.containers, RunOrigin::Api, dry_run)
+                    .await;
+                updates.watcher_errors = scanned.watcher_errors.clone();
+                this.invalidate();
+                updates
+            })
+            .await
+            .map_err(|error| ScanInterrupted(error.to_string()))?;
+        Ok((report, Some(updated)))
+    }
+
+    /// Re-checks one container, then updates it by the first action that
+    /// admits it (labels apply; threshold and window do not). `Ok(None)`
+    /// when no action is configured; `Err` when the container is gone or
+    /// the engine cannot be asked.
+    pub async fn update_container(
+        self: &Arc<Self>,
+        watcher: &str,
+        container_id: &str,
+        dry_run: bool,
+    ) -> Result<Option<UpdateOutcome>, ContainerUpdateError> {
+        let Some(actions) = self.actions.clone() else {
+            return Ok(None);
+        };
+        let container = self
+            .refresh(watcher, container_id)
+            .await
+            .map_err(ContainerUpdateError::Unavailable)?
+            .ok_or_else(|| ContainerUpdateError::Gone(container_id.to_owned()))?;
+        let this = Arc::clone(self);
+        self.tasks
+            .spawn(async move {
+                let outcome = actions.update_one(&container, dry_run).await;
+                this.invalidate();
+                outcome
+            })
+            .await
+            .map_err(|error| {
+                ContainerUpdateError::Unavailable(format!("the update was interrupted: {error}"))
+            })
     }
 
     /// The metrics.
@@ -164,6 +252,14 @@ impl Coordinator {
                     .triggers
                     .dispatch(&dispatch_report.containers, DispatchScope::Automatic)
                     .await;
+                if let Some(actions) = dispatcher.actions.as_ref().filter(|a| a.any_automatic()) {
+                    let updates = actions
+                        .run(&dispatch_report.containers, RunOrigin::Automatic, false)
+                        .await;
+                    if updates.outcomes().next().is_some() {
+                        dispatcher.invalidate();
+                    }
+                }
             });
             report
         });

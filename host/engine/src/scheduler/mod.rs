@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 
 use crowsnest_model::{ContainerObject, ScanReport, ScanRequest};
 
-pub use coordinator::{Coordinator, ScanInterrupted};
+pub use coordinator::{ContainerUpdateError, Coordinator, ScanInterrupted};
 pub use events::follow_events;
 pub use timers::{
     run_schedule, ScanPlan, Schedule, ScheduleError, DEFAULT_JITTER_SECS, DEFAULT_SCHEDULE,

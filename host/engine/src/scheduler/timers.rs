@@ -44,6 +44,18 @@ impl Schedule {
         &self.text
     }
 
+    /// Whether the minute of `at` is one the expression names (for a time
+    /// window: `* 2-4 * * SAT,SUN` is every minute from 02:00 to 04:59 at
+    /// weekends).
+    pub fn contains_minute(&self, at: chrono::DateTime<chrono::Local>) -> bool {
+        use chrono::Timelike;
+        let minute = at
+            .with_second(0)
+            .and_then(|time| time.with_nanosecond(0))
+            .unwrap_or(at);
+        self.cron.is_time_matching(&minute).unwrap_or(false)
+    }
+
     /// The first time strictly after `after` (local time zone).
     pub fn next_after(
         &self,
