@@ -1,5 +1,8 @@
-//! Test containers: created or run with `--network none`, unique names and
-//! labels, and removed when their guard drops, also when the test panics.
+//! Test containers: created or run with `--network none` (or a network of
+//! their own), unique names and labels, and removed when their guard drops,
+//! also when the test panics — with every container carrying the guard's own
+//! label (replacements an update created), then the guard's networks and
+//! volumes.
 
 use std::sync::Mutex;
 
@@ -24,6 +27,10 @@ pub struct Containers {
     labels: Vec<(String, String)>,
     /// Ids of those not removed yet.
     ids: Mutex<Vec<String>>,
+    /// Networks and volumes created through the guard.
+    networks: Mutex<Vec<String>>,
+    /// Volumes created through the guard.
+    volumes: Mutex<Vec<String>>,
 }
 
 impl Containers {
@@ -34,6 +41,8 @@ impl Containers {
             prefix: prefix.to_owned(),
             labels: Vec::new(),
             ids: Mutex::default(),
+            networks: Mutex::default(),
+            volumes: Mutex::default(),
         }
     }
 
@@ -53,11 +62,64 @@ impl Containers {
         self.container(&["create"], image, labels)
     }
 
-    /// `docker VERB… --network none --name … --label …  IMAGE`, recorded.
+    /// `docker run --detach OPTIONS… IMAGE` with `labels`: `options` are
+    /// any `docker run` options (`--network none` unless they name one).
+    pub fn run_with(&self, options: &[&str], image: &str, labels: &[(&str, &str)]) -> Container {
+        let mut verb = vec!["run", "--detach"];
+        verb.extend_from_slice(options);
+        self.container(&verb, image, labels)
+    }
+
+    /// A user-defined bridge network with a /24 subnet of its own (for
+    /// static addresses), removed on drop; returns (name, subnet prefix
+    /// `a.b.c.`).
+    pub fn network(&self) -> (String, String) {
+        let name = crate::unique(&format!("{}-net", self.prefix));
+        // Other tests' networks may hold a subnet: try the next one.
+        let seed = std::process::id() as usize;
+        for attempt in 0..64 {
+            let third = (seed + attempt * 7) % 250;
+            let prefix = format!("10.213.{third}.");
+            if self.engine.docker_ok(&[
+                "network",
+                "create",
+                "--driver",
+                "bridge",
+                "--subnet",
+                &format!("{prefix}0/24"),
+                &name,
+            ]) {
+                self.networks.lock().expect("lock").push(name.clone());
+                return (name, prefix);
+            }
+        }
+        panic!("no free subnet for a test network");
+    }
+
+    /// A named volume, removed on drop.
+    pub fn volume(&self) -> String {
+        let name = crate::unique(&format!("{}-vol", self.prefix));
+        self.engine.docker(&["volume", "create", &name]);
+        self.volumes.lock().expect("lock").push(name.clone());
+        name
+    }
+
+    /// Records a volume to remove on drop (e.g. an anonymous one).
+    pub fn adopt_volume(&self, name: &str) {
+        self.volumes.lock().expect("lock").push(name.to_owned());
+    }
+
+    /// `docker VERB… [--network none] --name … --label …  IMAGE`, recorded.
     fn container(&self, verb: &[&str], image: &str, labels: &[(&str, &str)]) -> Container {
         let name = crate::unique(&self.prefix);
         let mut args: Vec<String> = verb.iter().map(|arg| (*arg).to_owned()).collect();
-        args.extend(["--network", "none", "--name", &name].map(str::to_owned));
+        if !verb
+            .iter()
+            .any(|arg| *arg == "--network" || arg.starts_with("--network="))
+        {
+            args.extend(["--network", "none"].map(str::to_owned));
+        }
+        args.extend(["--name", &name].map(str::to_owned));
         let own = self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         for (key, value) in own.chain(labels.iter().copied()) {
             args.push("--label".to_owned());
@@ -86,14 +148,43 @@ impl Containers {
 
 impl Drop for Containers {
     fn drop(&mut self) {
-        let ids = std::mem::take(&mut *self.ids.lock().unwrap_or_else(|e| e.into_inner()));
-        if ids.is_empty() {
-            return;
+        let mut ids = std::mem::take(&mut *self.ids.lock().unwrap_or_else(|e| e.into_inner()));
+        // Containers made from ours (an update's replacements) carry our label.
+        if let Some((key, value)) = self.labels.first() {
+            if let Ok(listed) = self
+                .engine
+                .command()
+                .args(["ps", "--all", "--quiet", "--no-trunc", "--filter"])
+                .arg(format!("label={key}={value}"))
+                .output()
+            {
+                ids.extend(
+                    String::from_utf8_lossy(&listed.stdout)
+                        .lines()
+                        .map(str::to_owned),
+                );
+            }
         }
-        let mut args = vec!["rm", "--force", "--volumes"];
-        args.extend(ids.iter().map(String::as_str));
-        if !self.engine.docker_ok(&args) {
-            eprintln!("cleanup: could not remove containers {ids:?}");
+        ids.sort();
+        ids.dedup();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "--force", "--volumes"];
+            args.extend(ids.iter().map(String::as_str));
+            if !self.engine.docker_ok(&args) {
+                // Some were already gone: remove the others one by one.
+                for id in &ids {
+                    let _ = self.engine.docker_ok(&["rm", "--force", "--volumes", id]);
+                }
+            }
+        }
+        for network in std::mem::take(&mut *self.networks.lock().unwrap_or_else(|e| e.into_inner()))
+        {
+            if !self.engine.docker_ok(&["network", "rm", &network]) {
+                eprintln!("cleanup: could not remove network {network}");
+            }
+        }
+        for volume in std::mem::take(&mut *self.volumes.lock().unwrap_or_else(|e| e.into_inner())) {
+            let _ = self.engine.docker_ok(&["volume", "rm", "--force", &volume]);
         }
     }
 }

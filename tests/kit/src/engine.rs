@@ -210,6 +210,61 @@ fn stop_at_exit() {
     assert_eq!(registered, 0, "cannot register the private engine's stop");
 }
 
+/// A Docker engine of one test — its own socket, data root and exec root —
+/// started by `scripts/dockerd.sh` and stopped (its state removed) when
+/// dropped: for what must never touch the shared engine, such as Swarm mode.
+pub struct OwnEngine {
+    /// The engine.
+    engine: Engine,
+    /// Its state directory (socket, data, exec root, pid file).
+    state: PathBuf,
+}
+
+impl OwnEngine {
+    /// Starts an engine named after `what`, in a short temporary directory
+    /// (unix socket paths are limited to 108 bytes), with the test images.
+    pub fn start(what: &str) -> Self {
+        let state = std::env::temp_dir().join(format!("cn-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&state).expect("engine state dir");
+        let engine = Engine::at(state.join("docker.sock"));
+        // Built before starting, so that a failed start is cleaned up too.
+        let own = Self { engine, state };
+        let status = own
+            .script("start")
+            .status()
+            .unwrap_or_else(|error| panic!("cannot run scripts/dockerd.sh: {error}"));
+        assert!(
+            status.success(),
+            "scripts/dockerd.sh start failed for {what}"
+        );
+        images::ensure_test_images(&own.engine);
+        own
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// `scripts/dockerd.sh COMMAND` for this engine.
+    fn script(&self, command: &str) -> Command {
+        let mut script = self.engine.script(command);
+        script.env("CROWSNEST_DOCKERD_STATE", self.state.join("dockerd"));
+        script
+    }
+}
+
+impl Drop for OwnEngine {
+    fn drop(&mut self) {
+        let _ = self
+            .script("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
 /// Serialises the tests of one process that must not see each other's
 /// containers: full scans on the shared engine, everything on the private one.
 pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {

@@ -62,16 +62,21 @@ pub fn derive(engine: &Engine, namespace: &str) -> Vec<String> {
                     "FROM {}\nLABEL {namespace}-base=\"{image}\"\n",
                     test_image(version)
                 );
-                // The legacy builder: no BuildKit, no network.
-                engine.docker_with_input(
-                    &[("DOCKER_BUILDKIT", "0")],
-                    &["build", "--quiet", "--tag", &image, "-"],
-                    dockerfile.as_bytes(),
-                );
+                build(engine, &image, &dockerfile);
             }
             image
         })
         .collect()
+}
+
+/// Builds `tag` from `dockerfile` (no context: `FROM` a local image plus
+/// instructions) with the legacy builder: no BuildKit, no network.
+pub fn build(engine: &Engine, tag: &str, dockerfile: &str) {
+    engine.docker_with_input(
+        &[("DOCKER_BUILDKIT", "0")],
+        &["build", "--quiet", "--tag", tag, "-"],
+        dockerfile.as_bytes(),
+    );
 }
 
 /// Local image tags a test adds, removed on drop with every local reference
@@ -100,6 +105,12 @@ impl LocalImages {
         self.engine.docker(&["tag", source, target]);
         self.tags.lock().expect("lock").push(target.to_owned());
         self.remember(target);
+    }
+
+    /// Records `tag`, made some other way (a build), to remove on drop.
+    pub fn adopt(&self, tag: &str) {
+        self.tags.lock().expect("lock").push(tag.to_owned());
+        self.remember(tag);
     }
 
     /// `docker push --quiet REFERENCE`; returns the manifest digest pushed.

@@ -14,7 +14,7 @@ use crowsnest_engine::scan::Scanner;
 use crowsnest_model::ScanReport;
 
 use crate::binary::Crowsnest;
-use crate::containers::Containers;
+use crate::containers::{Container, Containers};
 use crate::engine::Engine;
 use crate::images::{self, LocalImages};
 use crate::registry::{Registries, RegistryApi};
@@ -130,6 +130,33 @@ impl TestWorld {
     /// `docker run --detach` with the world label plus `labels`; returns the container id.
     pub fn run(&self, image: &str, labels: &[(&str, &str)]) -> String {
         self.containers.run(image, labels).id
+    }
+
+    /// `docker run --detach OPTIONS… IMAGE` with the world label plus
+    /// `labels` (`--network none` unless `options` name a network).
+    pub fn run_with(&self, options: &[&str], image: &str, labels: &[(&str, &str)]) -> Container {
+        self.containers.run_with(options, image, labels)
+    }
+
+    /// A user-defined bridge network of this test: (name, subnet prefix `a.b.c.`).
+    pub fn network(&self) -> (String, String) {
+        self.containers.network()
+    }
+
+    /// A named volume of this test.
+    pub fn volume(&self) -> String {
+        self.containers.volume()
+    }
+
+    /// Records a volume made some other way (an anonymous one) to remove at the end.
+    pub fn adopt_volume(&self, name: &str) {
+        self.containers.adopt_volume(name);
+    }
+
+    /// Builds `tag` from `dockerfile` (`FROM` a local image); the tag goes on drop.
+    pub fn build(&self, tag: &str, dockerfile: &str) {
+        images::build(&self.engine, tag, dockerfile);
+        self.images.adopt(tag);
     }
 
     /// `docker create` (never started); returns the container id.
