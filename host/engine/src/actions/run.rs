@@ -39,8 +39,9 @@ struct Lock<'a> {
 
 impl<'a> Lock<'a> {
     fn take(busy: &'a Mutex<HashSet<String>>, key: String) -> Option<Self> {
-        let mut held = busy.lock().ok()?;
-        held.insert(key.clone()).then_some(Self { busy, key })
+        let newly_held = busy.lock().ok()?.insert(key.clone());
+        // (The guard above is released before a refused lock is dropped.)
+        newly_held.then(|| Self { busy, key })
     }
 }
 
