@@ -28,9 +28,10 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 # and subscriber of the mqtt trigger's tests; python3-aiosmtpd: the real SMTP
 # server (STARTTLS/TLS + AUTH) of the email trigger's tests. crowsnest-testkit
 # starts those servers on free loopback ports per test and stops them after.
+# docker-compose: the Compose project an update must keep owning.
 # Debian's Rust builds the wasm guests when rustup has no wasm target.
 packages=(docker.io docker-registry apache2-utils busybox-static openssl curl ca-certificates
-    mosquitto mosquitto-clients python3-aiosmtpd)
+    mosquitto mosquitto-clients python3-aiosmtpd docker-compose)
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     packages+=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22)
 fi

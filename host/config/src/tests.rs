@@ -130,6 +130,21 @@ fn errors_name_file_line_column_and_key() {
             "config.toml:3:",
             "triggers.ha.mqtt.cert: `cert` and `key` go together",
         ),
+        (
+            "[actions.nightly]\nthreshold = \"huge\"\n",
+            "config.toml:2:13: actions.nightly.threshold",
+            "not a threshold",
+        ),
+        (
+            "[actions.nightly]\nauto = true\nrollback = false\n",
+            "config.toml:3:1: actions.nightly.rollback",
+            "unknown field",
+        ),
+        (
+            "[actions.nightly]\ncooldown_secs = -1\n",
+            "config.toml:2:17: actions.nightly.cooldown_secs",
+            "",
+        ),
     ];
     for (text, prefix, words) in cases {
         let err = parse(text).expect_err(text);
@@ -161,6 +176,24 @@ fn plugin_settings_and_host_keys_are_split() {
         ops.plugin_settings(),
         vec![("url".into(), "http://h".into())]
     );
+}
+
+#[test]
+fn actions_read_with_their_defaults() {
+    let config = parse(
+        "[actions.nightly]\nthreshold = \"Minor\"\nmode = \"batch\"\nauto = true\nwindow = \"* 2-4 * * SAT\"\ncooldown_secs = 3600\n\n[actions.manual]\n",
+    )
+    .unwrap();
+    let nightly = &config.actions["nightly"];
+    assert_eq!(nightly.threshold, Threshold::Minor);
+    assert_eq!(nightly.mode, Mode::Batch);
+    assert!(nightly.auto);
+    assert_eq!(nightly.window.as_deref(), Some("* 2-4 * * SAT"));
+    assert_eq!(nightly.cooldown_secs, 3600);
+    assert_eq!(config.actions["manual"], ActionConfig::default());
+    assert!(!config.actions["manual"].auto, "acting needs asking for");
+    let window = config.error_at(&["actions", "nightly", "window"], "bad");
+    assert_eq!(window.line, Some(5));
 }
 
 #[test]
