@@ -87,6 +87,14 @@ impl DockerWatcher {
         &self.docker
     }
 
+    pub(crate) fn list_error(&self, source: bollard::errors::Error) -> DiscoveryError {
+        DiscoveryError::ListContainers {
+            watcher: self.name.clone(),
+            endpoint: self.endpoint.to_string(),
+            source,
+        }
+    }
+
     pub(crate) fn inspect_error(
         &self,
         container: &str,

@@ -123,11 +123,7 @@ impl DockerWatcher {
             .docker
             .list_containers(Some(options))
             .await
-            .map_err(|source| DiscoveryError::ListContainers {
-                watcher: self.name.clone(),
-                endpoint: self.endpoint.to_string(),
-                source,
-            })?;
+            .map_err(|source| self.list_error(source))?;
 
         let inspections: Vec<(ContainerSummary, Result<Option<ContainerInspectResponse>, String>)> =
             futures::stream::iter(summaries)

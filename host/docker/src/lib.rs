@@ -8,7 +8,8 @@
 //! configuration, prove it, roll back; Swarm `service update`; compose files).
 //!
 //! Must not depend on the plugin host, the store, the scan engine or any
-//! front end: it reports what the engines say, and nothing else.
+//! front end: it reports what the engines say and acts on them as asked;
+//! from oci it takes only the credentials type of a pull.
 
 pub mod client;
 pub mod discovery;

@@ -397,11 +397,22 @@ impl Store {
         sql: &'static str,
         parameter: Option<String>,
     ) -> Result<Vec<T>, StoreError> {
+        self.json_objects(sql, parameter.into_iter().map(Into::into).collect())
+            .await
+    }
+
+    /// Runs `sql`, a query selecting one JSON text column with `parameters`
+    /// (`?1`, `?2`, …), and decodes each row's JSON.
+    async fn json_objects<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        parameters: Vec<rusqlite::types::Value>,
+    ) -> Result<Vec<T>, StoreError> {
         let objects = self
             .run(move |connection| {
                 let mut statement = connection.prepare_cached(sql)?;
                 let objects = statement
-                    .query_map(params_from_iter(parameter), |row| row.get::<_, String>(0))?
+                    .query_map(params_from_iter(parameters), |row| row.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(objects)
             })
@@ -487,13 +498,7 @@ impl Store {
     /// when present).
     pub async fn record_update_attempt<T: Serialize>(&self, outcome: &T) -> Result<(), StoreError> {
         let value = serde_json::to_value(outcome)?;
-        let text = |field: &'static str| {
-            value
-                .get(field)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-                .ok_or(StoreError::MissingField(field))
-        };
+        let text = |field| required_text(&value, field);
         let (watcher, name, container_id, status) = (
             text("watcher")?,
             text("name")?,
@@ -531,24 +536,17 @@ impl Store {
         name: &str,
         limit: usize,
     ) -> Result<Vec<T>, StoreError> {
-        let (watcher, name) = (watcher.to_owned(), name.to_owned());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let objects = self
-            .run(move |connection| {
-                let mut statement = connection.prepare_cached(
-                    "SELECT outcome FROM update_attempts WHERE watcher = ?1 AND name = ?2
-                     ORDER BY seq DESC LIMIT ?3",
-                )?;
-                let objects = statement
-                    .query_map(params![watcher, name, limit], |row| row.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(objects)
-            })
-            .await?;
-        objects
-            .iter()
-            .map(|json| serde_json::from_str(json).map_err(StoreError::from))
-            .collect()
+        self.json_objects(
+            "SELECT outcome FROM update_attempts WHERE watcher = ?1 AND name = ?2
+             ORDER BY seq DESC LIMIT ?3",
+            vec![
+                watcher.to_owned().into(),
+                name.to_owned().into(),
+                limit.into(),
+            ],
+        )
+        .await
     }
 
     /// The cached tag list of `registry`/`repository` if it was fetched less than `ttl` ago.
@@ -680,13 +678,7 @@ struct ContainerRow {
 impl ContainerRow {
     fn from_object<T: Serialize>(container: &T) -> Result<Self, StoreError> {
         let value = serde_json::to_value(container)?;
-        let text = |field: &'static str| {
-            value
-                .get(field)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-                .ok_or(StoreError::MissingField(field))
-        };
+        let text = |field| required_text(&value, field);
         Ok(Self {
             id: text("id")?,
             watcher: text("watcher")?,
@@ -698,6 +690,15 @@ impl ContainerRow {
             json: serde_json::to_string(&value)?,
         })
     }
+}
+
+/// The string `field` of a JSON object the store indexes.
+fn required_text(value: &serde_json::Value, field: &'static str) -> Result<String, StoreError> {
+    value
+        .get(field)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or(StoreError::MissingField(field))
 }
 
 fn open_file(path: &Path) -> Result<Connection, StoreError> {

@@ -5,9 +5,7 @@
 //! id; the new instance, once up, stops and removes the old container
 //! ([`DockerWatcher::finish_handover`]).
 
-use bollard::query_parameters::{
-    InspectContainerOptions, RemoveContainerOptions, StopContainerOptions,
-};
+use bollard::query_parameters::{InspectContainerOptions, StopContainerOptions};
 
 use crate::DockerWatcher;
 
@@ -87,17 +85,9 @@ impl DockerWatcher {
             .stop_container(&old, None::<StopContainerOptions>)
             .await
             .map_err(|error| format!("stopping the replaced container failed: {error}"))?;
-        self.docker
-            .remove_container(
-                &old,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: false,
-                    link: false,
-                }),
-            )
+        self.remove(&old)
             .await
-            .map_err(|error| format!("removing the replaced container failed: {error}"))?;
+            .map_err(|error| format!("the replaced container: {error}"))?;
         tracing::info!(watcher = %self.name, replaced = %old, "self-update finished: the old crowsnest container is gone");
         Ok(Some(old))
     }

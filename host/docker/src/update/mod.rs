@@ -26,7 +26,6 @@ pub mod swarm;
 mod wait;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
@@ -37,6 +36,7 @@ use bollard::query_parameters::{
     StopContainerOptions, TagImageOptions,
 };
 use bollard::Docker;
+use crowsnest_oci::Auth;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -53,51 +53,23 @@ pub const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.id";
 /// 30 seconds is too short for a large image).
 const LONG_REQUEST: Duration = Duration::from_secs(30 * 60);
 
-/// Credentials for a pull, as the registry plugin serving the image gave them.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub enum RegistryAuth {
-    /// No credentials.
-    #[default]
-    Anonymous,
-    /// User name and password (or access token used as a password).
-    Basic {
-        /// User name.
-        username: String,
-        /// Password.
-        password: String,
-    },
-    /// A ready bearer token for the registry.
-    Bearer(String),
-}
-
-impl fmt::Debug for RegistryAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Anonymous => f.write_str("Anonymous"),
-            Self::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
-            Self::Bearer(_) => f.write_str("Bearer(***)"),
-        }
-    }
-}
-
-impl RegistryAuth {
-    /// The `X-Registry-Auth` credentials for `server` (the registry host as
-    /// the engine names it), `None` when anonymous.
-    pub fn docker_credentials(&self, server: &str) -> Option<DockerCredentials> {
-        match self {
-            Self::Anonymous => None,
-            Self::Basic { username, password } => Some(DockerCredentials {
-                username: Some(username.clone()),
-                password: Some(password.clone()),
-                serveraddress: Some(server.to_owned()),
-                ..Default::default()
-            }),
-            Self::Bearer(token) => Some(DockerCredentials {
-                registrytoken: Some(token.clone()),
-                serveraddress: Some(server.to_owned()),
-                ..Default::default()
-            }),
-        }
+/// The `X-Registry-Auth` credentials of `auth` (the registry plugin's, as
+/// the OCI client takes them) for `server`, the registry host as the engine
+/// names it; `None` when anonymous.
+pub fn docker_credentials(auth: &Auth, server: &str) -> Option<DockerCredentials> {
+    match auth {
+        Auth::Anonymous => None,
+        Auth::Basic { username, password } => Some(DockerCredentials {
+            username: Some(username.clone()),
+            password: Some(password.clone()),
+            serveraddress: Some(server.to_owned()),
+            ..Default::default()
+        }),
+        Auth::Bearer(token) => Some(DockerCredentials {
+            registrytoken: Some(token.clone()),
+            serveraddress: Some(server.to_owned()),
+            ..Default::default()
+        }),
     }
 }
 
@@ -199,6 +171,23 @@ pub struct ReplaceReport {
     pub message: Option<String>,
 }
 
+impl ReplaceReport {
+    /// A failed report on `id` moving to `image`, before anything is known.
+    pub(crate) fn failed(id: &str, image: &str) -> Self {
+        Self {
+            status: ReplaceStatus::Failed,
+            old_id: id.to_owned(),
+            new_id: None,
+            name: id.to_owned(),
+            from_image: String::new(),
+            to_image: image.to_owned(),
+            dependents: Vec::new(),
+            steps: Vec::new(),
+            message: None,
+        }
+    }
+}
+
 /// A container sharing the network of, or linking to, the one replaced.
 #[derive(Debug, Clone)]
 struct Dependent {
@@ -244,11 +233,7 @@ impl DockerWatcher {
 
     /// Pulls `pull` (pinned to its digest when it has one, then tagged) with
     /// `auth`; returns the local image id.
-    pub async fn pull_image(
-        &self,
-        pull: &ImagePull,
-        auth: &RegistryAuth,
-    ) -> Result<String, String> {
+    pub async fn pull_image(&self, pull: &ImagePull, auth: &Auth) -> Result<String, String> {
         let docker = self.patient();
         let reference = match (&pull.digest, &pull.tag) {
             (Some(digest), _) => digest.clone(),
@@ -261,7 +246,7 @@ impl DockerWatcher {
             ..Default::default()
         };
         let mut progress =
-            docker.create_image(Some(options), None, auth.docker_credentials(&pull.server));
+            docker.create_image(Some(options), None, docker_credentials(auth, &pull.server));
         while let Some(item) = progress.next().await {
             if let Err(error) = item {
                 return Err(format!(
@@ -304,17 +289,7 @@ impl DockerWatcher {
         image: &str,
         options: &ReplaceOptions,
     ) -> ReplaceReport {
-        let mut report = ReplaceReport {
-            status: ReplaceStatus::Failed,
-            old_id: id.to_owned(),
-            new_id: None,
-            name: id.to_owned(),
-            from_image: String::new(),
-            to_image: image.to_owned(),
-            dependents: Vec::new(),
-            steps: Vec::new(),
-            message: None,
-        };
+        let mut report = ReplaceReport::failed(id, image);
         let prepared = match self.prepare(id).await {
             Ok(prepared) => prepared,
             Err(message) => {
@@ -551,7 +526,7 @@ impl DockerWatcher {
         steps.push(format!(
             "rename {} to {}",
             prepared.name,
-            aside_name(prepared)
+            aside_name(&prepared.name, &prepared.old_id)
         ));
         let networks: Vec<&str> = spec
             .body
@@ -595,7 +570,10 @@ impl DockerWatcher {
                 dependent.name
             ));
         }
-        steps.push(format!("remove the old container {}", aside_name(prepared)));
+        steps.push(format!(
+            "remove the old container {}",
+            aside_name(&prepared.name, &prepared.old_id)
+        ));
         if options.remove_old_image {
             steps.push(format!(
                 "remove the old image {} if no container uses it",
@@ -624,13 +602,8 @@ impl DockerWatcher {
             undo.push(Undo::Start(prepared.old_id.clone()));
             steps.push(format!("stopped {}", prepared.name));
         }
-        let aside = aside_name(prepared);
-        self.rename(&prepared.old_id, &aside).await?;
-        undo.push(Undo::Rename {
-            id: prepared.old_id.clone(),
-            name: prepared.name.clone(),
-        });
-        steps.push(format!("renamed {} to {aside}", prepared.name));
+        self.set_aside(&prepared.old_id, &prepared.name, undo, steps)
+            .await?;
         let spec = replacement(&prepared.old, prepared.old_image.as_ref(), image, None);
         let new_id = self.create(&prepared.name, spec, undo).await?;
         steps.push(format!(
@@ -644,13 +617,8 @@ impl DockerWatcher {
             steps.push(format!("started {} and it is proven", prepared.name));
         }
         for dependent in &prepared.dependents {
-            let dependent_aside =
-                format!("{}-crowsnest-old-{}", dependent.name, short(&dependent.id));
-            self.rename(&dependent.id, &dependent_aside).await?;
-            undo.push(Undo::Rename {
-                id: dependent.id.clone(),
-                name: dependent.name.clone(),
-            });
+            self.set_aside(&dependent.id, &dependent.name, undo, steps)
+                .await?;
             let own_image = dependent
                 .inspected
                 .config
@@ -686,13 +654,8 @@ impl DockerWatcher {
         undo: &mut Vec<Undo>,
         steps: &mut Vec<String>,
     ) -> StepResult<String> {
-        let aside = aside_name(prepared);
-        self.rename(&prepared.old_id, &aside).await?;
-        undo.push(Undo::Rename {
-            id: prepared.old_id.clone(),
-            name: prepared.name.clone(),
-        });
-        steps.push(format!("renamed {} to {aside}", prepared.name));
+        self.set_aside(&prepared.old_id, &prepared.name, undo, steps)
+            .await?;
         let mut spec = replacement(&prepared.old, prepared.old_image.as_ref(), image, None);
         spec.body
             .labels
@@ -706,6 +669,24 @@ impl DockerWatcher {
             short(&new_id)
         ));
         Ok(new_id)
+    }
+
+    /// Renames container `id` (named `name`) aside until its replacement is proven.
+    async fn set_aside(
+        &self,
+        id: &str,
+        name: &str,
+        undo: &mut Vec<Undo>,
+        steps: &mut Vec<String>,
+    ) -> StepResult<()> {
+        let aside = aside_name(name, id);
+        self.rename(id, &aside).await?;
+        undo.push(Undo::Rename {
+            id: id.to_owned(),
+            name: name.to_owned(),
+        });
+        steps.push(format!("renamed {name} to {aside}"));
+        Ok(())
     }
 
     /// Creates `name` from `spec` and attaches its further networks.
@@ -776,7 +757,8 @@ impl DockerWatcher {
             .map_err(|error| format!("renaming {} to {name} failed: {error}", short(id)))
     }
 
-    async fn remove(&self, id: &str) -> StepResult<()> {
+    /// Removes container `id`, never its volumes.
+    pub(crate) async fn remove(&self, id: &str) -> StepResult<()> {
         self.docker
             .remove_container(
                 id,
@@ -869,13 +851,10 @@ impl DockerWatcher {
     }
 }
 
-/// The name the old container is renamed to until its replacement is proven.
-fn aside_name(prepared: &Prepared) -> String {
-    format!(
-        "{}-crowsnest-old-{}",
-        prepared.name,
-        short(&prepared.old_id)
-    )
+/// The name container `id`, named `name`, is renamed to until its
+/// replacement is proven.
+fn aside_name(name: &str, id: &str) -> String {
+    format!("{name}-crowsnest-old-{}", short(id))
 }
 
 /// The first 12 characters of an id (after `sha256:`).

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use bollard::models::{Service, ServiceUpdateStatusStateEnum};
 use bollard::query_parameters::{InspectServiceOptions, ListServicesOptions, UpdateServiceOptions};
 
-use super::{RegistryAuth, ReplaceOptions, ReplaceReport, ReplaceStatus};
+use crowsnest_oci::Auth;
+
+use super::{docker_credentials, ReplaceOptions, ReplaceReport, ReplaceStatus};
 use crate::discovery::{DiscoveredContainer, WorkloadKind};
 use crate::labels::ContainerOptions;
 use crate::{DiscoveryError, DockerWatcher};
@@ -31,11 +33,7 @@ impl DockerWatcher {
                 ..Default::default()
             }))
             .await
-            .map_err(|source| DiscoveryError::ListContainers {
-                watcher: self.name.clone(),
-                endpoint: self.endpoint.to_string(),
-                source,
-            })?;
+            .map_err(|source| self.list_error(source))?;
         // Services have no local image: the manager's platform is the one looked up.
         let platform = self.docker.version().await.ok();
         let (os, architecture) = platform
@@ -103,21 +101,11 @@ impl DockerWatcher {
         &self,
         id: &str,
         image: &str,
-        auth: &RegistryAuth,
+        auth: &Auth,
         server: &str,
         options: &ReplaceOptions,
     ) -> ReplaceReport {
-        let mut report = ReplaceReport {
-            status: ReplaceStatus::Failed,
-            old_id: id.to_owned(),
-            new_id: None,
-            name: id.to_owned(),
-            from_image: String::new(),
-            to_image: image.to_owned(),
-            dependents: Vec::new(),
-            steps: Vec::new(),
-            message: None,
-        };
+        let mut report = ReplaceReport::failed(id, image);
         let service = match self
             .docker
             .inspect_service(id, None::<InspectServiceOptions>)
@@ -167,7 +155,7 @@ impl DockerWatcher {
         };
         if let Err(error) = self
             .patient()
-            .update_service(id, spec, update, auth.docker_credentials(server))
+            .update_service(id, spec, update, docker_credentials(auth, server))
             .await
         {
             report.message = Some(format!("service update {} failed: {error}", report.name));

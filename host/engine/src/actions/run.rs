@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Local, Utc};
 
 use crowsnest_config::Mode;
-use crowsnest_docker::update::{
-    compose, ImagePull, RegistryAuth, ReplaceOptions, ReplaceReport, ReplaceStatus,
-};
+use crowsnest_docker::update::{compose, ImagePull, ReplaceOptions, ReplaceReport, ReplaceStatus};
 use crowsnest_docker::{DiscoveredContainer, DockerWatcher, WatcherConfig};
 use crowsnest_model::{ContainerObject, ScanRequest, UpdateOutcome, UpdateReport};
 use crowsnest_oci::reference::ImageReference;
-use crowsnest_plugin_host::registry::{Auth, Location, Platform};
+use crowsnest_oci::Auth;
+use crowsnest_plugin_host::auth_from_wit;
+use crowsnest_plugin_host::registry::{Location, Platform};
 
 use super::{ConfiguredAction, RunOrigin, UpdateActions};
 
@@ -62,7 +62,7 @@ struct Ready<'a> {
     service: bool,
     watcher: DockerWatcher,
     pull: ImagePull,
-    auth: RegistryAuth,
+    auth: Auth,
     started: Instant,
     started_at: DateTime<Utc>,
     _lock: Lock<'a>,
@@ -292,7 +292,7 @@ impl UpdateActions {
         }
         let auth = if credentials_apply(&deployed, location) {
             match target.instance.plugin.credentials(location).await {
-                Ok(auth) => registry_auth(auth),
+                Ok(auth) => auth_from_wit(auth),
                 Err(error) => {
                     return Err(refuse(
                         "failed",
@@ -304,7 +304,7 @@ impl UpdateActions {
                 }
             }
         } else {
-            RegistryAuth::Anonymous
+            Auth::Anonymous
         };
         let pull = image_pull(
             &deployed,
@@ -546,15 +546,6 @@ fn credentials_apply(deployed: &ImageReference, location: &Location) -> bool {
     };
     let domain = deployed.domain();
     host == domain || (domain == "docker.io" && host == "registry-1.docker.io")
-}
-
-/// The plugin's credentials as the engine takes them.
-fn registry_auth(auth: Auth) -> RegistryAuth {
-    match auth {
-        Auth::Anonymous => RegistryAuth::Anonymous,
-        Auth::Basic((username, password)) => RegistryAuth::Basic { username, password },
-        Auth::Bearer(token) => RegistryAuth::Bearer(token),
-    }
 }
 
 /// What to pull for `deployed` moving to `tag` (pinned to `digest` when

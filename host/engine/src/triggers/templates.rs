@@ -320,6 +320,7 @@ pub fn sample_container() -> ContainerObject {
         }),
         error: None,
         labels: Default::default(),
+        kind: None,
     }
 }
 

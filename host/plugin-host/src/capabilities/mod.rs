@@ -15,7 +15,7 @@ pub mod smtp;
 
 pub use http::{read_capped, CappedReadError, HttpCapability};
 pub use mqtt::{MqttBroker, MqttCapability};
-pub use oci::{error_to_wit, OciCapability};
+pub use oci::{auth_from_wit, error_to_wit, OciCapability};
 pub use smtp::{SetupError, SmtpCapability, SmtpSecurity, SmtpServer};
 
 /// The certificates of a PEM file (setting `key`), at least one.

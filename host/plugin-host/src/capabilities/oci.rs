@@ -96,7 +96,8 @@ fn location_from_wit(location: registry_types::Location) -> oci::Location {
     oci::Location::new(location.registry_url, location.repository)
 }
 
-fn auth_from_wit(auth: registry_types::Auth) -> oci::Auth {
+/// A plugin's credentials (WIT `auth`) as the host's OCI client takes them.
+pub fn auth_from_wit(auth: registry_types::Auth) -> oci::Auth {
     match auth {
         registry_types::Auth::Anonymous => oci::Auth::Anonymous,
         registry_types::Auth::Basic((username, password)) => {
