@@ -952,7 +952,6 @@ async fn watchtower_v1_update_answers_get_and_updates() {
     };
     assert_eq!(status, 401);
     server.shutdown().await;
-    let _ = RunOrigin::Api;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1072,4 +1071,74 @@ async fn a_swarm_service_is_updated_by_digest_and_rolled_back_by_swarm() {
     assert_eq!(spec_image(), pinned, "the service runs 1.1 again");
     swarm.docker(&["service", "rm", &service]);
     let _ = swarm.docker_ok(&["swarm", "leave", "--force"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_action_pulls_every_image_before_the_first_replacement() {
+    let world = TestWorld::new("update-batch");
+    let first = world.plain_image("one");
+    let second = world.plain_image("two");
+    for image in [&first, &second] {
+        world.push_tags(
+            image,
+            &[("1.0", &test_image("1.0")), ("1.1", &test_image("1.1"))],
+        );
+        world.docker(&["rmi", &format!("{image}:1.1")]);
+    }
+    let one = world.run_with(&[], &format!("{first}:1.0"), &[]);
+    let two = world.run_with(&[], &format!("{second}:1.0"), &[]);
+    let path = action_config(&world, "", "mode = \"batch\"\n");
+    let (scanner, actions, _) = actions(&world, &path).await;
+    let report = scanner.scan(&images(&[&first, &second])).await;
+    let started = unix_now();
+    let updates = actions.run(&report.containers, RunOrigin::Api, false).await;
+    let mut names: Vec<&str> = updates.updated.iter().map(|u| u.name.as_str()).collect();
+    names.sort();
+    let mut expected = [one.name.as_str(), two.name.as_str()];
+    expected.sort();
+    assert_eq!(names, expected, "{updates:#?}");
+    // The engine's own record: both pulls before the first container stopped.
+    let until = unix_now();
+    let events = world.docker(&[
+        "events",
+        "--since",
+        &started,
+        "--until",
+        &until,
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}}",
+    ]);
+    let order: Vec<&str> = events
+        .lines()
+        .filter(|line| {
+            line.starts_with("image pull")
+                || (line.starts_with("container stop")
+                    && (line.contains(&one.id) || line.contains(&two.id)))
+        })
+        .collect();
+    let first_stop = order
+        .iter()
+        .position(|line| line.starts_with("container stop"))
+        .expect("stops");
+    let pulls = order
+        .iter()
+        .filter(|line| line.starts_with("image pull"))
+        .count();
+    assert_eq!(pulls, 2, "{events}");
+    let pulled_first = order
+        .iter()
+        .take(first_stop)
+        .filter(|line| line.starts_with("image pull"))
+        .count();
+    assert_eq!(pulled_first, 2, "{order:#?}");
+}
+
+/// Now, as `docker events --since/--until` takes it (unix seconds; the
+/// engine runs on this machine, so its clock is ours).
+fn unix_now() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs_f64())
+        .unwrap_or_default();
+    format!("{seconds:.3}")
 }
