@@ -293,6 +293,11 @@ async fn a_rich_container_is_replaced_with_the_same_configuration() {
     assert_tag_update(&object, "1.0", "1.1", "minor");
     let outcome = actions.update_one(&object, false).await.expect("an action");
     assert_eq!(outcome.status, "updated", "{outcome:#?}");
+    println!(
+        "rich container with a sidecar updated in {} ms:\n  {}",
+        outcome.duration_ms,
+        outcome.steps.join("\n  ")
+    );
     assert_eq!(outcome.dependents, vec![sidecar.name.clone()]);
     let new_id = outcome.new_container_id.clone().expect("the replacement");
     assert_ne!(new_id, web.id);
@@ -504,6 +509,10 @@ async fn a_failing_image_is_rolled_back() {
             let outcome = actions.update_one(&object, false).await.expect("an action");
             assert_eq!(outcome.status, "rolled-back", "{outcome:#?}");
             let message = outcome.message.clone().unwrap_or_default();
+            println!(
+                "{}: rolled back in {} ms: {message}",
+                case.what, outcome.duration_ms
+            );
             for word in case.words {
                 assert!(message.contains(word), "`{word}` not in: {message}");
             }
@@ -1037,6 +1046,7 @@ async fn a_swarm_service_is_updated_by_digest_and_rolled_back_by_swarm() {
     assert_tag_update(&object, "1.0", "1.1", "minor");
     let outcome = actions.update_one(&object, false).await.unwrap();
     assert_eq!(outcome.status, "updated", "{outcome:#?}");
+    println!("service updated in {} ms", outcome.duration_ms);
     let spec_image = || {
         swarm.docker(&[
             "service",
@@ -1068,6 +1078,11 @@ async fn a_swarm_service_is_updated_by_digest_and_rolled_back_by_swarm() {
     assert_tag_update(&object, "1.1", "1.2", "minor");
     let outcome = actions.update_one(&object, false).await.unwrap();
     assert_eq!(outcome.status, "rolled-back", "{outcome:#?}");
+    println!(
+        "service rolled back by Swarm in {} ms: {}",
+        outcome.duration_ms,
+        outcome.message.as_deref().unwrap_or_default()
+    );
     assert_eq!(spec_image(), pinned, "the service runs 1.1 again");
     swarm.docker(&["service", "rm", &service]);
     let _ = swarm.docker_ok(&["swarm", "leave", "--force"]);

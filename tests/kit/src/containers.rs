@@ -1,8 +1,8 @@
 //! Test containers: created or run with `--network none` (or a network of
 //! their own), unique names and labels, and removed when their guard drops,
 //! also when the test panics — with every container carrying the guard's own
-//! label (replacements an update created), then the guard's networks and
-//! volumes.
+//! unique label, if it has one (replacements an update created), then the
+//! guard's networks and volumes.
 
 use std::sync::Mutex;
 
@@ -25,6 +25,9 @@ pub struct Containers {
     prefix: String,
     /// Labels every one of them carries.
     labels: Vec<(String, String)>,
+    /// A label no other guard's containers carry: on drop, every container
+    /// carrying it goes too (the replacements an update made of ours).
+    own_label: Option<(String, String)>,
     /// Ids of those not removed yet.
     ids: Mutex<Vec<String>>,
     /// Networks and volumes created through the guard.
@@ -40,6 +43,7 @@ impl Containers {
             engine: engine.clone(),
             prefix: prefix.to_owned(),
             labels: Vec::new(),
+            own_label: None,
             ids: Mutex::default(),
             networks: Mutex::default(),
             volumes: Mutex::default(),
@@ -50,6 +54,15 @@ impl Containers {
     pub fn with_label(mut self, key: &str, value: &str) -> Self {
         self.labels.push((key.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Every container of this guard carries `key=value`, a label unique to
+    /// this guard (e.g. a test's unique id): on drop, every container with
+    /// it is removed, also those made from ours (an update's replacements).
+    /// Never a label shared with other guards or images.
+    pub fn with_own_label(mut self, key: &str, value: &str) -> Self {
+        self.own_label = Some((key.to_owned(), value.to_owned()));
+        self.with_label(key, value)
     }
 
     /// `docker run --detach` of `image` with `labels`.
@@ -149,8 +162,8 @@ impl Containers {
 impl Drop for Containers {
     fn drop(&mut self) {
         let mut ids = std::mem::take(&mut *self.ids.lock().unwrap_or_else(|e| e.into_inner()));
-        // Containers made from ours (an update's replacements) carry our label.
-        if let Some((key, value)) = self.labels.first() {
+        // Containers made from ours (an update's replacements) carry our own label.
+        if let Some((key, value)) = &self.own_label {
             if let Ok(listed) = self
                 .engine
                 .command()

@@ -57,7 +57,7 @@ impl TestWorld {
         let id = crate::unique(test);
         Self {
             registries: Registries::get().clone(),
-            containers: Containers::new(&engine, "e2e").with_label(WORLD_LABEL, &id),
+            containers: Containers::new(&engine, "e2e").with_own_label(WORLD_LABEL, &id),
             images: LocalImages::new(&engine),
             crowsnest: None,
             engine,
