@@ -484,9 +484,9 @@ async fn a_failing_image_is_rolled_back() {
         },
         Broken {
             what: "unhealthy",
-            dockerfile: "HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD [\"false\"]",
+            dockerfile: "HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD [\"sh\", \"-c\", \"echo not ready; exit 1\"]",
             run_options: &["--restart", "unless-stopped"],
-            words: &["unhealthy"],
+            words: &["unhealthy", "not ready"],
         },
     ];
     check_each(
@@ -1126,7 +1126,7 @@ async fn a_batch_action_pulls_every_image_before_the_first_replacement() {
     let order: Vec<&str> = events
         .lines()
         .filter(|line| {
-            line.starts_with("image pull")
+            (line.starts_with("image pull") && (line.contains(&first) || line.contains(&second)))
                 || (line.starts_with("container stop")
                     && (line.contains(&one.id) || line.contains(&two.id)))
         })
