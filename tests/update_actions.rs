@@ -123,8 +123,10 @@ fn flatten(value: &Value, path: &str, ids: &[&str], out: &mut BTreeMap<String, S
 }
 
 /// `docker inspect` in an order-free form: mounts keyed by destination,
-/// network aliases sorted (the engine lists them in no fixed order).
-fn order_free(mut inspected: Value) -> Value {
+/// network aliases sorted (the engine lists them in no fixed order) after
+/// the container's own ids are normalised (the old and the new id sort
+/// differently against a fixed alias).
+fn order_free(mut inspected: Value, ids: &[&str]) -> Value {
     if let Some(mounts) = inspected["Mounts"].as_array().cloned() {
         let keyed: serde_json::Map<String, Value> = mounts
             .into_iter()
@@ -140,7 +142,10 @@ fn order_free(mut inspected: Value) -> Value {
     if let Some(networks) = inspected["NetworkSettings"]["Networks"].as_object_mut() {
         for endpoint in networks.values_mut() {
             if let Some(aliases) = endpoint["Aliases"].as_array_mut() {
-                aliases.sort_by_key(Value::to_string);
+                aliases.sort_by_key(|alias| {
+                    ids.iter()
+                        .fold(alias.to_string(), |text, id| text.replace(id, "<ID>"))
+                });
             }
         }
     }
@@ -312,8 +317,8 @@ async fn a_rich_container_is_replaced_with_the_same_configuration() {
         .map(String::as_str)
         .collect();
     let (mut old_fields, mut new_fields) = (BTreeMap::new(), BTreeMap::new());
-    flatten(&order_free(before.clone()), "", &ids, &mut old_fields);
-    flatten(&order_free(after.clone()), "", &ids, &mut new_fields);
+    flatten(&order_free(before.clone(), &ids), "", &ids, &mut old_fields);
+    flatten(&order_free(after.clone(), &ids), "", &ids, &mut new_fields);
     let paths: BTreeSet<&String> = old_fields.keys().chain(new_fields.keys()).collect();
     let binds_before = before["HostConfig"]["Binds"].as_array().unwrap().clone();
     let binds_after = after["HostConfig"]["Binds"].as_array().unwrap().clone();
