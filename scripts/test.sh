@@ -87,5 +87,75 @@ cargo clippy --manifest-path plugins/Cargo.toml --workspace --all-targets -- -D 
 step "plugin crates' own tests (native): SDK, built-ins, version semantics, golden table, properties"
 cargo test --manifest-path plugins/Cargo.toml --workspace
 cargo test --manifest-path examples/custom-registry/Cargo.toml
-step "host tests: unit, sandbox, CLI, registry protocol, discovery, store, scanner end to end, API"
-cargo test --workspace -- "${extra_test_args[@]}"
+step "building every host test binary once"
+cargo test --workspace --no-run
+
+# --- 5. Host tests in two parallel lanes ----------------------------------------
+# Most test time is spent waiting on dockerd and registries, not on the CPU, so
+# two lanes run side by side. The lanes are split by the engine they use: the
+# control-plane tests (files that use crowsnest_testkit::control_plane) share one
+# private dockerd that each test process starts and stops, so they run one after
+# another in their own lane; every other test binary (shared engine, per-test
+# registries, no engine at all) runs in the other lane. Each lane's output goes
+# to target/test-lanes/LANE.log and is printed when the lane ends.
+lanes_dir="${repo_root}/target/test-lanes"
+rm -rf "${lanes_dir}"
+mkdir -p "${lanes_dir}"
+control_plane_tests=()
+world_tests=()
+for file in tests/*.rs; do
+    name="$(basename "${file}" .rs)"
+    if grep -q 'crowsnest_testkit::control_plane' "${file}"; then
+        control_plane_tests+=("${name}")
+    else
+        world_tests+=("${name}")
+    fi
+done
+
+# run_lane LANE COMMAND...: each COMMAND is one string, run in order; the lane
+# records how long each took and which failed, and goes on after a failure.
+run_lane() {
+    local lane="$1" command started status
+    shift
+    for command in "$@"; do
+        started=${SECONDS}
+        printf '\n==> [%s] %s\n' "${lane}" "${command}" >>"${lanes_dir}/${lane}.log"
+        status=0
+        eval "${command}" >>"${lanes_dir}/${lane}.log" 2>&1 || status=$?
+        printf '%5ss  %-8s %s\n' "$((SECONDS - started))" \
+            "$([[ ${status} -eq 0 ]] && echo ok || echo FAILED)" "${command}" >>"${lanes_dir}/times"
+        [[ ${status} -eq 0 ]] || echo "${command}" >>"${lanes_dir}/failed"
+    done
+}
+
+test_args=""
+if ((${#extra_test_args[@]})); then
+    test_args="$(printf ' %q' "${extra_test_args[@]}")"
+fi
+world_commands=(
+    "cargo test --workspace --exclude crowsnest -- ${test_args}"
+    "cargo test -p crowsnest --lib --bins -- ${test_args}"
+    "cargo test -p crowsnest --doc"
+)
+for name in "${world_tests[@]}"; do
+    world_commands+=("cargo test -p crowsnest --test ${name} -- ${test_args}")
+done
+control_plane_commands=()
+for name in "${control_plane_tests[@]}"; do
+    control_plane_commands+=("cargo test -p crowsnest --test ${name} -- ${test_args}")
+done
+
+step "host tests: ${#world_tests[@]} test binaries and the unit tests on the shared world, ${#control_plane_tests[@]} control-plane binaries beside them"
+run_lane world "${world_commands[@]}" &
+world_lane=$!
+run_lane control-plane "${control_plane_commands[@]}" &
+control_plane_lane=$!
+wait "${world_lane}" "${control_plane_lane}"
+cat "${lanes_dir}/world.log" "${lanes_dir}/control-plane.log"
+step "host test times (seconds, per command)"
+sort -rn "${lanes_dir}/times"
+if [[ -s "${lanes_dir}/failed" ]]; then
+    step "FAILED:"
+    cat "${lanes_dir}/failed" >&2
+    exit 1
+fi
