@@ -26,8 +26,12 @@ pub struct ScanConfig {
     pub regex: Option<String>,
     /// Repositories looked up at once (each registry also bounds its own requests).
     pub concurrency: usize,
-    /// Requests in flight per registry.
+    /// Most requests in flight per registry: the ceiling of its adaptive
+    /// window (Docker Hub and GHCR stay at 8 or less).
     pub registry_concurrency: usize,
+    /// Requests in flight per registry at first; the window grows from there
+    /// while the registry keeps up and halves on `429`/`503`.
+    pub registry_concurrency_start: usize,
     /// Per-request timeout towards registries, seconds.
     pub registry_timeout: u64,
 }
@@ -38,7 +42,8 @@ impl Default for ScanConfig {
             strategy: DEFAULT_STRATEGY.to_string(),
             regex: None,
             concurrency: 16,
-            registry_concurrency: 4,
+            registry_concurrency: 32,
+            registry_concurrency_start: 4,
             registry_timeout: 30,
         }
     }

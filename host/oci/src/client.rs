@@ -61,6 +61,17 @@ impl RegistryClient {
         Arc::clone(&self.auth.transport.counters)
     }
 
+    /// The current adaptive concurrency window towards `registry_url` (its
+    /// starting size before any request); `None` for an invalid URL.
+    pub fn window_limit(&self, registry_url: &str) -> Option<usize> {
+        let base = parse_registry_url(registry_url).ok()?;
+        Some(
+            self.auth
+                .transport
+                .window_limit(&base.origin().ascii_serialization()),
+        )
+    }
+
     /// Token realm origins the registry at `registry_url` has named so far
     /// (e.g. `["https://auth.docker.io"]`).
     pub fn realm_origins(&self, registry_url: &str) -> Vec<String> {

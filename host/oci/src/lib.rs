@@ -24,6 +24,8 @@ mod transport;
 use std::fmt;
 use std::time::Duration;
 
+use url::Url;
+
 pub use auth::{parse_challenges, AccessPolicy, AllowAll, AuthChallenge, HostAllowList};
 pub use client::RegistryClient;
 pub use errors::{error_from_response_body, NotFoundMeans};
@@ -33,7 +35,7 @@ pub use protocol::manifest::{
     MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX,
     MEDIA_TYPE_OCI_MANIFEST,
 };
-pub use transport::{RequestCount, RequestCounters};
+pub use transport::{RequestCount, RequestCounters, RequestKind, Signal, WindowLimits};
 
 /// Default cap on a manifest or index body.
 pub const DEFAULT_MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -43,8 +45,23 @@ pub const DEFAULT_MAX_TAG_LIST_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
 /// Default cap on a token server response.
 pub const DEFAULT_MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
-/// Default number of requests in flight to one registry origin.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_REGISTRY: usize = 4;
+/// Default ceiling of the requests in flight to one registry origin.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_REGISTRY: usize = 32;
+/// Default starting window of requests in flight to one registry origin.
+pub const DEFAULT_INITIAL_CONCURRENT_REQUESTS_PER_REGISTRY: usize = 4;
+/// Starting window of a public registry (Docker Hub, GHCR): gentle.
+pub const PUBLIC_REGISTRY_INITIAL_REQUESTS: usize = 2;
+/// Ceiling of a public registry's window, below the configured one.
+pub const PUBLIC_REGISTRY_MAX_REQUESTS: usize = 8;
+/// Hosts of the public registries and their token services, which share
+/// rate limits among many clients and start with a small window.
+pub const PUBLIC_REGISTRY_HOSTS: &[&str] = &[
+    "registry-1.docker.io",
+    "index.docker.io",
+    "docker.io",
+    "auth.docker.io",
+    "ghcr.io",
+];
 /// Token lifetime assumed when the token server gives no `expires_in`.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
@@ -185,8 +202,12 @@ pub enum RegistryError {
 /// Tunables of [`RegistryClient`]; `ClientConfig::default()` is what production uses.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Requests in flight to one registry origin (also applied to token realms).
+    /// Ceiling of the adaptive window of requests in flight to one registry
+    /// origin (also applied to token realms).
     pub max_concurrent_requests_per_registry: usize,
+    /// Where that window starts (private registries; public ones start at
+    /// [`PUBLIC_REGISTRY_INITIAL_REQUESTS`]).
+    pub initial_concurrent_requests_per_registry: usize,
     /// Whole-request timeout (connect, send, read body).
     pub request_timeout: Duration,
     /// TCP + TLS connect timeout.
@@ -223,6 +244,8 @@ impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             max_concurrent_requests_per_registry: DEFAULT_MAX_CONCURRENT_REQUESTS_PER_REGISTRY,
+            initial_concurrent_requests_per_registry:
+                DEFAULT_INITIAL_CONCURRENT_REQUESTS_PER_REGISTRY,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
@@ -238,6 +261,28 @@ impl Default for ClientConfig {
             token_expiry_margin: Duration::from_secs(10),
             max_redirects: 5,
             user_agent: concat!("crowsnest/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The window limits of `origin` (`scheme://host[:port]`): conservative
+    /// for the public registries of [`PUBLIC_REGISTRY_HOSTS`], the configured
+    /// start and ceiling (with slow start) elsewhere.
+    pub fn window_limits(&self, origin: &str) -> WindowLimits {
+        let ceiling = self.max_concurrent_requests_per_registry;
+        let host = Url::parse(origin)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
+        let public = host.is_some_and(|host| PUBLIC_REGISTRY_HOSTS.contains(&host.as_str()));
+        if public {
+            WindowLimits::new(
+                PUBLIC_REGISTRY_INITIAL_REQUESTS,
+                ceiling.min(PUBLIC_REGISTRY_MAX_REQUESTS),
+                false,
+            )
+        } else {
+            WindowLimits::new(self.initial_concurrent_requests_per_registry, ceiling, true)
         }
     }
 }

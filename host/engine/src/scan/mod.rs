@@ -101,6 +101,7 @@ impl Scanner {
             Arc::new(Catalog::load(&crate::plugin_setup::catalog_options(&config.plugins)).await);
         let client = RegistryClient::new(ClientConfig {
             max_concurrent_requests_per_registry: scan.registry_concurrency.max(1),
+            initial_concurrent_requests_per_registry: scan.registry_concurrency_start.max(1),
             request_timeout: Duration::from_secs(scan.registry_timeout.max(1)),
             ..ClientConfig::default()
         })

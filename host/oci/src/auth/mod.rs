@@ -4,6 +4,7 @@
 //! reach. Builds on the transport; knows nothing of tags or manifests.
 
 mod challenge;
+mod ping;
 mod policy;
 mod tokens;
 
@@ -23,6 +24,7 @@ use crate::errors::NotFoundMeans;
 use crate::target::Target;
 use crate::transport::{Outgoing, Sent, Transport};
 use crate::{Auth, RegistryError};
+use ping::PingLocks;
 use tokens::{credential_identity, parse_token_response, CachedToken, TokenCache, TokenKey};
 
 /// How a registry origin wants to be authenticated, learned from `/v2/`.
@@ -57,6 +59,7 @@ impl Credential {
 pub(crate) struct Authenticator {
     pub transport: Transport,
     schemes: Mutex<HashMap<String, AuthScheme>>,
+    pings: PingLocks,
     tokens: TokenCache,
     realms: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
@@ -67,6 +70,7 @@ impl Authenticator {
         Self {
             transport,
             schemes: Mutex::default(),
+            pings: PingLocks::default(),
             tokens: TokenCache::default(),
             realms: Mutex::default(),
         }
@@ -194,12 +198,13 @@ impl Authenticator {
         target: &Target,
         auth: &Auth,
     ) -> Result<AuthScheme, RegistryError> {
-        if let Some(scheme) = self
-            .schemes
-            .lock()
-            .ok()
-            .and_then(|schemes| schemes.get(&target.origin).cloned())
-        {
+        if let Some(scheme) = self.known_scheme(&target.origin) {
+            return Ok(scheme);
+        }
+        // Concurrent first requests wait for one ping instead of racing.
+        let ping = self.pings.for_origin(&target.origin);
+        let _pinging = ping.lock().await;
+        if let Some(scheme) = self.known_scheme(&target.origin) {
             return Ok(scheme);
         }
         let url = target.endpoint("v2/")?;
@@ -237,6 +242,13 @@ impl Authenticator {
         };
         self.remember_scheme(&target.origin, &scheme);
         Ok(scheme)
+    }
+
+    fn known_scheme(&self, origin: &str) -> Option<AuthScheme> {
+        self.schemes
+            .lock()
+            .ok()
+            .and_then(|schemes| schemes.get(origin).cloned())
     }
 
     fn remember_scheme(&self, origin: &str, scheme: &AuthScheme) {

@@ -719,3 +719,80 @@ fn manifest_references_are_validated() {
     assert!(validate_manifest_reference("../../etc").is_err());
     assert!(validate_manifest_reference("sha256:short").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_first_requests_share_one_ping() {
+    let server = CannedServer::start(|request| match request.path() {
+        "/v2/" => {
+            // A slow ping: every racing worker arrives while it is in flight.
+            std::thread::sleep(Duration::from_millis(50));
+            canned(200, &[], "{}")
+        }
+        _ => canned(200, &[], tags_json(&["t"])),
+    })
+    .await;
+    let client = test_client();
+    let calls = (0..8).map(|index| {
+        let client = client.clone();
+        let location = Location::new(server.url(), format!("app{index}"));
+        async move { client.list_tags(&location, &Auth::Anonymous).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        assert_eq!(result.unwrap(), ["t"]);
+    }
+    assert_eq!(server.count("/v2/"), 1, "one shared /v2/ challenge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_window_grows_on_a_fast_registry_and_halves_on_429() {
+    let throttling = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let throttle = Arc::clone(&throttling);
+    let server = CannedServer::start(move |request| {
+        if request.path() != "/v2/" && throttle.load(std::sync::atomic::Ordering::SeqCst) {
+            return canned(429, &[("Retry-After", "0")], "");
+        }
+        canned(200, &[], tags_json(&["t"]))
+    })
+    .await;
+    let client = RegistryClient::new(ClientConfig {
+        max_concurrent_requests_per_registry: 16,
+        initial_concurrent_requests_per_registry: 4,
+        max_retries: 0,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let url = server.url();
+    assert_eq!(client.window_limit(&url), Some(4));
+    for index in 0..12 {
+        let location = Location::new(&url, format!("app{index}"));
+        client.list_tags(&location, &Auth::Anonymous).await.unwrap();
+    }
+    assert_eq!(
+        client.window_limit(&url),
+        Some(16),
+        "slow start to the ceiling"
+    );
+    throttling.store(true, std::sync::atomic::Ordering::SeqCst);
+    let error = client
+        .list_tags(&Location::new(&url, "app"), &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RegistryError::TooManyRequests(_)),
+        "{error:?}"
+    );
+    assert_eq!(
+        client.window_limit(&url),
+        Some(8),
+        "one 429 halves the window"
+    );
+    // Docker Hub and GHCR start small whatever the configured start.
+    assert_eq!(
+        client
+            .config()
+            .window_limits("https://registry-1.docker.io")
+            .start,
+        2
+    );
+    assert_eq!(client.config().window_limits("https://ghcr.io").ceiling, 8);
+}

@@ -1,7 +1,65 @@
 //! Request counters by origin and HTTP status, for metrics and benchmarks.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use reqwest::Method;
+use url::Url;
+
+/// What a request was for, told from its method and path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestKind {
+    /// `GET /v2/`: the auth challenge.
+    Ping,
+    /// A token request to the realm a challenge named.
+    Token,
+    /// `GET /v2/NAME/tags/list`.
+    TagList,
+    /// `HEAD` of a manifest.
+    Head,
+    /// Any other `GET` under `/v2/` (manifests, blobs).
+    Get,
+}
+
+impl RequestKind {
+    /// All kinds, in display order.
+    pub const ALL: [RequestKind; 5] = [
+        RequestKind::Ping,
+        RequestKind::Token,
+        RequestKind::TagList,
+        RequestKind::Head,
+        RequestKind::Get,
+    ];
+
+    /// The kind of a request; anything outside `/v2/` is a token request
+    /// (the registry client sends nothing else).
+    pub fn of(method: &Method, url: &Url) -> Self {
+        let path = url.path();
+        if path == "/v2/" || path == "/v2" {
+            RequestKind::Ping
+        } else if !path.starts_with("/v2/") {
+            RequestKind::Token
+        } else if path.ends_with("/tags/list") {
+            RequestKind::TagList
+        } else if method == Method::HEAD {
+            RequestKind::Head
+        } else {
+            RequestKind::Get
+        }
+    }
+
+    /// Short name, e.g. `tag list`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Ping => "ping",
+            RequestKind::Token => "token",
+            RequestKind::TagList => "tag list",
+            RequestKind::Head => "HEAD",
+            RequestKind::Get => "GET",
+        }
+    }
+}
 
 /// Requests sent to one origin that ended with one status.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,6 +77,7 @@ pub struct RequestCount {
 #[derive(Debug, Default)]
 pub struct RequestCounters {
     counts: Mutex<BTreeMap<(String, Option<u16>), u64>>,
+    kinds: [AtomicU64; RequestKind::ALL.len()],
 }
 
 impl RequestCounters {
@@ -32,6 +91,19 @@ impl RequestCounters {
         if let Ok(mut counts) = self.counts.lock() {
             *counts.entry((origin.to_string(), status)).or_insert(0) += 1;
         }
+    }
+
+    /// Records one request of `kind`.
+    pub fn record_kind(&self, kind: RequestKind) {
+        self.kinds[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests sent so far, by kind.
+    pub fn by_kind(&self) -> Vec<(RequestKind, u64)> {
+        RequestKind::ALL
+            .iter()
+            .map(|kind| (*kind, self.kinds[*kind as usize].load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// All counts, sorted by origin then status.
@@ -86,6 +158,29 @@ mod tests {
         counters.record("http://a", Some(401));
         counters.record("http://b", None);
         assert_eq!(counters.total(), 4);
+        let url = |path: &str| Url::parse(&format!("http://r{path}")).unwrap();
+        assert_eq!(
+            RequestKind::of(&Method::GET, &url("/v2/")),
+            RequestKind::Ping
+        );
+        assert_eq!(
+            RequestKind::of(&Method::GET, &url("/token")),
+            RequestKind::Token
+        );
+        assert_eq!(
+            RequestKind::of(&Method::GET, &url("/v2/a/b/tags/list")),
+            RequestKind::TagList
+        );
+        assert_eq!(
+            RequestKind::of(&Method::HEAD, &url("/v2/a/manifests/1")),
+            RequestKind::Head
+        );
+        assert_eq!(
+            RequestKind::of(&Method::GET, &url("/v2/a/manifests/1")),
+            RequestKind::Get
+        );
+        counters.record_kind(RequestKind::Head);
+        assert_eq!(counters.by_kind()[3], (RequestKind::Head, 1));
         assert_eq!(counters.total_for_origin("http://a"), 3);
         assert_eq!(
             counters.snapshot(),

@@ -4,6 +4,7 @@
 //! capped bodies and request counters. Knows nothing of auth or the protocol.
 
 mod counters;
+mod window;
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -12,10 +13,12 @@ use std::time::SystemTime;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
-pub use counters::{RequestCount, RequestCounters};
+pub use counters::{RequestCount, RequestCounters, RequestKind};
+pub use window::{Signal, WindowLimits};
+
+use window::{Window, WindowPermit};
 
 use crate::errors::{error_from_response_body, NotFoundMeans};
 use crate::headers::parse_retry_after;
@@ -28,7 +31,7 @@ const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 pub(crate) struct Transport {
     http: reqwest::Client,
     pub(crate) config: ClientConfig,
-    semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
+    windows: Mutex<HashMap<String, Arc<Window>>>,
     pub(crate) counters: Arc<RequestCounters>,
 }
 
@@ -49,7 +52,7 @@ pub(crate) struct Sent {
     pub response: reqwest::Response,
     pub url: Url,
     method: Method,
-    _permit: OwnedSemaphorePermit,
+    _permit: WindowPermit,
 }
 
 impl Sent {
@@ -125,7 +128,7 @@ impl Transport {
         Ok(Self {
             http,
             config,
-            semaphores: Mutex::default(),
+            windows: Mutex::default(),
             counters: Arc::new(RequestCounters::new()),
         })
     }
@@ -202,6 +205,9 @@ impl Transport {
                 Ok(response) => response,
                 Err(error) => {
                     self.counters.record(&origin, None);
+                    self.counters
+                        .record_kind(RequestKind::of(&method, &current));
+                    permit.observe(None, false);
                     let reason = if error.is_timeout() {
                         format!(
                             "timed out after {} s",
@@ -217,6 +223,12 @@ impl Transport {
             };
             let status = response.status();
             self.counters.record(&origin, Some(status.as_u16()));
+            self.counters
+                .record_kind(RequestKind::of(&method, &current));
+            permit.observe(
+                Some(status.as_u16()),
+                response.headers().contains_key(RETRY_AFTER),
+            );
             let location = response
                 .headers()
                 .get(LOCATION)
@@ -254,23 +266,30 @@ impl Transport {
         }
     }
 
-    async fn permit(&self, origin: &str) -> Result<OwnedSemaphorePermit, RegistryError> {
-        let limit = self.config.max_concurrent_requests_per_registry.max(1);
-        let semaphore = self
-            .semaphores
-            .lock()
-            .map(|mut semaphores| {
-                Arc::clone(
-                    semaphores
-                        .entry(origin.to_string())
-                        .or_insert_with(|| Arc::new(Semaphore::new(limit))),
-                )
-            })
-            .unwrap_or_else(|_| Arc::new(Semaphore::new(limit)));
-        semaphore
-            .acquire_owned()
+    async fn permit(&self, origin: &str) -> Result<WindowPermit, RegistryError> {
+        let window = self.window(origin);
+        window
+            .acquire()
             .await
             .map_err(|_| RegistryError::Transport(format!("request limiter for {origin} closed")))
+    }
+
+    /// The concurrency window of `origin`, created at its starting size.
+    fn window(&self, origin: &str) -> Arc<Window> {
+        let limits = || self.config.window_limits(origin);
+        match self.windows.lock() {
+            Ok(mut windows) => Arc::clone(
+                windows
+                    .entry(origin.to_string())
+                    .or_insert_with(|| Window::new(limits())),
+            ),
+            Err(_) => Window::new(limits()),
+        }
+    }
+
+    /// The current concurrency window of `origin` (its start before any request).
+    pub fn window_limit(&self, origin: &str) -> usize {
+        self.window(origin).limit()
     }
 }
 
