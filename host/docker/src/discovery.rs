@@ -5,19 +5,23 @@
 //! its own watcher, and a container that cannot be inspected stays in the list
 //! with its error instead of vanishing (or, worse, looking up to date).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use bollard::models::{ContainerInspectResponse, ContainerSummary, ImageInspect};
+use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::ListContainersOptions;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use crate::images::ImageFactsById;
 use crate::labels::ContainerOptions;
 use crate::watcher::WatcherConfig;
 use crate::{DiscoveryError, DockerWatcher};
 
-/// How many container/image inspections run at once against one engine.
+/// How many container inspections run at once against one engine.
 const INSPECT_CONCURRENCY: usize = 8;
+
+/// How many engines are discovered at once.
+const ENGINE_CONCURRENCY: usize = 16;
 
 /// What a discovered workload is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -170,7 +174,7 @@ impl DockerWatcher {
                 Ok(None) | Err(_) => summary.image_id.clone(),
             })
             .collect();
-        let images = self.inspect_images(image_ids).await;
+        let images = self.image_facts(image_ids).await;
 
         let mut found: Vec<DiscoveredContainer> = inspections
             .into_iter()
@@ -212,36 +216,15 @@ impl DockerWatcher {
                 .and_then(|config| config.labels.clone()),
             ..Default::default()
         };
-        let images = self
-            .inspect_images(details.image.iter().cloned().collect())
-            .await;
+        let images = self.inspect_images(details.image.iter().cloned()).await;
         Ok(self.assemble(summary, Ok(Some(details)), &images))
-    }
-
-    async fn inspect_images(
-        &self,
-        image_ids: HashSet<String>,
-    ) -> HashMap<String, Result<ImageInspect, String>> {
-        futures::stream::iter(image_ids)
-            .map(|image_id| async move {
-                let inspected = self.docker.inspect_image(&image_id).await.map_err(|error| {
-                    format!(
-                        "watcher `{}`: inspecting image {image_id} failed: {error}",
-                        self.name
-                    )
-                });
-                (image_id, inspected)
-            })
-            .buffer_unordered(INSPECT_CONCURRENCY)
-            .collect()
-            .await
     }
 
     fn assemble(
         &self,
         summary: ContainerSummary,
         inspected: Result<Option<ContainerInspectResponse>, String>,
-        images: &HashMap<String, Result<ImageInspect, String>>,
+        images: &ImageFactsById,
     ) -> DiscoveredContainer {
         let mut errors = Vec::new();
         let summary_name = summary
@@ -309,8 +292,8 @@ impl DockerWatcher {
         };
         match images.get(&image_id) {
             Some(Ok(image)) => {
-                container.repo_digests = image.repo_digests.clone().unwrap_or_default();
-                container.repo_tags = image.repo_tags.clone().unwrap_or_default();
+                container.repo_digests = image.repo_digests.clone();
+                container.repo_tags = image.repo_tags.clone();
                 container.architecture = image.architecture.clone();
                 container.os = image.os.clone();
                 container.variant = image.variant.clone();
@@ -355,10 +338,11 @@ pub struct WatcherDiscovery {
     pub containers: Result<Vec<DiscoveredContainer>, DiscoveryError>,
 }
 
-/// Connects to every watcher and discovers their containers concurrently. One
-/// watcher's failure never affects another's result.
+/// Connects to every watcher and discovers their containers, up to
+/// [`ENGINE_CONCURRENCY`] engines at once. One watcher's failure never
+/// affects another's result.
 pub async fn discover_all(watchers: &BTreeMap<String, WatcherConfig>) -> Vec<WatcherDiscovery> {
-    futures::future::join_all(watchers.iter().map(|(name, config)| async move {
+    futures::stream::iter(watchers.iter().map(|(name, config)| async move {
         let containers = match DockerWatcher::connect(name.clone(), config.clone()).await {
             Ok(watcher) => watcher.discover().await,
             Err(error) => Err(error),
@@ -371,12 +355,15 @@ pub async fn discover_all(watchers: &BTreeMap<String, WatcherConfig>) -> Vec<Wat
             containers,
         }
     }))
+    .buffered(ENGINE_CONCURRENCY)
+    .collect()
     .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     use bollard::{Docker, API_DEFAULT_VERSION};
 

@@ -15,6 +15,7 @@ pub mod client;
 pub mod discovery;
 mod errors;
 pub mod events;
+mod images;
 pub mod labels;
 pub mod update;
 pub mod watcher;
