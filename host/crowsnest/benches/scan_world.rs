@@ -1,18 +1,20 @@
-//! Full-scan benchmark on a large local world: prints figures, asserts nothing.
+//! Full-scan benchmark on large local worlds: prints figures, asserts nothing.
 //!
-//! `cargo bench --bench scan_world` builds (idempotently) 100 repositories with
-//! three tags each in the plain loopback registry and 600 created-not-started
-//! containers across them on the test Docker engine, then times full scans
-//! (`Scanner::scan`, `tag_cache_ttl = 0` so every scan really asks the
-//! registry) and prints: wall time of the first and warm scans, registry
-//! requests per scan (the registry client's own counters) and peak RSS
-//! (`VmHWM`). Targets (issue #3): ≤ 150 requests per scan, < 0.5 s, < 50 MB.
+//! For each size `CONTAINERS/REPOSITORIES` of `CROWSNEST_BENCH_SIZES` (default
+//! `50/10,600/100`; the issue's table adds `5000/1000,10000/2000`) it builds
+//! (idempotently) the repositories with three tags each in the plain loopback
+//! registry and the created-not-started containers across them on the test
+//! Docker engine (`watch_all = true`), then times full scans twice — tag
+//! cache off (`tag_cache_ttl = 0`, every scan asks the registry) and on — and
+//! prints per scan and as a table row: median wall time and crowsnest CPU
+//! (`/proc/self/stat`, averaged over the warm scans), registry requests by
+//! kind (the registry client's counters), Docker discovery time, peak RSS
+//! (`VmHWM`, reset before the scanner) and RSS per 1,000 containers.
 //!
 //! Needs `scripts/dockerd.sh start` and `scripts/registries.sh start`.
 //! The containers and local tags are removed at the end unless
 //! `CROWSNEST_BENCH_KEEP=1`; the registry content stays (setup reuses it).
-//! Environment: `CROWSNEST_BENCH_REPOSITORIES`, `CROWSNEST_BENCH_CONTAINERS`,
-//! `CROWSNEST_BENCH_SCANS` override the world size and the number of scans.
+//! `CROWSNEST_BENCH_SCANS` (default 9) sets the number of scans per mode.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,7 +31,7 @@ use futures::StreamExt;
 
 use crowsnest::config::Config;
 use crowsnest::model::ScanRequest;
-use crowsnest::oci::MEDIA_TYPE_DOCKER_MANIFEST;
+use crowsnest::oci::{RequestKind, MEDIA_TYPE_DOCKER_MANIFEST};
 use crowsnest::scan::Scanner;
 use crowsnest_testkit::engine::Engine;
 use crowsnest_testkit::figures::{env_number, status_kib};
@@ -363,22 +365,54 @@ async fn cleanup(world: &World, docker: &Docker) -> Result<()> {
     Ok(())
 }
 
-fn config_for(world: &World, dir: &Path) -> Config {
+fn config_for(world: &World, dir: &Path, tag_cache_ttl: u64) -> Config {
     // Docker Hub points at a loopback registry: a stray watched container can
     // never make the benchmark reach the internet.
+    let store = config::store(&dir.join("store.db"))
+        .replace("tag_cache_ttl = 0", &format!("tag_cache_ttl = {tag_cache_ttl}"));
     let text = format!(
-        "{}\n{}{}",
+        "{}\n{store}{}",
         config::watcher(world.engine, "watch_all = true\nwatch_by_default = false"),
-        config::store(&dir.join("store.db")),
         config::hub(Registries::get()),
     );
     config::load(&config::write(dir, "config.toml", &text))
 }
 
-async fn measure(world: &World, scans: usize) -> Result<()> {
+/// CPU seconds (user + system) this process has used so far.
+fn cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second on
+    // Linux); the command name (field 2) may hold spaces, so count after ')'.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let after = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// The figures of one world size and cache mode.
+struct Figures {
+    first_ms: f64,
+    median_ms: f64,
+    cpu_ms: f64,
+    kinds: Vec<(RequestKind, u64)>,
+    discovery_ms: f64,
+    setup_ms: f64,
+    peak_mb: f64,
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+async fn measure(world: &World, scans: usize, tag_cache_ttl: u64) -> Result<Figures> {
     let dir = tempfile::tempdir()?;
-    let config = config_for(world, dir.path());
-    let rss_before = status_kib("VmRSS:");
+    let config = config_for(world, dir.path(), tag_cache_ttl);
     let peak_reset = reset_peak_rss();
     let setup_started = Instant::now();
     let scanner = Scanner::new(&config)
@@ -389,13 +423,21 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
     let request = ScanRequest::default();
 
     let mut times = Vec::new();
-    let mut requests = Vec::new();
+    let mut warm_cpu = 0.0;
+    let mut warm_kinds: Vec<(RequestKind, u64)> = Vec::new();
     for run in 0..scans {
-        let before = counters.total();
+        let kinds_before = counters.by_kind();
+        let cpu_before = cpu_seconds();
         let started = Instant::now();
         let report = scanner.scan(&request).await;
         let elapsed = started.elapsed();
-        let sent = counters.total() - before;
+        let cpu = cpu_seconds() - cpu_before;
+        let kinds: Vec<(RequestKind, u64)> = counters
+            .by_kind()
+            .into_iter()
+            .zip(kinds_before)
+            .map(|((kind, after), (_, before))| (kind, after - before))
+            .collect();
         let mine = report
             .containers
             .iter()
@@ -412,12 +454,15 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
             .filter_map(|c| c.error.as_ref().map(|e| e.message.as_str()))
             .collect();
         println!(
-            "scan {}: {:>7.1} ms, {sent} registry requests, {} containers ({mine} of the world), {} repositories, {} digest lookups, {updates} updates, {} errors{}",
+            "  scan {}: {:>8.1} ms, {:>6.0} ms CPU, requests {}, {} containers ({mine} of the world), {} repositories, {} digest lookups, {} tag cache hits, {updates} updates, {} errors{}",
             run + 1,
             elapsed.as_secs_f64() * 1000.0,
+            cpu * 1000.0,
+            kinds_line(&kinds),
             report.containers.len(),
             report.stats.repositories,
             report.stats.digest_lookups,
+            report.stats.tag_cache_hits,
             errors.len(),
             errors.first().map(|e| format!(" (first: {e})")).unwrap_or_default(),
         );
@@ -425,9 +470,12 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
             bail!("watcher failed: {:?}", report.watcher_errors);
         }
         times.push(elapsed);
-        requests.push(sent);
+        if run > 0 {
+            warm_cpu += cpu;
+            warm_kinds = kinds;
+        }
     }
-    // Where the time goes: Docker discovery alone (list + inspect), same watchers.
+    // Where the time goes: Docker discovery alone (list + images), same watchers.
     let mut discovery_times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
@@ -438,69 +486,67 @@ async fn measure(world: &World, scans: usize) -> Result<()> {
             "discovery failed"
         );
     }
-    discovery_times.sort();
-    let warm: Vec<Duration> = times.iter().skip(1).copied().collect();
-    let mut sorted = warm.clone();
-    sorted.sort();
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
-    let best = sorted.first().copied().unwrap_or_default();
-    println!();
-    println!(
-        "scanner setup (plugins, store):      {:>8.1} ms",
-        setup_time.as_secs_f64() * 1000.0
-    );
-    println!(
-        "full scan, first:                    {:>8.1} ms   (target < 500 ms)",
-        times[0].as_secs_f64() * 1000.0
-    );
-    println!(
-        "full scan, warm median / best:       {:>8.1} ms / {:.1} ms",
-        median.as_secs_f64() * 1000.0,
-        best.as_secs_f64() * 1000.0
-    );
-    println!(
-        "  of which Docker discovery (median): {:>8.1} ms",
-        discovery_times[discovery_times.len() / 2].as_secs_f64() * 1000.0
-    );
-    println!(
-        "registry requests per scan:          {:>8}      (target <= 150) {requests:?}",
-        requests.iter().max().copied().unwrap_or(0)
-    );
-    for count in counters.snapshot() {
-        println!(
-            "  {} status {:?}: {}",
-            count.origin, count.status, count.count
-        );
+    let first = times.first().copied().unwrap_or_default();
+    let mut warm: Vec<Duration> = times.iter().skip(1).copied().collect();
+    if warm.is_empty() {
+        warm.push(first);
     }
-    println!(
-        "peak RSS (VmHWM{}):             {:>8.1} MB   (target < 50 MB; RSS before the scanner {:.1} MB)",
-        if peak_reset { ", scanner only" } else { ", whole process" },
-        status_kib("VmHWM:") as f64 / 1024.0,
-        rss_before as f64 / 1024.0
-    );
-    println!(
-        "RSS now:                             {:>8.1} MB",
-        status_kib("VmRSS:") as f64 / 1024.0
-    );
-    Ok(())
+    let warm_runs = (scans.max(2) - 1) as f64;
+    if !peak_reset {
+        println!("  (VmHWM could not be reset: peak RSS is the whole process's)");
+    }
+    Ok(Figures {
+        first_ms: first.as_secs_f64() * 1000.0,
+        median_ms: median(&mut warm).as_secs_f64() * 1000.0,
+        cpu_ms: warm_cpu / warm_runs * 1000.0,
+        kinds: warm_kinds,
+        discovery_ms: median(&mut discovery_times).as_secs_f64() * 1000.0,
+        setup_ms: setup_time.as_secs_f64() * 1000.0,
+        peak_mb: status_kib("VmHWM:") as f64 / 1024.0,
+    })
+}
+
+fn kinds_line(kinds: &[(RequestKind, u64)]) -> String {
+    let total: u64 = kinds.iter().map(|(_, count)| count).sum();
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(kind, count)| format!("{} {count}", kind.name()))
+        .collect();
+    format!("{total} ({})", parts.join(", "))
+}
+
+/// `CONTAINERS/REPOSITORIES` pairs of `CROWSNEST_BENCH_SIZES`.
+fn sizes() -> Result<Vec<(usize, usize)>> {
+    let text =
+        std::env::var("CROWSNEST_BENCH_SIZES").unwrap_or_else(|_| "50/10,600/100".to_string());
+    text.split(',')
+        .map(|size| {
+            let (containers, repositories) = size
+                .trim()
+                .split_once('/')
+                .with_context(|| format!("CROWSNEST_BENCH_SIZES: `{size}` is not C/R"))?;
+            Ok((
+                containers.parse().context("CROWSNEST_BENCH_SIZES: containers")?,
+                repositories
+                    .parse::<usize>()
+                    .context("CROWSNEST_BENCH_SIZES: repositories")?
+                    .max(1),
+            ))
+        })
+        .collect()
 }
 
 fn main() -> Result<()> {
     let engine = Engine::shared();
     images::derive(engine, NAMESPACE);
-    let world = World {
-        registry: Registries::get().plain.clone(),
-        repositories: env_number("CROWSNEST_BENCH_REPOSITORIES", 100).max(1),
-        containers: env_number("CROWSNEST_BENCH_CONTAINERS", 600),
-        engine,
-    };
-    let scans = env_number("CROWSNEST_BENCH_SCANS", 5).max(1);
+    let scans = env_number("CROWSNEST_BENCH_SCANS", 9).max(1);
+    let keep = std::env::var("CROWSNEST_BENCH_KEEP").is_ok_and(|v| v == "1");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let docker = Docker::connect_with_unix(
-            &world.engine.socket().display().to_string(),
+            &engine.socket().display().to_string(),
             120,
             bollard::API_DEFAULT_VERSION,
         )
@@ -509,13 +555,56 @@ fn main() -> Result<()> {
             .ping()
             .await
             .context("the test Docker engine does not answer (scripts/dockerd.sh start)")?;
-        setup(&world, &docker).await?;
-        let measured = measure(&world, scans).await;
-        if std::env::var("CROWSNEST_BENCH_KEEP").is_ok_and(|v| v == "1") {
-            println!("CROWSNEST_BENCH_KEEP=1: the world stays for the next run");
-        } else {
-            cleanup(&world, &docker).await?;
+        let mut rows = Vec::new();
+        for (containers, repositories) in sizes()? {
+            let world = World {
+                registry: Registries::get().plain.clone(),
+                repositories,
+                containers,
+                engine,
+            };
+            setup(&world, &docker).await?;
+            let mut measured = Vec::new();
+            for (mode, ttl) in [("tag cache off", 0), ("tag cache on", 3600)] {
+                println!("{containers}/{repositories}, {mode}:");
+                let figures = measure(&world, scans, ttl).await;
+                match figures {
+                    Ok(figures) => measured.push(figures),
+                    Err(error) => {
+                        if !keep {
+                            cleanup(&world, &docker).await?;
+                        }
+                        return Err(error);
+                    }
+                }
+            }
+            if !keep {
+                cleanup(&world, &docker).await?;
+            }
+            rows.push((containers, repositories, measured));
         }
-        measured
+        println!();
+        println!("| containers/repos | scan wall median (cache off / on) | CPU per scan (off / on) | first scan | requests per scan, cache off | discovery | scanner setup | peak RSS | RSS per 1,000 |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (containers, repositories, measured) in rows {
+            let [off, on] = measured.as_slice() else {
+                continue;
+            };
+            let peak = off.peak_mb.max(on.peak_mb);
+            println!(
+                "| {containers}/{repositories} | {:.1} / {:.1} ms | {:.0} / {:.0} ms | {:.1} ms | {} | {:.1} ms | {:.0} ms | {:.1} MB | {:.2} MB |",
+                off.median_ms,
+                on.median_ms,
+                off.cpu_ms,
+                on.cpu_ms,
+                off.first_ms,
+                kinds_line(&off.kinds),
+                off.discovery_ms,
+                off.setup_ms,
+                peak,
+                peak * 1000.0 / containers.max(1) as f64,
+            );
+        }
+        Ok(())
     })
 }

@@ -342,22 +342,31 @@ pub struct WatcherDiscovery {
 /// [`ENGINE_CONCURRENCY`] engines at once. One watcher's failure never
 /// affects another's result.
 pub async fn discover_all(watchers: &BTreeMap<String, WatcherConfig>) -> Vec<WatcherDiscovery> {
-    futures::stream::iter(watchers.iter().map(|(name, config)| async move {
-        let containers = match DockerWatcher::connect(name.clone(), config.clone()).await {
-            Ok(watcher) => watcher.discover().await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = &containers {
-            tracing::warn!(watcher = %name, %error, "watcher failed");
-        }
-        WatcherDiscovery {
-            watcher: name.clone(),
-            containers,
-        }
-    }))
-    .buffered(ENGINE_CONCURRENCY)
-    .collect()
-    .await
+    // Collected first: a lazily mapped iterator inside the stream makes the
+    // future not `Send` for every lifetime, which spawned scans need.
+    let discoveries: Vec<_> = watchers
+        .iter()
+        .map(|(name, config)| discover_watcher(name, config))
+        .collect();
+    futures::stream::iter(discoveries)
+        .buffered(ENGINE_CONCURRENCY)
+        .collect()
+        .await
+}
+
+/// Connects to one watcher and discovers its containers.
+async fn discover_watcher(name: &str, config: &WatcherConfig) -> WatcherDiscovery {
+    let containers = match DockerWatcher::connect(name, config.clone()).await {
+        Ok(watcher) => watcher.discover().await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = &containers {
+        tracing::warn!(watcher = %name, %error, "watcher failed");
+    }
+    WatcherDiscovery {
+        watcher: name.to_string(),
+        containers,
+    }
 }
 
 #[cfg(test)]
