@@ -368,8 +368,10 @@ async fn cleanup(world: &World, docker: &Docker) -> Result<()> {
 fn config_for(world: &World, dir: &Path, tag_cache_ttl: u64) -> Config {
     // Docker Hub points at a loopback registry: a stray watched container can
     // never make the benchmark reach the internet.
-    let store = config::store(&dir.join("store.db"))
-        .replace("tag_cache_ttl = 0", &format!("tag_cache_ttl = {tag_cache_ttl}"));
+    let store = config::store(&dir.join("store.db")).replace(
+        "tag_cache_ttl = 0",
+        &format!("tag_cache_ttl = {tag_cache_ttl}"),
+    );
     let text = format!(
         "{}\n{store}{}",
         config::watcher(world.engine, "watch_all = true\nwatch_by_default = false"),
@@ -526,7 +528,9 @@ fn sizes() -> Result<Vec<(usize, usize)>> {
                 .split_once('/')
                 .with_context(|| format!("CROWSNEST_BENCH_SIZES: `{size}` is not C/R"))?;
             Ok((
-                containers.parse().context("CROWSNEST_BENCH_SIZES: containers")?,
+                containers
+                    .parse()
+                    .context("CROWSNEST_BENCH_SIZES: containers")?,
                 repositories
                     .parse::<usize>()
                     .context("CROWSNEST_BENCH_SIZES: repositories")?
