@@ -289,7 +289,7 @@ async fn every_route_with_auth_errors_and_filters() {
     // (bounded) until they have all been counted before asserting.
     let needles = [
         "crowsnest_scans_total{origin=\"http\"}",
-        "crowsnest_containers{watcher=\"local\",status=\"update_available\"} 2",
+        "crowsnest_containers{watcher=\"local\",status=\"update\"} 2",
         // Three `/v1/update` calls (which run the `auto = false` triggers) and one manual run.
         "crowsnest_trigger_deliveries_total{trigger=\"hook\",outcome=\"failure\"} 4",
         "crowsnest_scan_duration_seconds_bucket",

@@ -192,6 +192,28 @@ impl DockerWatcher {
         Ok(found)
     }
 
+    /// The ids of the containers a full discovery would list now (running
+    /// only, or all with `watch_all`), without inspecting them: what a scan
+    /// prunes the store by once it has finished.
+    pub async fn container_ids(&self) -> Result<HashSet<String>, DiscoveryError> {
+        let options = ListContainersOptions {
+            all: self.config.watch_all,
+            ..Default::default()
+        };
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|source| self.list_error(source))?;
+        Ok(summaries.into_iter().filter_map(|s| s.id).collect())
+    }
+
+    /// Whether a full discovery would list `container` (a stopped container
+    /// is listed only with `watch_all`): an event refresh follows the same rule.
+    pub fn lists(&self, container: &DiscoveredContainer) -> bool {
+        self.config.watch_all || !container.kind.is_container() || container.status == "running"
+    }
+
     /// Discovers one container by id or name (for a single-container rescan).
     pub async fn discover_one(&self, id: &str) -> Result<DiscoveredContainer, DiscoveryError> {
         let details = self

@@ -56,3 +56,21 @@ pub enum DiscoveryError {
         source: bollard::errors::Error,
     },
 }
+
+impl DiscoveryError {
+    /// The engine answered that the container does not exist (404): it is
+    /// gone, as opposed to an inspection that failed (timeout, 500) and says
+    /// nothing about whether it still runs.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::InspectContainer {
+                source: bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                },
+                ..
+            }
+        )
+    }
+}

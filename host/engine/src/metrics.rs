@@ -114,7 +114,7 @@ impl Metrics {
         );
         registry.register(
             "containers",
-            "Stored containers by watcher and update status",
+            "Stored containers by watcher and check status (up-to-date, update, not-checked, error)",
             containers.clone(),
         );
         registry.register(
@@ -220,13 +220,7 @@ impl Metrics {
         let _scrape = self.scrape.lock();
         self.containers.clear();
         for container in containers {
-            let status = if container.error.is_some() {
-                "error"
-            } else if container.update_available {
-                "update_available"
-            } else {
-                "up_to_date"
-            };
+            let status = container.check.status.as_str();
             self.containers
                 .get_or_create(&vec![
                     ("watcher".to_owned(), container.watcher.clone()),

@@ -39,6 +39,103 @@ pub struct ContainerObject {
     /// `service` for a Swarm service (a watcher with `swarm = true`); absent for a container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// What the latest check established: `up-to-date` only where a
+    /// comparison was made (a crowsnest extension of the WUD shape).
+    #[serde(default)]
+    pub check: CheckInfo,
+}
+
+/// The outcome of a container's check, in one word, with the reason when
+/// nothing was compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    /// A tag or digest comparison was made and found nothing newer.
+    UpToDate,
+    /// A newer tag or digest is offered.
+    Update,
+    /// Nothing was compared (see `reason`): never read as up to date.
+    #[default]
+    NotChecked,
+    /// The check failed (see the container's `error`).
+    Error,
+}
+
+impl CheckStatus {
+    /// The status as written in JSON, tables and metrics (`up-to-date`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UpToDate => "up-to-date",
+            Self::Update => "update",
+            Self::NotChecked => "not-checked",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A container's check status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckInfo {
+    /// `up-to-date`, `update`, `not-checked` or `error`.
+    pub status: CheckStatus,
+    /// Why nothing was compared (`not-checked`), e.g. "pinned by digest".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The result is the last one known: this check could not reach the
+    /// container's watcher.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+    /// When the result was last established by a successful check (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<String>,
+}
+
+impl CheckInfo {
+    /// A status without a reason.
+    pub fn new(status: CheckStatus) -> Self {
+        Self {
+            status,
+            ..Self::default()
+        }
+    }
+
+    /// `not-checked`, because of `reason`.
+    pub fn not_checked(reason: impl Into<String>) -> Self {
+        Self {
+            status: CheckStatus::NotChecked,
+            reason: Some(reason.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The status text for people: `up to date`, `update`, `not checked: REASON`,
+    /// `error`, with `(stale since TIME)` when the watcher was unreachable.
+    pub fn describe(&self) -> String {
+        let mut text = match (&self.status, &self.reason) {
+            (CheckStatus::NotChecked, Some(reason)) => format!("not checked: {reason}"),
+            (status, _) => status.as_str().replace('-', " "),
+        };
+        text.push_str(&self.stale_note());
+        text
+    }
+
+    /// ` (stale: watcher unreachable, last checked TIME)` for a stale result, else empty.
+    pub fn stale_note(&self) -> String {
+        if !self.stale {
+            return String::new();
+        }
+        format!(
+            " (stale: watcher unreachable, last checked {})",
+            self.checked_at.as_deref().unwrap_or("never")
+        )
+    }
 }
 
 /// The image a container runs.
@@ -212,10 +309,22 @@ pub struct ScanRequest {
 pub struct ScanReport {
     /// Every container scanned, with its result or error.
     pub containers: Vec<ContainerObject>,
-    /// Watchers that could not be read (their containers are absent).
+    /// Watchers that could not be read (their stored containers are listed
+    /// with their last result, marked stale).
     pub watcher_errors: Vec<WatcherError>,
     /// Figures about the scan.
     pub stats: ScanStats,
+    /// The results could not be stored (the scan failed as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
+}
+
+impl ScanReport {
+    /// Whether the scan failed as a whole or in part: a watcher could not be
+    /// read, or the results could not be stored.
+    pub fn failed(&self) -> bool {
+        !self.watcher_errors.is_empty() || self.store_error.is_some()
+    }
 }
 
 /// A watcher that failed as a whole.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crowsnest_model::ContainerObject;
+use crowsnest_model::{CheckStatus, ContainerObject, WatcherError};
 
 /// Output format of `rescan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -60,6 +60,11 @@ pub async fn run(args: &RescanArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
+    let watcher_errors: Vec<WatcherError> = response
+        .headers()
+        .get(crate::server::WATCHER_ERRORS_HEADER)
+        .and_then(|value| serde_json::from_slice(value.as_bytes()).ok())
+        .unwrap_or_default();
     let text = response
         .text()
         .await
@@ -77,26 +82,41 @@ pub async fn run(args: &RescanArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {url} answered {status}: {message}");
         return Ok(ExitCode::from(1));
     }
+    let (containers, watcher_errors): (Vec<ContainerObject>, Vec<WatcherError>) = if body.is_some()
+    {
+        let answer = serde_json::from_str::<ScanReportAnswer>(&text)
+            .with_context(|| format!("unexpected answer from {url}"))?;
+        (answer.containers, answer.watcher_errors)
+    } else {
+        let containers =
+            serde_json::from_str(&text).with_context(|| format!("unexpected answer from {url}"))?;
+        (containers, watcher_errors)
+    };
     let mut out = std::io::stdout().lock();
     if args.format == RescanFormat::Json {
         writeln!(out, "{text}")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let containers: Vec<ContainerObject> = if body.is_some() {
-        serde_json::from_str::<ScanReportAnswer>(&text)
-            .with_context(|| format!("unexpected answer from {url}"))?
-            .containers
     } else {
-        serde_json::from_str(&text).with_context(|| format!("unexpected answer from {url}"))?
-    };
-    write_table(&mut out, &containers)?;
-    Ok(ExitCode::SUCCESS)
+        write_table(&mut out, &containers)?;
+    }
+    // A watcher the server could not read fails the rescan: its containers
+    // show their last (stale) result, never a fresh one.
+    for failed in &watcher_errors {
+        eprintln!("error: {}", failed.message);
+    }
+    if watcher_errors.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(1))
+    }
 }
 
-/// The part of a scan report (`POST /api/scan`) the table needs.
+/// The parts of a scan report (`POST /api/scan`) the table needs.
 #[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ScanReportAnswer {
     containers: Vec<ContainerObject>,
+    #[serde(default)]
+    watcher_errors: Vec<WatcherError>,
 }
 
 /// Prints containers as aligned columns; a failed check says so, never "up to date".
@@ -113,17 +133,18 @@ pub fn write_table(
                 .value
                 .clone()
                 .unwrap_or_else(|| "-".into());
-            let (available, state) = if let Some(error) = &container.error {
-                ("-".to_owned(), format!("error: {}", error.message))
-            } else if container.update_available {
-                let offered = container
-                    .update_kind
-                    .as_ref()
-                    .and_then(|kind| kind.remote_value.clone())
-                    .unwrap_or_else(|| "?".into());
-                (offered, "update available".to_owned())
-            } else {
-                ("-".to_owned(), "up to date".to_owned())
+            // The check status decides: "up to date" only where a comparison was made.
+            let (available, state) = match (&container.error, container.check.status) {
+                (Some(error), _) => ("-".to_owned(), format!("error: {}", error.message)),
+                (None, CheckStatus::Update) => {
+                    let offered = container
+                        .update_kind
+                        .as_ref()
+                        .and_then(|kind| kind.remote_value.clone())
+                        .unwrap_or_else(|| "?".into());
+                    (offered, "update available".to_owned())
+                }
+                (None, _) => ("-".to_owned(), container.check.describe()),
             };
             vec![
                 container.display_name.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crowsnest_config::Config;
 use crowsnest_engine::scan::{ScanSetupError, Scanner};
-use crowsnest_model::{ContainerObject, ScanReport, ScanRequest};
+use crowsnest_model::{CheckStatus, ContainerObject, ScanReport, ScanRequest};
 
 /// Output format of `scan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -73,18 +73,25 @@ pub async fn run(
         bar.finish_and_clear();
     }
     let mut out = std::io::stdout().lock();
+    // With nothing read at all, an empty table would read like a clean result.
+    let nothing_read = report.containers.is_empty() && report.failed();
     match format {
         ScanFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report.containers)?)?,
+        ScanFormat::Table if nothing_read => {}
         ScanFormat::Table => write_table(
             &mut out,
             &report,
             std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         )?,
     }
+    // Each message already names its watcher.
     for failed in &report.watcher_errors {
-        eprintln!("error: watcher `{}`: {}", failed.watcher, failed.message);
+        eprintln!("error: {}", failed.message);
     }
-    if !report.watcher_errors.is_empty() {
+    if let Some(error) = &report.store_error {
+        eprintln!("error: {error}");
+    }
+    if report.failed() {
         return Ok(ExitCode::from(exit::FAILED));
     }
     if fail_on_update && report.containers.iter().any(|c| c.update_available) {
@@ -93,25 +100,29 @@ pub async fn run(
     Ok(ExitCode::from(exit::OK))
 }
 
-/// Status column text and colour of one container.
+/// Status column text and colour of one container, from its check status:
+/// "up to date" only where a comparison was made.
 fn status(container: &ContainerObject) -> (String, &'static str) {
-    if let Some(error) = &container.error {
-        return (format!("error: {}", error.message), "31");
-    }
-    match &container.update_kind {
-        Some(kind) if container.update_available => {
-            let detail = kind
-                .semver_diff
-                .clone()
-                .unwrap_or_else(|| kind.kind.clone());
+    let (text, colour) = match (container.check.status, &container.error) {
+        (_, Some(error)) => (format!("error: {}", error.message), "31"),
+        (CheckStatus::Update, None) => {
+            let detail = container
+                .update_kind
+                .as_ref()
+                .map(|kind| {
+                    kind.semver_diff
+                        .clone()
+                        .unwrap_or_else(|| kind.kind.clone())
+                })
+                .unwrap_or_else(|| "unknown".into());
             (format!("update ({detail})"), "33")
         }
-        _ if container.result.is_some() => ("up to date".into(), "32"),
-        _ if container.image.tag.value.is_none() => {
-            ("pinned by digest: no tag to follow".into(), "2")
+        (CheckStatus::UpToDate, None) => ("up to date".into(), "32"),
+        (CheckStatus::NotChecked | CheckStatus::Error, None) => {
+            return (container.check.describe(), "2");
         }
-        _ => ("not checked".into(), "2"),
-    }
+    };
+    (format!("{text}{}", container.check.stale_note()), colour)
 }
 
 fn write_table(out: &mut impl Write, report: &ScanReport, colour: bool) -> std::io::Result<()> {
@@ -176,7 +187,20 @@ fn write_table(out: &mut impl Write, report: &ScanReport, colour: bool) -> std::
     Ok(())
 }
 
-fn short_digest(digest: &str) -> &str {
+/// The first 12 characters of a digest's hex (characters, not bytes: a
+/// plugin may hand back anything, and byte slicing would panic on non-ASCII).
+fn short_digest(digest: &str) -> String {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    &hex[..hex.len().min(12)]
+    hex.chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_ascii_digest_from_a_plugin_does_not_panic() {
+        assert_eq!(short_digest("sha256:ééééééééééééééé"), "éééééééééééé");
+        assert_eq!(short_digest("sha256:abc"), "abc");
+    }
 }

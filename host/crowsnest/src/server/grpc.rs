@@ -71,6 +71,9 @@ pub fn to_proto(container: &ContainerObject) -> proto::Container {
             .as_ref()
             .and_then(|result| result.digest.clone()),
         json: serde_json::to_string(container).unwrap_or_default(),
+        check_status: container.check.status.as_str().to_owned(),
+        check_reason: container.check.reason.clone(),
+        stale: container.check.stale,
     }
 }
 

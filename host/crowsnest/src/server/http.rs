@@ -340,7 +340,7 @@ async fn stored_container(state: &AppState, id: &str) -> ApiResult<ContainerObje
 /// Full rescan of every watcher (joins a scan in flight); answers the containers.
 #[utoipa::path(post, path = "/api/containers/watch", tag = "scans",
     responses(
-        (status = 200, description = "Every container after the scan", body = [ContainerObject]),
+        (status = 200, description = "Every container after the scan; watchers that could not be read are listed in the `x-crowsnest-watcher-errors` header (JSON) and their containers are marked stale", body = [ContainerObject]),
         (status = 503, description = "Every watcher failed, or the scan was interrupted", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -352,7 +352,18 @@ pub async fn watch_all(State(state): State<Arc<AppState>>) -> ApiResult<Response
     if let Some(failure) = super::every_watcher_failed(&report) {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, failure));
     }
-    Ok(Json(&report.containers).into_response())
+    let mut response = Json(&report.containers).into_response();
+    if !report.watcher_errors.is_empty() {
+        // JSON escapes control characters; obs-text bytes are valid in a header.
+        let listed = serde_json::to_string(&report.watcher_errors).unwrap_or_default();
+        let value = HeaderValue::from_bytes(listed.as_bytes()).unwrap_or_else(|_| {
+            HeaderValue::from_static("[{\"watcher\":\"?\",\"message\":\"unreadable\"}]")
+        });
+        response
+            .headers_mut()
+            .insert(super::WATCHER_ERRORS_HEADER, value);
+    }
+    Ok(response)
 }
 
 /// Re-checks one container.

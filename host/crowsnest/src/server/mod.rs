@@ -184,7 +184,9 @@ impl AppState {
 /// watchers failed: their messages joined by `; `. `None` when the scan has
 /// containers to show or no watcher failed.
 fn every_watcher_failed(report: &ScanReport) -> Option<String> {
-    if !report.containers.is_empty() || report.watcher_errors.is_empty() {
+    // Stale containers are the failed watchers' own last results.
+    let fresh = report.containers.iter().any(|c| !c.check.stale);
+    if fresh || report.watcher_errors.is_empty() {
         return None;
     }
     let messages: Vec<&str> = report
@@ -194,6 +196,10 @@ fn every_watcher_failed(report: &ScanReport) -> Option<String> {
         .collect();
     Some(messages.join("; "))
 }
+
+/// The response header that lists, as a JSON array of `{watcher, message}`,
+/// the watchers a rescan could not read (the WUD answer must stay an array).
+pub const WATCHER_ERRORS_HEADER: &str = "x-crowsnest-watcher-errors";
 
 /// A server that could not start.
 #[derive(Debug, thiserror::Error)]

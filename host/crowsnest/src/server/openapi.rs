@@ -75,6 +75,7 @@ mod tests {
             }),
             labels: BTreeMap::new(),
             kind: Some("service".into()),
+            check: crowsnest_model::CheckInfo::new(crowsnest_model::CheckStatus::Update),
         }
     }
 
@@ -131,6 +132,7 @@ mod tests {
                 message: "m".into(),
             }],
             stats: ScanStats::default(),
+            store_error: Some("disk full".into()),
         })
         .unwrap();
         assert_same_shape(

@@ -9,8 +9,8 @@ use super::registries::{RegistryInstance, RegistrySet};
 use crowsnest_config::ScanConfig;
 use crowsnest_docker::DiscoveredContainer;
 use crowsnest_model::{
-    ContainerObject, DigestInfo, ErrorInfo, ImageInfo, RegistryInfo, ScanResult, TagInfo,
-    UpdateKindInfo,
+    CheckInfo, CheckStatus, ContainerObject, DigestInfo, ErrorInfo, ImageInfo, RegistryInfo,
+    ScanResult, TagInfo, UpdateKindInfo,
 };
 use crowsnest_oci::reference::ImageReference;
 use crowsnest_plugin_host::registry::{Location, Platform};
@@ -281,8 +281,43 @@ impl ContainerPlan {
         }
     }
 
+    /// What the comparison of a followed tag established (no tag offer was made).
+    /// "Up to date" needs a comparison: the strategy read the tag as a version
+    /// and found nothing newer, or both digests were known and equal.
+    fn compared(&self) -> CheckInfo {
+        let version_tag = self.decision.as_ref().is_some_and(|d| d.version_tag);
+        if self.decision.is_none() {
+            return CheckInfo::not_checked("no strategy decision was made");
+        }
+        if self.watch_digest {
+            match (&self.local_digest, &self.remote_digest) {
+                (Some(local), Some(remote)) if local != remote => {
+                    return CheckInfo::new(CheckStatus::Update)
+                }
+                (Some(_), Some(_)) => return CheckInfo::new(CheckStatus::UpToDate),
+                (None, _) if !version_tag => {
+                    return CheckInfo::not_checked(
+                        "the local image has no registry digest (built or loaded locally), so the tag's digest cannot be compared",
+                    )
+                }
+                (Some(_), None) if !version_tag => {
+                    return CheckInfo::not_checked("the tag's remote digest was not looked up")
+                }
+                _ => {}
+            }
+        }
+        if version_tag {
+            CheckInfo::new(CheckStatus::UpToDate)
+        } else {
+            CheckInfo::not_checked(
+                "the tag is not a version and digest watching is off, so nothing was compared",
+            )
+        }
+    }
+
     /// The container object.
     pub fn finish(self) -> ContainerObject {
+        let compared = self.compared();
         let container = self.container;
         let (registry, name) = match &self.target {
             Some(target) => (
@@ -337,11 +372,14 @@ impl ContainerPlan {
             error: None,
             labels: container.labels.clone(),
             kind: (!container.kind.is_container()).then(|| "service".to_owned()),
+            check: CheckInfo::default(),
         };
         if let Some(message) = self.error {
             object.error = Some(ErrorInfo { message });
+            object.check = CheckInfo::new(CheckStatus::Error);
             return object;
         }
+        object.check.checked_at = Some(chrono::Utc::now().to_rfc3339());
         let template = container.options.link_template.as_deref();
         let offer = self.decision.as_ref().and_then(|d| d.offer.as_ref());
         if let Some(offer) = offer {
@@ -364,26 +402,35 @@ impl ContainerPlan {
                 digest: None,
                 created: None,
             });
+            object.check.status = CheckStatus::Update;
             return object;
         }
-        if let Some(current) = &self.current_tag {
-            let changed = matches!((&self.local_digest, &self.remote_digest), (Some(local), Some(remote)) if local != remote);
-            if changed {
-                object.update_available = true;
-                object.update_kind = Some(UpdateKindInfo {
-                    kind: "digest".into(),
-                    local_value: self.local_digest.clone(),
-                    remote_value: self.remote_digest.clone(),
-                    semver_diff: None,
-                });
-            }
-            object.result = Some(ScanResult {
-                tag: Some(current.clone()),
-                digest: self.remote_digest.clone(),
-                link: template.map(|t| link_from_template(t, current)),
-                created: None,
+        let Some(current) = &self.current_tag else {
+            object.check = CheckInfo {
+                checked_at: object.check.checked_at.take(),
+                ..CheckInfo::not_checked("pinned by digest: no tag to follow")
+            };
+            return object;
+        };
+        object.check = CheckInfo {
+            checked_at: object.check.checked_at.take(),
+            ..compared
+        };
+        if object.check.status == CheckStatus::Update {
+            object.update_available = true;
+            object.update_kind = Some(UpdateKindInfo {
+                kind: "digest".into(),
+                local_value: self.local_digest.clone(),
+                remote_value: self.remote_digest.clone(),
+                semver_diff: None,
             });
         }
+        object.result = Some(ScanResult {
+            tag: Some(current.clone()),
+            digest: self.remote_digest.clone(),
+            link: template.map(|t| link_from_template(t, current)),
+            created: None,
+        });
         object
     }
 }

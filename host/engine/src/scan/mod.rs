@@ -54,6 +54,9 @@ pub enum ScanError {
     /// No such watcher.
     #[error("no watcher named `{0}`")]
     UnknownWatcher(String),
+    /// The results could not be stored.
+    #[error("{0}")]
+    Persist(String),
 }
 
 /// (registry instance, registry URL, repository): one tag listing each.
@@ -251,10 +254,13 @@ impl Scanner {
         for found in discovery::discover_all(&watchers).await {
             match found.containers {
                 Ok(containers) => {
-                    complete_watchers.push((
-                        found.watcher,
-                        containers.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-                    ));
+                    // Services are not in a container listing: kept as discovered.
+                    let services: Vec<String> = containers
+                        .iter()
+                        .filter(|c| !c.kind.is_container())
+                        .map(|c| c.id.clone())
+                        .collect();
+                    complete_watchers.push((found.watcher, services));
                     discovered.extend(containers);
                 }
                 Err(err) => report.watcher_errors.push(WatcherError {
@@ -279,13 +285,31 @@ impl Scanner {
                         .any(|pattern| deployed_image_matches(c, pattern))
             })
             .collect();
-        let containers = self.check(selected, &mut report.stats, progress).await;
-        self.persist(
-            &containers,
-            if full { Some(&complete_watchers) } else { None },
-        )
-        .await;
+        let mut containers = self.check(selected, &mut report.stats, progress).await;
+        // The store is pruned by what each engine lists once the scan is done,
+        // not by what it listed at the start: a container created meanwhile
+        // (and stored by its event) stays, one destroyed meanwhile is not
+        // written back as a ghost.
+        let mut prune = Vec::new();
+        for (watcher, services) in &complete_watchers {
+            match self.listed_now(watcher).await {
+                Ok(mut ids) => {
+                    ids.extend(services.iter().cloned());
+                    containers.retain(|c| c.watcher != *watcher || ids.contains(&c.id));
+                    if full {
+                        prune.push((watcher.clone(), ids.into_iter().collect()));
+                    }
+                }
+                Err(err) => tracing::warn!(watcher = %watcher, "not pruning the store: {err}"),
+            }
+        }
+        if let Err(err) = self.persist(&containers, Some(&prune)).await {
+            report.store_error = Some(err);
+        }
         report.stats.containers = containers.len();
+        if request.images.is_empty() && request.container_ids.is_empty() {
+            containers.extend(self.mark_stale(&report.watcher_errors).await);
+        }
         report.stats.duration_ms = started.elapsed().as_millis() as u64;
         report.containers = containers;
         report
@@ -305,15 +329,25 @@ impl Scanner {
             .ok_or_else(|| ScanError::UnknownWatcher(watcher.to_string()))?;
         let docker = discovery::DockerWatcher::connect(watcher.to_string(), config.clone()).await?;
         let found = match docker.discover_one(container_id).await {
-            Ok(found) if found.watched => found,
-            Ok(_) | Err(_) => {
+            // Listed and watched by the rules of a full discovery (`watch_all`).
+            Ok(found) if found.watched && docker.lists(&found) => found,
+            Ok(_) => {
                 self.forget_container(container_id).await?;
                 return Ok(None);
             }
+            Err(err) if err.is_not_found() => {
+                self.forget_container(container_id).await?;
+                return Ok(None);
+            }
+            // A failed inspection (timeout, 500) says nothing about the
+            // container: its stored result stays.
+            Err(err) => return Err(err.into()),
         };
         let mut stats = ScanStats::default();
         let containers = self.check(vec![found], &mut stats, None).await;
-        self.persist(&containers, None).await;
+        self.persist(&containers, None)
+            .await
+            .map_err(ScanError::Persist)?;
         Ok(containers.into_iter().next())
     }
 
@@ -335,14 +369,56 @@ impl Scanner {
         Ok(())
     }
 
+    /// The container ids `watcher`'s engine lists now.
+    async fn listed_now(
+        &self,
+        watcher: &str,
+    ) -> Result<std::collections::HashSet<String>, ScanError> {
+        let config = self
+            .inner
+            .watchers
+            .get(watcher)
+            .ok_or_else(|| ScanError::UnknownWatcher(watcher.to_string()))?;
+        let docker = discovery::DockerWatcher::connect(watcher.to_string(), config.clone()).await?;
+        Ok(docker.container_ids().await?)
+    }
+
+    /// The stored containers of the watchers that could not be read, marked
+    /// stale (they keep their last result and its time) and stored so.
+    async fn mark_stale(&self, failed: &[WatcherError]) -> Vec<ContainerObject> {
+        let mut stale = Vec::new();
+        for error in failed {
+            match self
+                .inner
+                .store
+                .list_watcher_containers::<ContainerObject>(&error.watcher)
+                .await
+            {
+                Ok(containers) => stale.extend(containers),
+                Err(err) => {
+                    tracing::error!(watcher = %error.watcher, "cannot read stored containers: {err}")
+                }
+            }
+        }
+        for container in &mut stale {
+            container.check.stale = true;
+        }
+        if let Err(err) = self.inner.store.upsert_containers(&stale).await {
+            tracing::error!("cannot mark containers stale: {err}");
+        }
+        stale
+    }
+
+    /// Stores the results (and update history), then prunes each `(watcher,
+    /// ids still listed)`; the error says what could not be stored.
     async fn persist(
         &self,
         containers: &[ContainerObject],
         prune: Option<&Vec<(String, Vec<String>)>>,
-    ) {
+    ) -> Result<(), String> {
         if let Err(err) = self.inner.store.upsert_containers(containers).await {
             tracing::error!("cannot store scan results: {err}");
-            return;
+            return Err(format!("cannot store scan results: {err}"));
         }
         for container in containers.iter().filter(|c| c.update_available) {
             if let Some(kind) = &container.update_kind {
@@ -367,6 +443,7 @@ impl Scanner {
                 Err(err) => tracing::error!("cannot prune containers: {err}"),
             }
         }
+        Ok(())
     }
 
     /// Check discovered containers: plan, list tags once per repository,
