@@ -75,7 +75,12 @@ mod tests {
             }),
             labels: BTreeMap::new(),
             kind: Some("service".into()),
-            check: crowsnest_model::CheckInfo::new(crowsnest_model::CheckStatus::Update),
+            check: crowsnest_model::CheckInfo {
+                status: crowsnest_model::CheckStatus::NotChecked,
+                reason: Some("pinned by digest".into()),
+                stale: true,
+                checked_at: Some("2026-01-01T00:00:00Z".into()),
+            },
         }
     }
 
