@@ -122,8 +122,14 @@ async fn an_unreachable_watcher_keeps_its_containers_marked_stale() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stderr.contains("error: watcher `local`: Docker engine"), "{stderr}");
-    assert!(!stderr.contains("watcher `local`: watcher `local`"), "{stderr}");
+    assert!(
+        stderr.contains("error: watcher `local`: Docker engine"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("watcher `local`: watcher `local`"),
+        "{stderr}"
+    );
     assert!(stdout.contains("stale: watcher unreachable"), "{stdout}");
 
     // Nothing stored, nothing read: no empty table that reads like a clean result.

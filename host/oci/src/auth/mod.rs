@@ -120,6 +120,11 @@ impl Authenticator {
             return Ok(sent);
         };
         self.remember_scheme(&target.origin, &scheme);
+        // The 401 holds one of the origin's request permits: release it before
+        // fetching a token, whose realm may be on this very origin (Harbor's
+        // `/service/token`, Quay's `/v2/auth`). Holding it, as many 401s as
+        // permits would each wait for a permit none of them gives back.
+        let unauthorized = sent.into_error(NotFoundMeans::Name).await;
         let from_cache = matches!(
             credential,
             Credential::Token {
@@ -133,9 +138,8 @@ impl Authenticator {
         let worth_retrying = retry_credential.header().is_some()
             && (from_cache || retry_credential.header() != credential.header());
         if !worth_retrying {
-            return Ok(sent);
+            return Err(unauthorized);
         }
-        drop(sent);
         tracing::debug!(url = %url, "retrying after 401 with the resource's challenge");
         self.transport
             .send(Outgoing {

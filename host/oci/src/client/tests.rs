@@ -796,3 +796,54 @@ async fn the_window_grows_on_a_fast_registry_and_halves_on_429() {
     );
     assert_eq!(client.config().window_limits("https://ghcr.io").ceiling, 8);
 }
+
+/// A token realm on the registry's own origin (Harbor, Quay) and as many
+/// concurrent 401s as request slots: the 401s must release their slots
+/// before the tokens are fetched, or every slot waits for itself.
+#[tokio::test]
+async fn same_origin_realm_with_concurrent_401s_does_not_deadlock() {
+    let own_url: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let own = Arc::clone(&own_url);
+    const CONCURRENT: usize = 4;
+    let registry = CannedServer::start(move |request| {
+        let realm = own.get().cloned().unwrap_or_default();
+        if request.path() == "/service/token" {
+            // The token is good for what its scope asked.
+            let token = if request.target.contains("push") { "push" } else { "pull" };
+            return canned(200, &[], format!(r#"{{"token":"{token}","expires_in":300}}"#));
+        }
+        if request.path() == "/v2/" {
+            let challenge = format!(r#"Bearer realm="{realm}/service/token",service="svc""#);
+            return canned(401, &[("WWW-Authenticate", challenge.as_str())], "");
+        }
+        // Each repository wants a wider scope than the /v2/ challenge gave:
+        // every first request meets a 401 naming it.
+        if request.header("authorization") != Some("Bearer push") {
+            let repository = request.path().trim_start_matches("/v2/").trim_end_matches("/tags/list");
+            let challenge = format!(
+                r#"Bearer realm="{realm}/service/token",service="svc",scope="repository:{repository}:pull,push""#
+            );
+            return canned(401, &[("WWW-Authenticate", challenge.as_str())], "");
+        }
+        canned(200, &[], tags_json(&["x"]))
+    })
+    .await;
+    own_url.set(registry.url()).unwrap();
+    let client = RegistryClient::new(ClientConfig {
+        max_concurrent_requests_per_registry: 2,
+        request_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let lookups = (0..CONCURRENT).map(|i| {
+        let client = client.clone();
+        let location = Location::new(registry.url(), format!("org/app{i}"));
+        async move { client.list_tags(&location, &Auth::Anonymous).await }
+    });
+    let answers = tokio::time::timeout(Duration::from_secs(15), futures::future::join_all(lookups))
+        .await
+        .expect("no deadlock: every lookup finished");
+    for answer in answers {
+        assert_eq!(answer.unwrap(), ["x"]);
+    }
+}

@@ -268,10 +268,29 @@ impl Transport {
 
     async fn permit(&self, origin: &str) -> Result<WindowPermit, RegistryError> {
         let window = self.window(origin);
-        window
-            .acquire()
-            .await
-            .map_err(|_| RegistryError::Transport(format!("request limiter for {origin} closed")))
+        // Bounded: a permit is held for one request (itself bounded by the
+        // request timeout) and its body, so a wait of several request
+        // timeouts means the origin is stuck, and the caller gets an error
+        // rather than a scan that never ends.
+        let patience = self.permit_patience();
+        match tokio::time::timeout(patience, window.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(RegistryError::Transport(format!(
+                "request limiter for {origin} closed"
+            ))),
+            Err(_) => Err(RegistryError::Transport(format!(
+                "timed out after {} s waiting for a request slot of {origin}",
+                patience.as_secs()
+            ))),
+        }
+    }
+
+    /// How long a request waits for a slot of its origin: four request timeouts.
+    fn permit_patience(&self) -> std::time::Duration {
+        self.config
+            .request_timeout
+            .saturating_mul(4)
+            .max(std::time::Duration::from_secs(1))
     }
 
     /// The concurrency window of `origin`, created at its starting size.
