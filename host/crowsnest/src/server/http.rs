@@ -34,6 +34,10 @@ fn protected_api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(run_trigger))
         .routes(routes!(update_container))
         .routes(routes!(scan_images))
+        .routes(routes!(get_scan_job))
+        .routes(routes!(super::events::stream_events))
+        .routes(routes!(watchtower_check))
+        .routes(routes!(watchtower_containers))
         .routes(routes!(watchtower_update))
         .routes(routes!(list_watchers))
         .routes(routes!(list_registries))
@@ -45,7 +49,10 @@ fn protected_api() -> OpenApiRouter<Arc<AppState>> {
 
 /// The routes open to everyone.
 fn public_api() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(health))
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(livez))
+        .routes(routes!(readyz))
 }
 
 /// The OpenAPI document of every route.
@@ -424,21 +431,128 @@ impl ScanBody {
     }
 }
 
-/// Batch rescan of the containers whose image matches.
+/// Query of `POST /api/scan`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ScanQuery {
+    /// Answer `202` with a job at once; read it at `GET /api/scans/{id}`.
+    #[serde(rename = "async")]
+    pub run_async: Option<bool>,
+}
+
+/// Batch rescan of the containers whose image matches. Takes crowsnest's
+/// body (`images` / `all`) or HSS's (`image_info_list` of `{namespace,
+/// image_name, image_version}` / `operate_all`).
 #[utoipa::path(post, path = "/api/scan", tag = "scans",
-    request_body = ScanBody,
+    params(ScanQuery),
+    request_body(content = Object, description = "`{\"images\": [..]}`, `{\"all\": true}`, or HSS's `{\"image_info_list\": [{\"namespace\", \"image_name\", \"image_version\"}]}` / `{\"operate_all\": true}`"),
     responses(
-        (status = 200, description = "The scan report", body = ScanReport),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 200, description = "crowsnest's body: the scan report; HSS's body: the finished job", body = ScanReport),
+        (status = 202, description = "`?async=true`: the job, running", body = super::jobs::ScanJob),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
         (status = 503, description = "The scan was interrupted", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn scan_images(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult<Response> {
-    let body: ScanBody = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))?;
-    let request = body.request().map_err(ApiError::bad_request)?;
+pub async fn scan_images(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<ScanQuery>, QueryRejection>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let parsed = super::jobs::parse_body(&body).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    if query.run_async.unwrap_or(false) {
+        let job = super::jobs::start(&state, parsed.target);
+        let location = HeaderValue::from_str(&format!("/api/scans/{}", job.id))
+            .unwrap_or_else(|_| HeaderValue::from_static("/api/scans"));
+        return Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response());
+    }
+    if parsed.hss {
+        return Ok(Json(super::jobs::run_now(&state, parsed.target).await).into_response());
+    }
+    let report = state
+        .coordinator
+        .scan(parsed.target.request(), ScanOrigin::Http)
+        .await?;
+    Ok(Json(report.as_ref()).into_response())
+}
+
+/// A batch scan job and each image's status.
+#[utoipa::path(get, path = "/api/scans/{id}", tag = "scans",
+    params(("id" = String, Path, description = "Job id (from `POST /api/scan?async=true`)")),
+    responses(
+        (status = 200, description = "The job", body = super::jobs::ScanJob),
+        (status = 404, description = "Unknown or expired job", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_scan_job(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<super::jobs::ScanJob>> {
+    state.jobs.get(&id).map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no scan job `{id}` (unknown, or finished more than {} minutes ago)",
+            super::jobs::JOB_RETENTION.as_secs() / 60
+        ))
+    })
+}
+
+/// Query of `/v1/check`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckQuery {
+    /// Comma-separated image patterns; absent = every container.
+    pub image: Option<String>,
+}
+
+fn image_list(images: Option<&str>) -> Vec<String> {
+    images
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|image| !image.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Watchtower-style check: rescan the matching containers (or all) and
+/// answer the scan report; nothing is updated (triggers run as after any scan).
+#[utoipa::path(method(get, post), path = "/v1/check", tag = "scans",
+    params(CheckQuery),
+    responses(
+        (status = 200, description = "The scan report", body = ScanReport),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 503, description = "The scan was interrupted", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn watchtower_check(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<CheckQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let request = ScanRequest {
+        images: image_list(query.image.as_deref()),
+        ..ScanRequest::default()
+    };
     let report = state.coordinator.scan(request, ScanOrigin::Http).await?;
     Ok(Json(report.as_ref()).into_response())
+}
+
+/// Alias of `GET /api/containers` (same filters).
+#[utoipa::path(get, path = "/v1/containers", tag = "containers",
+    params(ContainerFilter),
+    responses(
+        (status = 200, description = "Stored containers", body = [ContainerObject]),
+        (status = 400, description = "Bad filter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn watchtower_containers(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    filter: Result<Query<ContainerFilter>, QueryRejection>,
+) -> ApiResult<Response> {
+    list_containers(state, headers, filter).await
 }
 
 /// Query of `/v1/update`.
@@ -485,17 +599,8 @@ pub async fn watchtower_update(
         ));
     }
     let Query(query) = query?;
-    let images: Vec<String> = query
-        .image
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|image| !image.is_empty())
-        .map(str::to_owned)
-        .collect();
     let request = ScanRequest {
-        images,
+        images: image_list(query.image.as_deref()),
         ..ScanRequest::default()
     };
     let (report, updates) = state
@@ -652,6 +757,49 @@ pub async fn openapi_document() -> Response {
     responses((status = 200, description = "Alive", body = Health)))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Liveness (Kubernetes style); never needs the token.
+#[utoipa::path(get, path = "/livez", tag = "meta",
+    responses((status = 200, description = "The process serves requests", body = Health)))]
+pub async fn livez() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Why `/readyz` says not ready.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ok` or `not-ready`.
+    pub status: String,
+    /// What is missing (empty when ready).
+    pub reasons: Vec<String>,
+}
+
+/// Readiness (Kubernetes style): the store answers and at least one scan
+/// finished; never needs the token.
+#[utoipa::path(get, path = "/readyz", tag = "meta",
+    responses((status = 200, description = "Ready", body = Readiness),
+              (status = 503, description = "Not ready, with the reasons", body = Readiness)))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let mut reasons = Vec::new();
+    if let Err(error) = state.store.schema_version().await {
+        reasons.push(format!("the store does not answer: {error}"));
+    }
+    if state.coordinator.finished_scans() == 0 {
+        reasons.push("no scan has finished yet".to_owned());
+    }
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if reasons.is_empty() { "ok" } else { "not-ready" }.to_owned(),
+        reasons,
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Prometheus metrics.

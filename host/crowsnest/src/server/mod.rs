@@ -3,8 +3,10 @@
 //! wired together by [`start`].
 
 pub mod auth;
+pub mod events;
 pub mod grpc;
 pub mod http;
+pub mod jobs;
 pub mod openapi;
 
 use std::collections::BTreeMap;
@@ -132,6 +134,10 @@ pub struct AppState {
     pub token: auth::Token,
     /// Read-only configuration views.
     pub info: ConfigInfo,
+    /// Batch scan jobs (`POST /api/scan?async=true`).
+    pub jobs: jobs::ScanJobs,
+    /// Cancelled at shutdown: ends event streams and the front ends.
+    pub shutdown: CancellationToken,
     cache: ContainerCache,
 }
 
@@ -148,6 +154,8 @@ impl AppState {
             coordinator,
             token,
             info,
+            jobs: jobs::ScanJobs::default(),
+            shutdown: CancellationToken::new(),
             cache: ContainerCache::default(),
         }
     }
@@ -306,7 +314,7 @@ pub async fn start(
         }
         None => None,
     };
-    let cancel = CancellationToken::new();
+    let cancel = state.shutdown.clone();
     let tasks = TaskTracker::new();
 
     let router = http::router(Arc::clone(&state));

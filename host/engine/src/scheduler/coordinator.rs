@@ -13,6 +13,7 @@ use crowsnest_model::{ContainerObject, ScanReport, ScanRequest, UpdateOutcome, U
 
 use super::ScanEngine;
 use crate::actions::{RunOrigin, UpdateActions};
+use crate::events::{EventBus, EventKind};
 use crate::metrics::{Metrics, ScanOrigin};
 use crate::triggers::{close_and_wait, DispatchScope, TriggerDispatcher};
 
@@ -44,6 +45,7 @@ pub struct Coordinator {
     metrics: Arc<Metrics>,
     in_flight: Mutex<HashMap<ScanKey, SharedScan>>,
     started_scans: AtomicU64,
+    finished_scans: AtomicU64,
     generation: AtomicU64,
     tasks: TaskTracker,
 }
@@ -86,6 +88,7 @@ impl Coordinator {
             metrics,
             in_flight: Mutex::new(HashMap::new()),
             started_scans: AtomicU64::new(0),
+            finished_scans: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             tasks: TaskTracker::new(),
         }
@@ -96,6 +99,34 @@ impl Coordinator {
     pub fn with_actions(mut self, actions: Arc<UpdateActions>) -> Self {
         self.actions = (!actions.is_empty()).then_some(actions);
         self
+    }
+
+    /// The live event bus (the trigger dispatcher's, so deliveries share it).
+    pub fn events(&self) -> &Arc<EventBus> {
+        self.triggers.events()
+    }
+
+    /// Publishes one `action-done` event per outcome of `report`.
+    fn publish_outcomes<'a>(&self, outcomes: impl Iterator<Item = &'a UpdateOutcome>) {
+        for outcome in outcomes {
+            self.events().publish_value(EventKind::ActionDone, outcome);
+        }
+    }
+
+    /// Publishes `update-found` for each container of `containers` with an update.
+    fn publish_updates(&self, containers: &[ContainerObject]) {
+        for container in containers.iter().filter(|c| c.update_available) {
+            self.events().publish(
+                EventKind::UpdateFound,
+                serde_json::json!({
+                    "containerId": container.id,
+                    "name": container.name,
+                    "watcher": container.watcher,
+                    "image": container.image.reference,
+                    "updateKind": container.update_kind,
+                }),
+            );
+        }
     }
 
     /// The trigger dispatcher.
@@ -132,6 +163,7 @@ impl Coordinator {
                     .await;
                 updates.watcher_errors = scanned.watcher_errors.clone();
                 this.invalidate();
+                this.publish_outcomes(updates.outcomes());
                 updates
             })
             .await
@@ -162,6 +194,7 @@ impl Coordinator {
             .spawn(async move {
                 let outcome = actions.update_one(&container, dry_run).await;
                 this.invalidate();
+                this.publish_outcomes(outcome.iter());
                 outcome
             })
             .await
@@ -178,6 +211,11 @@ impl Coordinator {
     /// Scans actually started (joined requests are not counted).
     pub fn started_scans(&self) -> u64 {
         self.started_scans.load(Ordering::Relaxed)
+    }
+
+    /// Scans that ran to their end (for readiness).
+    pub fn finished_scans(&self) -> u64 {
+        self.finished_scans.load(Ordering::Acquire)
     }
 
     /// Changes whenever stored containers may have changed.
@@ -217,12 +255,30 @@ impl Coordinator {
         request: ScanRequest,
         origin: ScanOrigin,
     ) -> SharedScan {
-        self.started_scans.fetch_add(1, Ordering::Relaxed);
+        let scan_number = self.started_scans.fetch_add(1, Ordering::Relaxed) + 1;
+        self.events().publish(
+            EventKind::ScanStarted,
+            serde_json::json!({
+                "scan": scan_number,
+                "origin": origin.as_str(),
+                "images": request.images,
+                "containerIds": request.container_ids,
+                "watchers": request.watchers,
+            }),
+        );
         let this = Arc::clone(self);
         let task = self.tasks.spawn(async move {
             let started = Instant::now();
-            let report = Arc::new(this.engine.scan(request).await);
+            let bus = Arc::clone(this.events());
+            let progress: crate::scan::Progress = Arc::new(move |done, total| {
+                bus.publish(
+                    EventKind::ScanProgress,
+                    serde_json::json!({ "scan": scan_number, "done": done, "total": total }),
+                );
+            });
+            let report = Arc::new(this.engine.scan(request, Some(progress)).await);
             this.generation.fetch_add(1, Ordering::AcqRel);
+            this.finished_scans.fetch_add(1, Ordering::AcqRel);
             let container_errors = report
                 .containers
                 .iter()
@@ -242,6 +298,19 @@ impl Coordinator {
                 duration_ms = started.elapsed().as_millis() as u64,
                 "scan finished"
             );
+            this.publish_updates(&report.containers);
+            this.events().publish(
+                EventKind::ScanFinished,
+                serde_json::json!({
+                    "scan": scan_number,
+                    "origin": origin.as_str(),
+                    "containers": report.containers.len(),
+                    "updates": report.containers.iter().filter(|c| c.update_available).count(),
+                    "containerErrors": container_errors,
+                    "watcherErrors": report.watcher_errors,
+                    "durationMs": started.elapsed().as_millis() as u64,
+                }),
+            );
             if let Ok(mut in_flight) = this.in_flight.lock() {
                 in_flight.remove(&key);
             }
@@ -259,6 +328,7 @@ impl Coordinator {
                     if updates.outcomes().next().is_some() {
                         dispatcher.invalidate();
                     }
+                    dispatcher.publish_outcomes(updates.outcomes());
                 }
             });
             report
@@ -289,6 +359,9 @@ impl Coordinator {
         let refreshed = self.engine.refresh_container(watcher, container_id).await;
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(Some(container)) = &refreshed {
+            self.events()
+                .publish_value(EventKind::ContainerUpdated, container);
+            self.publish_updates(std::slice::from_ref(container));
             self.triggers
                 .dispatch(std::slice::from_ref(container), DispatchScope::Automatic)
                 .await;

@@ -15,6 +15,8 @@ use futures::future::BoxFuture;
 
 use crowsnest_model::{ContainerObject, ScanReport, ScanRequest};
 
+use crate::scan::Progress;
+
 pub use coordinator::{ContainerUpdateError, Coordinator, ScanInterrupted};
 pub use events::follow_events;
 pub use timers::{
@@ -23,8 +25,9 @@ pub use timers::{
 
 /// The scanning operations the daemon needs; implemented by the scan engine.
 pub trait ScanEngine: Send + Sync + 'static {
-    /// Scan what `request` names (everything when empty) and store the results.
-    fn scan(&self, request: ScanRequest) -> BoxFuture<'_, ScanReport>;
+    /// Scan what `request` names (everything when empty) and store the
+    /// results, reporting each repository done to `progress`.
+    fn scan(&self, request: ScanRequest, progress: Option<Progress>) -> BoxFuture<'_, ScanReport>;
     /// Re-inspect and check one container; `Ok(None)` when it is gone or not watched.
     fn refresh_container<'a>(
         &'a self,
@@ -36,8 +39,10 @@ pub trait ScanEngine: Send + Sync + 'static {
 }
 
 impl ScanEngine for crate::scan::Scanner {
-    fn scan(&self, request: ScanRequest) -> BoxFuture<'_, ScanReport> {
-        Box::pin(async move { crate::scan::Scanner::scan(self, &request).await })
+    fn scan(&self, request: ScanRequest, progress: Option<Progress>) -> BoxFuture<'_, ScanReport> {
+        Box::pin(async move {
+            crate::scan::Scanner::scan_with_progress(self, &request, progress).await
+        })
     }
 
     fn refresh_container<'a>(

@@ -18,7 +18,11 @@ struct GatedEngine {
 }
 
 impl ScanEngine for GatedEngine {
-    fn scan(&self, request: ScanRequest) -> BoxFuture<'_, ScanReport> {
+    fn scan(
+        &self,
+        request: ScanRequest,
+        _progress: Option<crate::scan::Progress>,
+    ) -> BoxFuture<'_, ScanReport> {
         Box::pin(async move {
             let number = self.scans.fetch_add(1, Ordering::SeqCst) + 1;
             self.gate.notified().await;

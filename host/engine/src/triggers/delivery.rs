@@ -16,6 +16,7 @@ use crowsnest_plugin_host::trigger::{DeliveryError, Message, UpdateEvent};
 use crowsnest_store::Store;
 
 use super::ConfiguredTrigger;
+use crate::events::{EventBus, EventKind};
 use crate::metrics::Metrics;
 
 /// Longest backoff between two delivery attempts (a service's own
@@ -47,6 +48,8 @@ pub(crate) struct Delivery {
     /// Where delivered results are remembered (`None`: a sample, not remembered).
     pub store: Option<Store>,
     pub metrics: Arc<Metrics>,
+    /// Where the delivery's outcome is published.
+    pub events: Arc<EventBus>,
     pub pending: Arc<Mutex<HashSet<PendingKey>>>,
     pub cancel: CancellationToken,
 }
@@ -55,6 +58,7 @@ impl Delivery {
     /// Delivers `message` about `batch`, retrying as configured.
     pub async fn run(self, message: &Message, batch: Vec<(PendingKey, UpdateEvent)>) -> Outcome {
         let outcome = self.attempt_all(message, &batch).await;
+        self.publish(&outcome, &batch);
         if let (Ok(()), Some(store)) = (&outcome.result, &self.store) {
             for (key, _) in &batch {
                 if let Err(error) = store.mark_notified(&key.0, &key.1, &key.2).await {
@@ -70,11 +74,33 @@ impl Delivery {
         outcome
     }
 
+    fn publish(&self, outcome: &Outcome, batch: &[(PendingKey, UpdateEvent)]) {
+        let containers: Vec<&str> = batch.iter().map(|(key, _)| key.1.as_str()).collect();
+        let (kind, error) = match &outcome.result {
+            Ok(()) => (EventKind::TriggerDelivered, None),
+            Err(error) => (EventKind::TriggerFailed, Some(error.as_str())),
+        };
+        self.events.publish(
+            kind,
+            serde_json::json!({
+                "trigger": self.trigger.name,
+                "containers": containers,
+                "attempts": outcome.attempts,
+                "error": error,
+            }),
+        );
+    }
+
     /// Gives up on `batch` without an attempt: its message could not be rendered.
     pub fn abandon(self, error: &str, batch: Vec<(PendingKey, UpdateEvent)>) {
         let error = self.trigger.scrub(error);
         self.metrics.record_delivery(&self.trigger.name, "failure");
         tracing::warn!(trigger = %self.trigger.name, %error, "trigger message could not be rendered; not delivered");
+        let outcome = Outcome {
+            attempts: 0,
+            result: Err(error.clone()),
+        };
+        self.publish(&outcome, &batch);
         if let Ok(mut pending) = self.pending.lock() {
             for (key, _) in &batch {
                 pending.remove(key);

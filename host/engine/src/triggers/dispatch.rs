@@ -19,6 +19,7 @@ use super::delivery::{close_and_wait, Delivery, PendingKey};
 use super::{
     label_verdict, result_key, update_event, ConfiguredTrigger, LabelVerdict, TriggerSummary,
 };
+use crate::events::EventBus;
 use crate::metrics::Metrics;
 
 /// The events of one delivery, each with its pending key.
@@ -58,6 +59,7 @@ pub struct TriggerDispatcher {
     triggers: Vec<Arc<ConfiguredTrigger>>,
     store: Store,
     metrics: Arc<Metrics>,
+    events: Arc<EventBus>,
     /// (trigger, container, result key) deliveries under way, so a scan during
     /// a retry does not queue the same delivery twice.
     pending: Arc<Mutex<HashSet<(String, String, String)>>>,
@@ -80,10 +82,16 @@ impl TriggerDispatcher {
             triggers: triggers.into_iter().map(Arc::new).collect(),
             store,
             metrics,
+            events: Arc::default(),
             pending: Arc::default(),
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
         }
+    }
+
+    /// The bus deliveries are published on (shared with the coordinator).
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.events
     }
 
     /// Instantiates every `[triggers.NAME]` of `config` from `catalog`.
@@ -189,6 +197,7 @@ impl TriggerDispatcher {
             trigger: Arc::clone(trigger),
             store: remembered.then(|| self.store.clone()),
             metrics: Arc::clone(&self.metrics),
+            events: Arc::clone(&self.events),
             pending: Arc::clone(&self.pending),
             cancel: self.cancel.clone(),
         }
