@@ -210,13 +210,20 @@ async fn sse_order_reconnection_and_auth() {
     // container: both reach the resumed stream in order.
     let app = &fx.world.app.id;
     let (status, body) = fx
-        .call("POST", &format!("/api/containers/{app}/triggers/hook"), None)
+        .call(
+            "POST",
+            &format!("/api/containers/{app}/triggers/hook"),
+            None,
+        )
         .await;
     assert_eq!(status, 502, "{body}");
     let failed = resumed.until("trigger-failed").await;
     let failed = failed.last().unwrap();
     assert_eq!(failed.data["data"]["trigger"], "hook");
-    assert_eq!(failed.data["data"]["containers"][0].as_str(), Some(app.as_str()));
+    assert_eq!(
+        failed.data["data"]["containers"][0].as_str(),
+        Some(app.as_str())
+    );
     assert!(failed.data["data"]["error"].is_string(), "{failed:?}");
     let (status, _) = fx
         .call("POST", &format!("/api/containers/{app}/watch"), None)
@@ -248,11 +255,11 @@ async fn finished_job(fx: &Fixture, id: &str) -> Value {
 async fn batch_scan_jobs_aliases_and_probes() {
     let _serial = engine::exclusive().await;
     let fx = fixture().await;
-    let http = &fx.http;
+    let (http, base) = (&fx.http, fx.base.as_str());
 
     // Probes are open; ready only after a scan.
     let status = |path: &'static str| async move {
-        http.get(format!("{}{path}", fx.base))
+        http.get(format!("{base}{path}"))
             .send()
             .await
             .unwrap()
@@ -288,7 +295,12 @@ async fn batch_scan_jobs_aliases_and_probes() {
             r#"{"operate_all": true}"#.to_owned(),
             vec![
                 (app.clone(), "success", vec![app_id.clone()], 1),
-                (fx.world.lib_image.clone(), "success", vec![lib_id.clone()], 1),
+                (
+                    fx.world.lib_image.clone(),
+                    "success",
+                    vec![lib_id.clone()],
+                    1,
+                ),
             ],
         ),
     ];
@@ -336,7 +348,10 @@ async fn batch_scan_jobs_aliases_and_probes() {
             assert_eq!(image["error"].is_string(), failed, "{image}");
             if failed {
                 let error = image["error"].as_str().unwrap();
-                assert!(error.contains("no watched container runs `cn/nope:9`"), "{error}");
+                assert!(
+                    error.contains("no watched container runs `cn/nope:9`"),
+                    "{error}"
+                );
             }
         }
     }
@@ -352,15 +367,37 @@ async fn batch_scan_jobs_aliases_and_probes() {
     assert_eq!(job["state"], "finished");
     let entry = &job["images"][0];
     assert_eq!(
-        (&entry["namespace"], &entry["imageName"], &entry["imageVersion"], &entry["status"]),
-        (&Value::from("cn"), &Value::from("app"), &Value::from("1.0"), &Value::from("success"))
+        (
+            &entry["namespace"],
+            &entry["imageName"],
+            &entry["imageVersion"],
+            &entry["status"]
+        ),
+        (
+            &Value::from("cn"),
+            &Value::from("app"),
+            &Value::from("1.0"),
+            &Value::from("success")
+        )
     );
 
     // Bad bodies and queries: 400 naming the field.
     let bad: [(&str, &str, &str); 6] = [
-        ("/api/scan?async=true", r#"{"operate_all": false}"#, "image_info_list"),
-        ("/api/scan?async=true", r#"{"image_info_list": [{"namespace": "cn"}]}"#, "image_info_list[0]"),
-        ("/api/scan?async=true", r#"{"image_info_list": [{"image_name": 5}]}"#, "image_info_list[0].image_name"),
+        (
+            "/api/scan?async=true",
+            r#"{"operate_all": false}"#,
+            "image_info_list",
+        ),
+        (
+            "/api/scan?async=true",
+            r#"{"image_info_list": [{"namespace": "cn"}]}"#,
+            "image_info_list[0]",
+        ),
+        (
+            "/api/scan?async=true",
+            r#"{"image_info_list": [{"image_name": 5}]}"#,
+            "image_info_list[0].image_name",
+        ),
         ("/api/scan", r#"{"images": []}"#, "images"),
         ("/api/scan", "{", "body"),
         ("/api/scan?async=maybe", r#"{"all": true}"#, "async"),
@@ -369,7 +406,10 @@ async fn batch_scan_jobs_aliases_and_probes() {
         let (code, answer) = fx.call("POST", path, Some(body)).await;
         assert_eq!(code, 400, "{body}: {answer}");
         let error = answer["error"].as_str().unwrap();
-        assert!(error.contains(field), "{body}: `{error}` does not name `{field}`");
+        assert!(
+            error.contains(field),
+            "{body}: `{error}` does not name `{field}`"
+        );
     }
     let (code, answer) = fx.call("GET", "/api/scans/scan-0-none", None).await;
     assert_eq!(code, 404, "{answer}");
@@ -379,7 +419,11 @@ async fn batch_scan_jobs_aliases_and_probes() {
     let (code, alias) = fx.call("GET", "/v1/containers", None).await;
     assert_eq!((code, &alias), (200, &containers));
     let (code, report) = fx
-        .call("GET", &format!("/v1/check?image={}", fx.world.lib_image), None)
+        .call(
+            "GET",
+            &format!("/v1/check?image={}", fx.world.lib_image),
+            None,
+        )
         .await;
     assert_eq!(code, 200, "{report}");
     assert_eq!(report["containers"].as_array().unwrap().len(), 1);

@@ -219,7 +219,10 @@ mod tests {
             assert_eq!(subscription.gap, gap, "gap after {after:?}");
         }
         let mut subscription = bus.subscribe(Some(5));
-        assert_eq!(bus.publish(EventKind::ScanFinished, serde_json::Value::Null), 6);
+        assert_eq!(
+            bus.publish(EventKind::ScanFinished, serde_json::Value::Null),
+            6
+        );
         let live = subscription.live.recv().await.unwrap();
         assert_eq!((live.id, live.kind.as_str()), (6, "scan-finished"));
     }

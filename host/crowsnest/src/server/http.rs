@@ -460,12 +460,18 @@ pub async fn scan_images(
     body: Bytes,
 ) -> ApiResult<Response> {
     let Query(query) = query?;
-    let parsed = super::jobs::parse_body(&body).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let parsed =
+        super::jobs::parse_body(&body).map_err(|error| ApiError::bad_request(error.to_string()))?;
     if query.run_async.unwrap_or(false) {
         let job = super::jobs::start(&state, parsed.target);
         let location = HeaderValue::from_str(&format!("/api/scans/{}", job.id))
             .unwrap_or_else(|_| HeaderValue::from_static("/api/scans"));
-        return Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            [(header::LOCATION, location)],
+            Json(job),
+        )
+            .into_response());
     }
     if parsed.hss {
         return Ok(Json(super::jobs::run_now(&state, parsed.target).await).into_response());
@@ -796,7 +802,12 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = Readiness {
-        status: if reasons.is_empty() { "ok" } else { "not-ready" }.to_owned(),
+        status: if reasons.is_empty() {
+            "ok"
+        } else {
+            "not-ready"
+        }
+        .to_owned(),
         reasons,
     };
     (status, Json(body)).into_response()

@@ -371,7 +371,11 @@ fn settle(scan: &mut ImageScan, containers: &[&ContainerObject]) {
     scan.updates = containers.iter().filter(|c| c.update_available).count();
     let errors: Vec<String> = containers
         .iter()
-        .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {}", c.name, e.message)))
+        .filter_map(|c| {
+            c.error
+                .as_ref()
+                .map(|e| format!("{}: {}", c.name, e.message))
+        })
         .collect();
     (scan.status, scan.error) = if containers.is_empty() {
         (
@@ -521,8 +525,14 @@ mod tests {
     fn both_body_shapes_and_their_errors() {
         let ok: &[(&str, &[&str])] = &[
             (r#"{"all": true}"#, &["*"]),
-            (r#"{"images": ["nginx", "ghcr.io/o/a:1"]}"#, &["nginx", "ghcr.io/o/a:1"]),
-            (r#"{"operate_all": true, "image_type": "private_image"}"#, &["*"]),
+            (
+                r#"{"images": ["nginx", "ghcr.io/o/a:1"]}"#,
+                &["nginx", "ghcr.io/o/a:1"],
+            ),
+            (
+                r#"{"operate_all": true, "image_type": "private_image"}"#,
+                &["*"],
+            ),
             (
                 r#"{"image_info_list": [{"namespace": "cn", "image_name": "app", "image_version": "1.0"},
                                         {"image_name": "nginx"}, {"namespace": "", "image_name": "x", "image_version": ""}]}"#,
@@ -532,7 +542,10 @@ mod tests {
         for (body, expected) in ok {
             let parsed = parse_body(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
             assert_eq!(images(&parsed.target), *expected, "{body}");
-            assert_eq!(parsed.hss, body.contains("operate_all") || body.contains("image_info"));
+            assert_eq!(
+                parsed.hss,
+                body.contains("operate_all") || body.contains("image_info")
+            );
         }
         let bad: &[(&str, &str)] = &[
             ("not json", "body"),
@@ -542,12 +555,30 @@ mod tests {
             (r#"{"images": "x"}"#, "images"),
             (r#"{"operate_all": false}"#, "image_info_list"),
             (r#"{"operate_all": "yes"}"#, "operate_all"),
-            (r#"{"operate_all": true, "image_info_list": [{"image_name": "a"}]}"#, "operate_all"),
-            (r#"{"image_info_list": [{"image_name": "a"}, {"namespace": "n"}]}"#, "image_info_list[1]"),
-            (r#"{"image_info_list": [{"image_name": " "}]}"#, "image_info_list[0].image_name"),
-            (r#"{"image_info_list": [{"image_name": "a", "image_version": 3}]}"#, "image_info_list[0].image_version"),
-            (r#"{"image_info_list": [{"image_name": "a", "image_version": "1:2"}]}"#, "image_info_list[0].image_version"),
-            (r#"{"image_info_list": [{"image_name": "a", "colour": "red"}]}"#, "image_info_list[0].colour"),
+            (
+                r#"{"operate_all": true, "image_info_list": [{"image_name": "a"}]}"#,
+                "operate_all",
+            ),
+            (
+                r#"{"image_info_list": [{"image_name": "a"}, {"namespace": "n"}]}"#,
+                "image_info_list[1]",
+            ),
+            (
+                r#"{"image_info_list": [{"image_name": " "}]}"#,
+                "image_info_list[0].image_name",
+            ),
+            (
+                r#"{"image_info_list": [{"image_name": "a", "image_version": 3}]}"#,
+                "image_info_list[0].image_version",
+            ),
+            (
+                r#"{"image_info_list": [{"image_name": "a", "image_version": "1:2"}]}"#,
+                "image_info_list[0].image_version",
+            ),
+            (
+                r#"{"image_info_list": [{"image_name": "a", "colour": "red"}]}"#,
+                "image_info_list[0].colour",
+            ),
         ];
         for (body, field) in bad {
             let error = parse_body(body.as_bytes()).expect_err(body);

@@ -40,9 +40,9 @@ pub trait ScanEngine: Send + Sync + 'static {
 
 impl ScanEngine for crate::scan::Scanner {
     fn scan(&self, request: ScanRequest, progress: Option<Progress>) -> BoxFuture<'_, ScanReport> {
-        Box::pin(async move {
-            crate::scan::Scanner::scan_with_progress(self, &request, progress).await
-        })
+        Box::pin(
+            async move { crate::scan::Scanner::scan_with_progress(self, &request, progress).await },
+        )
     }
 
     fn refresh_container<'a>(
