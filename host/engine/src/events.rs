@@ -150,7 +150,7 @@ impl EventBus {
 
     /// Subscribes; with `after`, first the kept events with a larger id. An
     /// id from before a restart (larger than any published) replays the
-    /// whole window.
+    /// whole window (a gap unless it still starts at id 1).
     pub fn subscribe(&self, after: Option<u64>) -> Subscription {
         let Ok(window) = self.window.lock() else {
             return Subscription {
@@ -211,7 +211,8 @@ mod tests {
             (Some(4), vec![5], false),
             (Some(2), vec![3, 4, 5], false),
             (Some(1), vec![3, 4, 5], true),
-            (Some(99), vec![3, 4, 5], false),
+            // From before a restart: all that is kept, and ids 1 and 2 are gone.
+            (Some(99), vec![3, 4, 5], true),
         ];
         for (after, expected, gap) in cases {
             let subscription = bus.subscribe(after);
