@@ -213,7 +213,10 @@ async fn registry_plugin_loop_and_panic_are_contained() {
 #[tokio::test]
 async fn bad_settings_are_rejected_naming_the_key() {
     let catalog = catalog(None, None).await;
-    let oci = catalog.find("oci", PluginKind::RegistryProvider).unwrap();
+    let oci = catalog
+        .find("oci", PluginKind::RegistryProvider)
+        .await
+        .unwrap();
     let spec = |settings| registry_spec(&["127.0.0.1:5000"], settings, limits(), 1);
     let err = RegistryPlugin::new(&oci.component, "private", spec(Vec::new()))
         .await
@@ -247,9 +250,15 @@ async fn bad_settings_are_rejected_naming_the_key() {
 async fn strategy_world_has_no_imports_and_kind_checks_hold() {
     let catalog = catalog(None, None).await;
     assert!(catalog.problems().is_empty(), "{:?}", catalog.problems());
-    let semver = catalog.find("semver", PluginKind::VersionStrategy).unwrap();
+    let semver = catalog
+        .find("semver", PluginKind::VersionStrategy)
+        .await
+        .unwrap();
     // Asking for a strategy by a registry plugin's name is an error, not a mix-up.
-    assert!(catalog.find("oci", PluginKind::VersionStrategy).is_err());
+    assert!(catalog
+        .find("oci", PluginKind::VersionStrategy)
+        .await
+        .is_err());
     let strategy = StrategyPlugin::new(&semver.component, spec(Vec::new(), limits(), 1))
         .await
         .unwrap();
@@ -331,7 +340,10 @@ async fn dropins_load_skip_bad_files_and_replace_builtins() {
         problems[2].0 == "e-bad-grants.wasm" && problems[2].1.contains("unknown field `allowed`"),
         "{problems:?}"
     );
-    let semver = catalog.find("semver", PluginKind::VersionStrategy).unwrap();
+    let semver = catalog
+        .find("semver", PluginKind::VersionStrategy)
+        .await
+        .unwrap();
     assert!(
         semver
             .component
@@ -343,7 +355,7 @@ async fn dropins_load_skip_bad_files_and_replace_builtins() {
     );
     // Every built-in is still there.
     for name in ["oci", "dockerhub", "semver", "regex", "digest", "webhook"] {
-        assert!(catalog.get(name).is_some(), "{name} missing");
+        assert!(catalog.get(name).await.is_some(), "{name} missing");
     }
 }
 

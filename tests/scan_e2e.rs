@@ -1003,3 +1003,69 @@ async fn one_tag_listing_per_repository_however_many_containers() {
         "the client's own counters agree"
     );
 }
+
+/// The file-name prefix (component sha256) of each built-in's cached artifact.
+fn builtin_artifact_prefix(name: &str) -> String {
+    let bytes = crowsnest_plugin_host::catalog::builtin_components()
+        .iter()
+        .find(|(stem, _)| *stem == name)
+        .map(|(_, bytes)| *bytes)
+        .unwrap_or_else(|| panic!("no built-in `{name}`"));
+    crowsnest_plugin_host::cache::sha256_hex(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_scan_compiles_and_caches_only_the_plugins_it_uses() {
+    let world = test_world("lazy-plugins");
+    let app = world.plain_image("app");
+    world.push_tags(&app, &[("1.0", E2E_1_0), ("2.0", E2E_2_0)]);
+    let old = world.run(&format!("{app}:1.0"), &[]);
+    let cache = world.dir().join("components");
+    let plugins = format!(
+        "[plugins]\ndir = \"{}\"\ncache_dir = \"{}\"\n\n",
+        world.dir().join("no-drop-ins").display(),
+        cache.display()
+    );
+    let config = world.config(&format!("{plugins}{}", watcher("")));
+
+    let report = world.scan(&config, &[&app]).await;
+    assert_tag_update(container(&report, &old), "1.0", "2.0", "major");
+
+    // The configured Hub instance (dockerhub), the automatic instance of the
+    // loopback registry (oci) and the default strategy (semver): nothing else.
+    let mut cached: Vec<String> = std::fs::read_dir(&cache)
+        .expect("cache dir created")
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    cached.sort();
+    let mut used: Vec<String> = ["dockerhub", "oci", "semver"]
+        .iter()
+        .map(|name| builtin_artifact_prefix(name))
+        .collect();
+    used.sort();
+    assert_eq!(cached.len(), used.len(), "cached: {cached:?}");
+    for (file, sha) in cached.iter().zip(&used) {
+        assert!(
+            file.starts_with(sha.as_str()) && file.ends_with(".cwasm"),
+            "{file} is not {sha}"
+        );
+    }
+    assert!(
+        crowsnest_plugin_host::catalog::builtin_components().len() > used.len(),
+        "the other built-ins were left uncompiled"
+    );
+
+    // A second scan from the warm cache finds the same and compiles nothing new.
+    let again = world.scan(&config, &[&app]).await;
+    assert_tag_update(container(&again, &old), "1.0", "2.0", "major");
+    assert_eq!(
+        std::fs::read_dir(&cache).expect("cache dir").count(),
+        used.len()
+    );
+}

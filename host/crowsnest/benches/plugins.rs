@@ -110,7 +110,7 @@ async fn run() -> anyhow::Result<()> {
     );
 
     let limits = SandboxLimits::default();
-    let semver = catalog.find("semver", PluginKind::VersionStrategy)?;
+    let semver = catalog.find("semver", PluginKind::VersionStrategy).await?;
     let mut instantiate = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
@@ -148,7 +148,7 @@ async fn run() -> anyhow::Result<()> {
     }
     report("strategy choose, 1000 tags, reused instance", &mut calls);
 
-    let oci = catalog.find("oci", PluginKind::RegistryProvider)?;
+    let oci = catalog.find("oci", PluginKind::RegistryProvider).await?;
     let registry = RegistryPlugin::new(
         &oci.component,
         "bench",

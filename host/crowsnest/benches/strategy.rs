@@ -125,7 +125,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let catalog = catalog(None, None).await;
-    let semver = catalog.find("semver", PluginKind::VersionStrategy)?;
+    let semver = catalog.find("semver", PluginKind::VersionStrategy).await?;
     let limits = SandboxLimits::default();
     let strategy = StrategyPlugin::new(&semver.component, spec(Vec::new(), limits, 1)).await?;
     let tags = realistic_tags();

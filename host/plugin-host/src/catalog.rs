@@ -69,52 +69,123 @@ pub struct CatalogEntry {
     pub grants: Grants,
 }
 
-/// All loaded plugins by name.
+/// A built-in, compiled and described on first use.
+#[derive(Debug)]
+struct LazyBuiltin {
+    bytes: &'static [u8],
+    /// `None` once loading failed (the reason is in the problems).
+    loaded: tokio::sync::OnceCell<Option<CatalogEntry>>,
+}
+
+/// All plugins by name. Drop-ins are described when the catalog is built (a
+/// drop-in's name is only known from its `describe()`); built-ins are compiled
+/// only when first asked for, so a scan compiles (and caches) just the
+/// plugins it uses.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    entries: BTreeMap<String, CatalogEntry>,
-    problems: Vec<LoadProblem>,
+    /// Drop-ins by plugin name; they replace built-ins of the same name.
+    dropins: BTreeMap<String, CatalogEntry>,
+    /// Built-ins by file stem, which is their plugin name.
+    builtins: BTreeMap<String, LazyBuiltin>,
+    cache: Option<ComponentCache>,
+    problems: std::sync::Mutex<Vec<LoadProblem>>,
 }
 
 impl Catalog {
-    /// Load the built-ins and the drop-ins. Never fails as a whole: problems
-    /// with single files are logged and kept in [`Catalog::problems`].
+    /// Load the built-ins and the drop-ins, compiling everything. Never fails
+    /// as a whole: problems with single files are logged and kept in
+    /// [`Catalog::problems`].
     pub async fn load(options: &CatalogOptions) -> Self {
-        let mut catalog = Self::default();
-        let builtins = builtin_components().iter().map(|(stem, bytes)| {
-            let cache = options.cache.clone();
-            async move {
-                (
-                    stem,
-                    load_bytes(&cache, stem, bytes.to_vec(), PluginSource::Builtin).await,
-                )
-            }
-        });
-        for (stem, result) in futures::future::join_all(builtins).await {
-            match result {
-                Ok(component) => {
-                    catalog.entries.insert(
-                        component.info.name.clone(),
-                        CatalogEntry {
-                            component: Arc::new(component),
-                            grants: Grants::default(),
+        let catalog = Self::load_lazy(options).await;
+        catalog.load_all().await;
+        catalog
+    }
+
+    /// Load the drop-ins; built-ins are compiled when first looked up
+    /// ([`Catalog::find`], [`Catalog::get`]) or by [`Catalog::load_all`].
+    pub async fn load_lazy(options: &CatalogOptions) -> Self {
+        let mut catalog = Self {
+            builtins: builtin_components()
+                .iter()
+                .map(|(stem, bytes)| {
+                    (
+                        (*stem).to_string(),
+                        LazyBuiltin {
+                            bytes,
+                            loaded: tokio::sync::OnceCell::new(),
                         },
-                    );
-                }
-                // A broken built-in is a build defect, but still must not take the host down.
-                Err(err) => {
-                    tracing::error!("built-in plugin `{stem}` failed to load: {err}");
-                    catalog.problems.push(LoadProblem {
-                        path: PathBuf::from(format!("builtin:{stem}")),
-                        reason: err.to_string(),
-                    });
-                }
-            }
-        }
+                    )
+                })
+                .collect(),
+            cache: Some(options.cache.clone()),
+            ..Self::default()
+        };
         if let Some(dir) = &options.dir {
             catalog.load_dir(dir, &options.cache).await;
         }
         catalog
+    }
+
+    /// Compile every built-in not yet compiled (what listings need).
+    pub async fn load_all(&self) {
+        let stems: Vec<&str> = self.builtins.keys().map(String::as_str).collect();
+        futures::future::join_all(stems.into_iter().map(|stem| self.builtin(stem))).await;
+    }
+
+    /// The built-in `stem`, compiled and described on first call.
+    async fn builtin(&self, stem: &str) -> Option<&CatalogEntry> {
+        let lazy = self.builtins.get(stem)?;
+        lazy.loaded
+            .get_or_init(|| async {
+                let cache = self
+                    .cache
+                    .clone()
+                    .unwrap_or_else(|| ComponentCache::new(None));
+                let loaded = load_bytes(&cache, stem, lazy.bytes.to_vec(), PluginSource::Builtin)
+                    .await
+                    .and_then(|component| {
+                        // Lookups go by stem before compiling, so the two must agree.
+                        if component.info.name == stem {
+                            Ok(component)
+                        } else {
+                            Err(PluginError::Invalid {
+                                plugin: stem.to_string(),
+                                reason: format!(
+                                    "built-in file `{stem}.wasm` describes itself as `{}`",
+                                    component.info.name
+                                ),
+                            })
+                        }
+                    });
+                match loaded {
+                    Ok(component) => {
+                        tracing::debug!(plugin = stem, "compiled built-in plugin");
+                        Some(CatalogEntry {
+                            component: Arc::new(component),
+                            grants: Grants::default(),
+                        })
+                    }
+                    // A broken built-in is a build defect, but still must not take the host down.
+                    Err(err) => {
+                        tracing::error!("built-in plugin `{stem}` failed to load: {err}");
+                        self.record(LoadProblem {
+                            path: PathBuf::from(format!("builtin:{stem}")),
+                            reason: err.to_string(),
+                        });
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
+    }
+
+    fn record(&self, problem: LoadProblem) {
+        // A poisoned lock only means another thread panicked while pushing; the list is still usable.
+        self.problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(problem);
     }
 
     async fn load_dir(&mut self, dir: &Path, cache: &ComponentCache) {
@@ -153,16 +224,15 @@ impl Catalog {
                         );
                         continue;
                     }
-                    if let Some(replaced) = self.entries.get(&name) {
+                    if self.builtins.contains_key(&name) {
                         tracing::warn!(
-                            "drop-in {} replaces the {} plugin `{name}`",
-                            path.display(),
-                            replaced.component.source
+                            "drop-in {} replaces the built-in plugin `{name}`",
+                            path.display()
                         );
                     }
                     tracing::info!(plugin = %name, kind = %entry.component.info.kind, path = %path.display(), "loaded drop-in plugin");
                     from_dir.insert(name.clone(), path);
-                    self.entries.insert(name, entry);
+                    self.dropins.insert(name, entry);
                 }
                 Err(reason) => self.problem(path, reason),
             }
@@ -171,27 +241,41 @@ impl Catalog {
 
     fn problem(&mut self, path: PathBuf, reason: String) {
         tracing::warn!(path = %path.display(), "plugin skipped: {reason}");
-        self.problems.push(LoadProblem { path, reason });
+        self.record(LoadProblem { path, reason });
     }
 
-    /// Every loaded plugin, by name.
+    /// Every plugin loaded so far, by name: all drop-ins, and the built-ins
+    /// compiled so far (call [`Catalog::load_all`] first for all of them).
     pub fn entries(&self) -> impl Iterator<Item = &CatalogEntry> {
-        self.entries.values()
+        let builtins = self
+            .builtins
+            .iter()
+            .filter(|(stem, _)| !self.dropins.contains_key(*stem))
+            .filter_map(|(_, lazy)| lazy.loaded.get()?.as_ref());
+        let mut all: Vec<&CatalogEntry> = self.dropins.values().chain(builtins).collect();
+        all.sort_by(|a, b| a.component.info.name.cmp(&b.component.info.name));
+        all.into_iter()
     }
 
     /// Files that were skipped, and why.
-    pub fn problems(&self) -> &[LoadProblem] {
-        &self.problems
+    pub fn problems(&self) -> Vec<LoadProblem> {
+        self.problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    /// The plugin named `name`, if loaded.
-    pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
-        self.entries.get(name)
+    /// The plugin named `name`, compiling it if it is a built-in not yet used.
+    pub async fn get(&self, name: &str) -> Option<&CatalogEntry> {
+        match self.dropins.get(name) {
+            Some(entry) => Some(entry),
+            None => self.builtin(name).await,
+        }
     }
 
     /// The plugin named `name`, which must be of `kind`.
-    pub fn find(&self, name: &str, kind: PluginKind) -> Result<&CatalogEntry, PluginError> {
-        match self.entries.get(name) {
+    pub async fn find(&self, name: &str, kind: PluginKind) -> Result<&CatalogEntry, PluginError> {
+        match self.get(name).await {
             Some(entry) if entry.component.info.kind == kind => Ok(entry),
             _ => Err(PluginError::Unknown {
                 name: name.to_string(),
@@ -200,10 +284,11 @@ impl Catalog {
         }
     }
 
-    /// Names of the loaded plugins of `kind`.
-    pub fn names(&self, kind: PluginKind) -> Vec<&str> {
-        self.entries
-            .values()
+    /// Names of all plugins of `kind` (compiles the built-ins not yet used:
+    /// only their `describe()` tells their kind).
+    pub async fn names(&self, kind: PluginKind) -> Vec<&str> {
+        self.load_all().await;
+        self.entries()
             .filter(|entry| entry.component.info.kind == kind)
             .map(|entry| entry.component.info.name.as_str())
             .collect()

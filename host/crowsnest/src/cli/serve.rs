@@ -48,7 +48,12 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartError> {
         watchers: scanner.watchers().clone(),
         registries: serde_json::to_value(scanner.registries())
             .context("cannot describe the registries")?,
-        plugins: PluginSummary::from_catalog(scanner.catalog()),
+        // The plugin listing describes every plugin, so serve compiles them
+        // all (into the cache) where a one-shot scan compiles only what it uses.
+        plugins: {
+            scanner.catalog().load_all().await;
+            PluginSummary::from_catalog(scanner.catalog())
+        },
     };
     let store = scanner.store().clone();
     let watchers = scanner.watchers().clone();

@@ -2,7 +2,6 @@
 //! its repository's tags, ask its strategy, compare digests, and build the
 //! container object. Every failure becomes that container's `error.message`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::registries::{RegistryInstance, RegistrySet};
@@ -15,7 +14,6 @@ use crowsnest_model::{
 use crowsnest_oci::reference::ImageReference;
 use crowsnest_plugin_host::registry::{Location, Platform};
 use crowsnest_plugin_host::strategy::{Decision, StrategyError, StrategyOptions, UpdateKind};
-use crowsnest_plugin_host::StrategyPlugin;
 
 /// Where a container's image is looked up.
 pub struct Target {
@@ -162,11 +160,7 @@ impl ContainerPlan {
     }
 
     /// Ask the container's strategy for its update.
-    pub async fn decide(
-        &mut self,
-        strategies: &HashMap<String, StrategyPlugin>,
-        scan: &ScanConfig,
-    ) {
+    pub async fn decide(&mut self, strategies: &super::Strategies, scan: &ScanConfig) {
         if self.error.is_some() {
             return;
         }
@@ -188,14 +182,14 @@ impl ContainerPlan {
             ),
             (None, None) => (scan.strategy.as_str(), "[scan] strategy".to_string()),
         };
-        let Some(strategy) = strategies.get(strategy_name) else {
-            let mut known: Vec<&str> = strategies.keys().map(String::as_str).collect();
-            known.sort();
-            self.error = Some(format!(
-                "{named_by} names unknown strategy `{strategy_name}` (available: {})",
-                known.join(", ")
-            ));
-            return;
+        let strategy = match strategies.get(strategy_name).await {
+            Ok(strategy) => strategy,
+            Err(available) => {
+                self.error = Some(format!(
+                    "{named_by} names unknown strategy `{strategy_name}` (available: {available})"
+                ));
+                return;
+            }
         };
         // Where the pattern came from, so that an error names what the user wrote.
         let (regex, regex_source) =

@@ -74,10 +74,47 @@ struct Inner {
     watchers: BTreeMap<String, WatcherConfig>,
     catalog: Arc<Catalog>,
     registries: RegistrySet,
-    strategies: HashMap<String, StrategyPlugin>,
+    strategies: Strategies,
     client: RegistryClient,
     store: Store,
     tag_cache_ttl: Duration,
+}
+
+/// The version strategies, each started when first used.
+pub struct Strategies {
+    catalog: Arc<Catalog>,
+    spec: InstanceSpec,
+    started: tokio::sync::Mutex<HashMap<String, Arc<StrategyPlugin>>>,
+}
+
+impl Strategies {
+    /// The strategy `name`, started on first use; else the available names, comma-separated.
+    pub async fn get(&self, name: &str) -> Result<Arc<StrategyPlugin>, String> {
+        let mut started = self.started.lock().await;
+        if let Some(plugin) = started.get(name) {
+            return Ok(plugin.clone());
+        }
+        let plugin = match self.catalog.find(name, PluginKind::VersionStrategy).await {
+            Ok(entry) => StrategyPlugin::new(&entry.component, self.spec.clone())
+                .await
+                .map_err(|err| {
+                    tracing::error!(strategy = %name, "strategy plugin unusable: {err}");
+                }),
+            Err(_) => Err(()),
+        };
+        match plugin {
+            Ok(plugin) => {
+                let plugin = Arc::new(plugin);
+                started.insert(name.to_string(), plugin.clone());
+                Ok(plugin)
+            }
+            Err(()) => Err(self
+                .catalog
+                .names(PluginKind::VersionStrategy)
+                .await
+                .join(", ")),
+        }
+    }
 }
 
 /// The scan engine; cheap to clone.
@@ -100,8 +137,9 @@ impl Scanner {
     ) -> Result<Self, ScanSetupError> {
         let scan = config.scan.clone();
         let watchers = discovery::watchers_or_default(&config.watchers);
-        let catalog =
-            Arc::new(Catalog::load(&crate::plugin_setup::catalog_options(&config.plugins)).await);
+        let catalog = Arc::new(
+            Catalog::load_lazy(&crate::plugin_setup::catalog_options(&config.plugins)).await,
+        );
         let client = RegistryClient::new(ClientConfig {
             max_concurrent_requests_per_registry: scan.registry_concurrency.max(1),
             initial_concurrent_requests_per_registry: scan.registry_concurrency_start.max(1),
@@ -122,52 +160,37 @@ impl Scanner {
         )
         .await?;
 
-        let mut strategies = HashMap::new();
-        for entry in catalog
-            .entries()
-            .filter(|e| e.component.info.kind == PluginKind::VersionStrategy)
-        {
-            let name = entry.component.info.name.clone();
-            let spec = InstanceSpec {
+        let strategies = Strategies {
+            catalog: catalog.clone(),
+            spec: InstanceSpec {
                 settings: Vec::new(),
                 limits: crate::plugin_setup::sandbox_limits(&config.plugins),
                 capabilities: Default::default(),
                 max_instances: config.plugins.instances,
                 observer: observer.clone(),
-            };
-            match StrategyPlugin::new(&entry.component, spec).await {
-                Ok(plugin) => {
-                    strategies.insert(name, plugin);
-                }
-                Err(err) => tracing::error!(strategy = %name, "strategy plugin unusable: {err}"),
-            }
-        }
-        let known = |name: &str| strategies.contains_key(name);
-        let available = || {
-            let mut names: Vec<&str> = strategies.keys().map(String::as_str).collect();
-            names.sort();
-            names.join(", ")
+            },
+            started: tokio::sync::Mutex::new(HashMap::new()),
         };
-        if !known(&scan.strategy) {
+        // Names the configuration gives are checked (and their plugins
+        // started) now; a label's strategy when a container first asks.
+        let unknown = |strategy: &str, available: String| {
+            format!("unknown strategy `{strategy}` (available: {available})")
+        };
+        if let Err(available) = strategies.get(&scan.strategy).await {
             return Err(config
-                .error_at(
-                    &["scan", "strategy"],
-                    format!(
-                        "unknown strategy `{}` (available: {})",
-                        scan.strategy,
-                        available()
-                    ),
-                )
+                .error_at(&["scan", "strategy"], unknown(&scan.strategy, available))
                 .into());
         }
         for instance in registries.configured() {
-            if let Some(strategy) = instance.strategy.as_deref().filter(|s| !known(s)) {
-                return Err(config
-                    .error_at(
-                        &["registries", &instance.name, "strategy"],
-                        format!("unknown strategy `{strategy}` (available: {})", available()),
-                    )
-                    .into());
+            if let Some(strategy) = instance.strategy.as_deref() {
+                if let Err(available) = strategies.get(strategy).await {
+                    return Err(config
+                        .error_at(
+                            &["registries", &instance.name, "strategy"],
+                            unknown(strategy, available),
+                        )
+                        .into());
+                }
             }
         }
 

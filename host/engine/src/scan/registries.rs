@@ -106,7 +106,7 @@ impl RegistrySet {
         if !instances
             .iter()
             .any(|(_, instance)| instance.plugin == HUB_PLUGIN)
-            && set.catalog.get(HUB_PLUGIN).is_some()
+            && set.catalog.get(HUB_PLUGIN).await.is_some()
         {
             instances.push((
                 HUB_INSTANCE.to_string(),
@@ -116,19 +116,23 @@ impl RegistrySet {
         for (name, instance) in &instances {
             let at =
                 |key: &str, message: String| config.error_at(&["registries", name, key], message);
-            let entry = set
+            let Ok(entry) = set
                 .catalog
                 .find(&instance.plugin, PluginKind::RegistryProvider)
-                .map_err(|_| {
-                    at(
-                        "plugin",
-                        format!(
-                            "no registry plugin named `{}` (loaded: {})",
-                            instance.plugin,
-                            set.catalog.names(PluginKind::RegistryProvider).join(", ")
-                        ),
-                    )
-                })?;
+                .await
+            else {
+                return Err(at(
+                    "plugin",
+                    format!(
+                        "no registry plugin named `{}` (loaded: {})",
+                        instance.plugin,
+                        set.catalog
+                            .names(PluginKind::RegistryProvider)
+                            .await
+                            .join(", ")
+                    ),
+                ));
+            };
             let allow = allow_list(instance, &entry.grants.allowed_hosts)
                 .map_err(|(key, message)| at(key, message))?;
             let settings = instance.plugin_settings();
@@ -220,6 +224,7 @@ impl RegistrySet {
         let entry = self
             .catalog
             .find(FALLBACK_PLUGIN, PluginKind::RegistryProvider)
+            .await
             .map_err(|err| format!("no registry configured for `{domain}` and {err}"))?;
         // Like the Docker engine, loopback registries are spoken to over plain HTTP.
         let scheme = if is_loopback_domain(domain) {

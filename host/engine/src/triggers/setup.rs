@@ -66,6 +66,7 @@ impl TriggerDispatcher {
                 |key: &str, message: String| config.error_at(&["triggers", name, key], message);
             let entry = catalog
                 .find(&instance.plugin, PluginKind::Trigger)
+                .await
                 .map_err(|err| at("plugin", err.to_string()))?;
             let allow = allow_list(
                 instance,
