@@ -304,6 +304,7 @@ async fn dropins_load_skip_bad_files_and_replace_builtins() {
     let catalog = catalog(Some(dir.path()), Some(&dir.path().join("cache"))).await;
     let hostile = catalog
         .find("hostile-strategy", PluginKind::VersionStrategy)
+        .await
         .unwrap();
     assert!(hostile
         .component
@@ -312,6 +313,7 @@ async fn dropins_load_skip_bad_files_and_replace_builtins() {
         .ends_with("a-hostile.wasm"));
     let registry = catalog
         .find("hostile-registry", PluginKind::RegistryProvider)
+        .await
         .unwrap();
     assert_eq!(
         registry.grants.allowed_hosts,

@@ -52,6 +52,7 @@ async fn strategies() -> HashMap<String, StrategyPlugin> {
     for name in ["semver", "regex", "digest"] {
         let entry = catalog
             .find(name, PluginKind::VersionStrategy)
+            .await
             .unwrap_or_else(|err| panic!("built-in strategy `{name}`: {err}"));
         let plugin = StrategyPlugin::new(
             &entry.component,
