@@ -115,7 +115,7 @@ fn check_rejects_what_is_not_a_plugin() {
     let scratch = tempfile::tempdir().unwrap();
     let garbage = scratch.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\x7fELF not a plugin at all").unwrap();
-    let cases: [(PathBuf, &str); 4] = [
+    let cases: [(PathBuf, &str); 5] = [
         (garbage, "not a WebAssembly file"),
         (
             fixture("core-module.wasm"),
@@ -124,6 +124,10 @@ fn check_rejects_what_is_not_a_plugin() {
         (
             fixture("unknown-world.wasm"),
             "implements no crowsnest world",
+        ),
+        (
+            fixture("old-package.wasm"),
+            "built against `crowsnest:plugin@0.1.0`, but this host speaks `crowsnest:plugin@0.2.0`",
         ),
         (
             PathBuf::from("/nonexistent/plugin.wasm"),

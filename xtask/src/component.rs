@@ -50,6 +50,8 @@ impl WorldKind {
                 "log",
                 "http-client",
                 "oci-client",
+                "clock",
+                "grant-cache",
             ],
             Self::Strategy => &["types"],
             Self::Trigger => &["types", "log", "http-client", "clock", "smtp", "mqtt"],

@@ -25,7 +25,8 @@ struct PluginCrate {
     name: &'static str,
     /// Cargo package name.
     package: &'static str,
-    /// The world the component must implement; `None` for the unknown-world fixture.
+    /// The world the component must implement; `None` for the unknown-world
+    /// and old-package fixtures.
     world: Option<WorldKind>,
 }
 
@@ -39,6 +40,56 @@ const BUILTINS: &[PluginCrate] = &[
     PluginCrate {
         name: "dockerhub",
         package: "crowsnest-plugin-dockerhub",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "ghcr",
+        package: "crowsnest-plugin-ghcr",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "quay",
+        package: "crowsnest-plugin-quay",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "gitlab",
+        package: "crowsnest-plugin-gitlab",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "harbor",
+        package: "crowsnest-plugin-harbor",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "ecr",
+        package: "crowsnest-plugin-ecr",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "gcr",
+        package: "crowsnest-plugin-gcr",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "swr",
+        package: "crowsnest-plugin-swr",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "acr",
+        package: "crowsnest-plugin-acr",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "aliyun",
+        package: "crowsnest-plugin-aliyun",
+        world: Some(WorldKind::Registry),
+    },
+    PluginCrate {
+        name: "tencent",
+        package: "crowsnest-plugin-tencent",
         world: Some(WorldKind::Registry),
     },
     PluginCrate {
@@ -148,6 +199,11 @@ const FIXTURES: &[PluginCrate] = &[
     PluginCrate {
         name: "unknown-world",
         package: "crowsnest-fixture-unknown-world",
+        world: None,
+    },
+    PluginCrate {
+        name: "old-package",
+        package: "crowsnest-fixture-old-package",
         world: None,
     },
 ];

@@ -89,6 +89,15 @@ enum PluginsCommand {
         /// The `.wasm` file.
         file: PathBuf,
     },
+    /// Run a registry instance's matches / locate / credentials / list-tags /
+    /// resolve for one image and print each step.
+    Test {
+        /// The registry instance (`[registries.NAME]`; `hub` for Docker Hub).
+        name: String,
+        /// The image reference, e.g. `ghcr.io/org/app:1.2`.
+        #[arg(long)]
+        image: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -148,6 +157,9 @@ fn main() -> ExitCode {
             Command::Plugins { command } => match command {
                 PluginsCommand::List { format } => cli::plugins::list(&config, format).await,
                 PluginsCommand::Check { file } => cli::plugins::check(&config, &file).await,
+                PluginsCommand::Test { name, image } => {
+                    cli::plugins::test(&config, &name, &image).await
+                }
             },
             Command::Triggers { command } => match command {
                 TriggersCommand::Test { name, format } => {

@@ -2,8 +2,8 @@
 //!
 //! The registry world is generated first; the other two reuse its shared
 //! interfaces (`types`, `log`, `http-client`) through `with`, so one Rust type
-//! serves every world. The trigger world alone imports `clock`, `smtp` and
-//! `mqtt`, generated in its module.
+//! serves every world. `clock` is generated with the registry world too and
+//! reused by the trigger world, which alone imports `smtp` and `mqtt`.
 
 /// The `registry-provider` world.
 pub mod registry {
@@ -38,6 +38,7 @@ pub mod trigger {
             "crowsnest:plugin/types": super::registry::crowsnest::plugin::types,
             "crowsnest:plugin/log": super::registry::crowsnest::plugin::log,
             "crowsnest:plugin/http-client": super::registry::crowsnest::plugin::http_client,
+            "crowsnest:plugin/clock": super::registry::crowsnest::plugin::clock,
         },
     });
 }

@@ -187,6 +187,16 @@ fn interface_name(name: &str) -> String {
     format!("{WIT_PACKAGE}/{name}@{WIT_VERSION}")
 }
 
+/// The `crowsnest:plugin@VERSION` package of an export that is not this
+/// host's version, e.g. a component built against 0.1.0.
+fn older_package(exports: &[String]) -> Option<String> {
+    exports.iter().find_map(|export| {
+        let (package, rest) = export.split_once('/')?;
+        let (_, version) = rest.split_once('@')?;
+        (package == WIT_PACKAGE && version != WIT_VERSION).then(|| format!("{package}@{version}"))
+    })
+}
+
 /// Which world a component implements, from its exports.
 pub fn detect_world(engine: &Engine, component: &Component) -> Result<PluginKind, String> {
     let ty = component.component_type();
@@ -194,6 +204,14 @@ pub fn detect_world(engine: &Engine, component: &Component) -> Result<PluginKind
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
+    if let Some(old) = older_package(&exports) {
+        return Err(format!(
+            "component was built against `{old}`, but this host speaks `{WIT_PACKAGE}@{WIT_VERSION}` \
+             (0.2.0 added the registry world's `clock` and `grant-cache`): rebuild it with the \
+             current crowsnest-plugin-sdk (`cargo xtask plugins` for the built-in ones, \
+             `cargo xtask plugin DIR --out FILE.wasm` for your own)"
+        ));
+    }
     let has = |iface: &str| exports.iter().any(|e| *e == interface_name(iface));
     let kind = if has("registry") {
         PluginKind::RegistryProvider
@@ -229,6 +247,8 @@ pub fn detect_world(engine: &Engine, component: &Component) -> Result<PluginKind
             "log",
             "http-client",
             "oci-client",
+            "clock",
+            "grant-cache",
         ],
         PluginKind::VersionStrategy => &["types"],
         PluginKind::Trigger => &["types", "log", "http-client", "clock", "smtp", "mqtt"],

@@ -32,8 +32,8 @@ use std::path::PathBuf;
 
 pub use cache::ComponentCache;
 pub use capabilities::{
-    auth_from_wit, HttpCapability, MqttBroker, MqttCapability, OciCapability, SetupError,
-    SmtpCapability, SmtpSecurity, SmtpServer,
+    auth_from_wit, GrantCache, HttpCapability, MqttBroker, MqttCapability, OciCapability,
+    SetupError, SmtpCapability, SmtpSecurity, SmtpServer,
 };
 pub use catalog::{Catalog, CatalogOptions, Grants, LoadProblem};
 pub use component::{PluginComponent, PluginInfo};

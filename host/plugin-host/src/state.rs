@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use crate::bindings::registry::crowsnest::plugin::{registry_types, types};
-use crate::capabilities::{HttpCapability, MqttCapability, OciCapability, SmtpCapability};
+use crate::capabilities::{
+    GrantCache, HttpCapability, MqttCapability, OciCapability, SmtpCapability,
+};
 use crate::limits::{GuardedLimits, GuestClock, SandboxLimits};
 use crate::secrets::Secrets;
 
@@ -20,6 +22,9 @@ pub struct Capabilities {
     pub smtp: Option<SmtpCapability>,
     /// The MQTT broker of a trigger instance (`[triggers.NAME.mqtt]`).
     pub mqtt: Option<MqttCapability>,
+    /// Vendor credentials obtained by token exchanges, kept until they
+    /// expire; shared by the copies of one instance (a fresh one per spec).
+    pub grants: GrantCache,
     /// The instance's secret setting values, scrubbed from its log lines.
     /// Not a capability, but it travels with them into every store.
     pub secrets: Arc<Secrets>,

@@ -18,7 +18,8 @@
 //! builds of a whole workspace (tests, clippy), where nothing is exported.
 //!
 //! [`log`] and [`http`] exist for the worlds that import them (`registry`,
-//! `trigger`); `clock`, `smtp` and `mqtt` for the `trigger` world. Outside wasm there is no host: logs go to stderr and host
+//! `trigger`), and `clock`; `smtp` and `mqtt` for the `trigger` world, the
+//! grant cache ([`registry::grants`]) for the `registry` world. Outside wasm there is no host: logs go to stderr and host
 //! calls fail with an error, so a plugin's logic can be unit-tested natively.
 //!
 //! The value returned by a plugin's `configure` is the plugin instance's state;
@@ -38,7 +39,7 @@ mod world;
 pub use info::{ConfigError, ConfigKey, PluginInfo};
 pub use settings::Settings;
 
-#[cfg(feature = "trigger")]
+#[cfg(any(feature = "registry", feature = "trigger"))]
 pub mod clock;
 #[cfg(any(feature = "registry", feature = "trigger"))]
 pub mod http;

@@ -153,6 +153,34 @@ pub fn domain_list(settings: &Settings, key: &str) -> Result<Vec<String>, Config
         .collect())
 }
 
+/// The non-empty settings `id_key` and `secret_key` as a pair (an access
+/// key and its secret), `None` when neither is set; one alone is an error
+/// naming the missing key.
+pub fn key_pair(
+    settings: &Settings,
+    id_key: &str,
+    secret_key: &str,
+) -> Result<Option<(String, String)>, ConfigError> {
+    let text = |key: &str| {
+        settings
+            .get(key)
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+    };
+    match (text(id_key), text(secret_key)) {
+        (Some(id), Some(secret)) => Ok(Some((id, secret))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::key(
+            secret_key,
+            format!("`{id_key}` needs `{secret_key}`"),
+        )),
+        (None, Some(_)) => Err(ConfigError::key(
+            id_key,
+            format!("`{secret_key}` needs `{id_key}`"),
+        )),
+    }
+}
+
 /// [`Auth::Basic`] from the `username` and `password` settings when a
 /// username is set, else [`Auth::Anonymous`]; a password alone is an error.
 pub fn basic_auth_from(settings: &Settings) -> Result<Auth, ConfigError> {
@@ -183,7 +211,79 @@ pub struct Upstream {
     pub credentials: Auth,
 }
 
+/// The settings every vendor plugin shares: `url` (the registry reached
+/// somewhere else: tests, VPC endpoints, proxies), `username`, `password`
+/// and `mirrors`, added to `info`.
+pub fn with_common_keys(info: PluginInfo, username: &str, password: &str) -> PluginInfo {
+    use crate::ConfigKey;
+    info.key(ConfigKey::optional(
+        "url",
+        "Reach the registry at this URL instead of its own domain (tests, VPC endpoints, proxies)",
+    ))
+    .key(ConfigKey::optional("username", username))
+    .key(ConfigKey::optional("password", password).secret())
+    .key(ConfigKey::optional(
+        "mirrors",
+        "Extra domains whose images are looked up on this registry, e.g. [\"mirror.local:5000\"]",
+    ))
+}
+
+/// Whether `domain` (`host[:port]`) matches `pattern`, ignoring case: equal,
+/// or with one `*` standing for a non-empty part — any subdomain at the
+/// start (`*.gcr.io`, `*-docker.pkg.dev`), one label inside
+/// (`registry.*.aliyuncs.com`).
+pub fn domain_matches(domain: &str, pattern: &str) -> bool {
+    let domain = domain.to_ascii_lowercase();
+    let pattern = pattern.to_ascii_lowercase();
+    let Some((prefix, suffix)) = pattern.split_once('*') else {
+        return domain == pattern;
+    };
+    let middle = domain
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix));
+    match middle {
+        Some(middle) => !middle.is_empty() && (prefix.is_empty() || !middle.contains('.')),
+        None => false,
+    }
+}
+
 impl Upstream {
+    /// The `url` setting's registry base, else `https://{default_domain}`,
+    /// with the common settings (see [`Upstream::configure`]).
+    pub fn configure_default(
+        default_domain: &str,
+        settings: &Settings,
+    ) -> Result<Self, ConfigError> {
+        let registry_url = settings.http_url("url")?.map_or_else(
+            || format!("https://{default_domain}"),
+            |url| url.registry_base(),
+        );
+        Self::configure(registry_url, settings)
+    }
+
+    /// The `url` setting's registry base, or empty (look images up on their
+    /// own domain, see [`Upstream::locate_as_written`]), with the common settings.
+    pub fn configure_optional_url(settings: &Settings) -> Result<Self, ConfigError> {
+        let registry_url = settings
+            .http_url("url")?
+            .map(|url| url.registry_base())
+            .unwrap_or_default();
+        Self::configure(registry_url, settings)
+    }
+
+    /// The image looked up under its own path on this upstream, or, when
+    /// no registry URL is configured (an empty one), on `https://{domain}`
+    /// of the image; shown as `domain/path` (`domain` lowercased).
+    pub fn locate_as_written(&self, image: &ImageRef) -> Result<Location, RegistryError> {
+        let path = repository_path(image)?;
+        let domain = image.domain.to_ascii_lowercase();
+        let mut location = self.location(path.to_string(), format!("{domain}/{path}"));
+        if location.registry_url.is_empty() {
+            location.registry_url = format!("https://{domain}");
+        }
+        Ok(location)
+    }
+
     /// `registry_url` with the `mirrors` setting (see [`domain_list`]) and the
     /// `username`/`password` settings (see [`basic_auth_from`]).
     pub fn configure(registry_url: String, settings: &Settings) -> Result<Self, ConfigError> {
@@ -286,5 +386,157 @@ impl<T: RegistryProvider> registry::Guest for RegistryExport<T> {
 macro_rules! export_registry {
     ($provider:ty) => {
         $crate::__export_world!(registry, RegistryExport, $provider);
+    };
+}
+
+/// Vendor grants (tokens from a token exchange) kept by the host until they
+/// expire (WIT `grant-cache`), so that one exchange serves every repository
+/// and every pooled copy of the instance.
+pub mod grants {
+    use super::bindings::crowsnest::plugin::grant_cache;
+    use super::{Auth, RegistryError};
+
+    /// A grant is refreshed this long before its stated expiry, so that a
+    /// token is never sent in its last seconds.
+    pub const EXPIRY_MARGIN_SECONDS: u64 = 60;
+
+    /// The grant cached under `key`, else the one `exchange` obtains, kept
+    /// until its expiry (`(grant, expires-at in Unix seconds)`) less
+    /// [`EXPIRY_MARGIN_SECONDS`]. Outside wasm there is no host cache: every
+    /// call exchanges.
+    pub fn cached(
+        key: &str,
+        exchange: impl FnOnce() -> Result<(Auth, u64), RegistryError>,
+    ) -> Result<Auth, RegistryError> {
+        if cfg!(target_arch = "wasm32") {
+            if let Some(grant) = grant_cache::get(key) {
+                return Ok(grant);
+            }
+        }
+        let (grant, expires_at) = exchange()?;
+        if cfg!(target_arch = "wasm32") {
+            grant_cache::put(
+                key,
+                &grant,
+                expires_at.saturating_sub(EXPIRY_MARGIN_SECONDS),
+            );
+        }
+        Ok(grant)
+    }
+}
+
+/// The error for a vendor API step that failed, naming plugin, step, status
+/// and the vendor's error code, e.g. `ecr: GetAuthorizationToken: 403
+/// UnrecognizedClientException`; refused credentials (401/403) are
+/// [`RegistryError::Unauthorized`], 429 [`RegistryError::TooManyRequests`].
+pub fn step_failed(plugin: &str, step: &str, status: u16, code: &str) -> RegistryError {
+    let code: String = code.chars().take(300).collect();
+    let message = format!("{plugin}: {step}: {status} {code}")
+        .trim_end()
+        .to_string();
+    match status {
+        401 | 403 => RegistryError::Unauthorized(message),
+        429 => RegistryError::TooManyRequests(message),
+        _ => RegistryError::Protocol(message),
+    }
+}
+
+/// The error for a vendor API step that got no answer (transport, not allowed).
+pub fn step_unreachable(plugin: &str, step: &str, error: &crate::http::HttpError) -> RegistryError {
+    let message = format!("{plugin}: {step}: {error}");
+    match error {
+        crate::http::HttpError::NotAllowed(_) => RegistryError::NotAllowed(message),
+        _ => RegistryError::Transport(message),
+    }
+}
+
+/// The error for a vendor answer that lacks what the protocol promises.
+pub fn step_malformed(plugin: &str, step: &str, what: &str) -> RegistryError {
+    RegistryError::Protocol(format!("{plugin}: {step}: {what}"))
+}
+
+/// Priority of a vendor plugin for its own domains: above the generic `oci` (10).
+pub const VENDOR_PRIORITY: u32 = 100;
+
+/// A vendor registry whose accounts are plain registry credentials (users,
+/// robots, tokens, fixed passwords), which the host presents to the
+/// registry's own challenge: served at fixed domain patterns (see
+/// [`domain_matches`]) and the `mirrors`, looked up on `url` when set, else
+/// on the image's own domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRegistry {
+    /// `url` (empty when unset), mirrors and credentials.
+    pub upstream: Upstream,
+    domains: &'static [&'static str],
+}
+
+impl DomainRegistry {
+    /// Reads the common settings for a registry served at `domains`.
+    pub fn configure(
+        domains: &'static [&'static str],
+        settings: &Settings,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            upstream: Upstream::configure_optional_url(settings)?,
+            domains,
+        })
+    }
+
+    /// [`VENDOR_PRIORITY`] for the vendor's domains and the mirrors.
+    pub fn matches(&self, image: &ImageRef) -> Option<u32> {
+        (self
+            .domains
+            .iter()
+            .any(|pattern| domain_matches(&image.domain, pattern))
+            || self.upstream.serves(&image.domain, []))
+        .then_some(VENDOR_PRIORITY)
+    }
+}
+
+/// Defines and exports a registry plugin for a vendor whose accounts are
+/// plain registry credentials (see [`DomainRegistry`]):
+/// `domain_registry!(Ghcr, "ghcr", "description", ["ghcr.io"], "username doc", "password doc");`
+#[macro_export]
+macro_rules! domain_registry {
+    ($type:ident, $name:literal, $description:literal, [$($domain:literal),+ $(,)?], $username:literal, $password:literal $(,)?) => {
+        /// One configured instance of the plugin.
+        pub struct $type($crate::registry::DomainRegistry);
+
+        /// The domain patterns the vendor's registry answers on.
+        pub const DOMAINS: &[&str] = &[$($domain),+];
+
+        impl $crate::registry::RegistryProvider for $type {
+            fn describe() -> $crate::PluginInfo {
+                $crate::registry::with_common_keys(
+                    $crate::PluginInfo::new($name, env!("CARGO_PKG_VERSION"), $description),
+                    $username,
+                    $password,
+                )
+            }
+
+            fn configure(settings: &$crate::Settings) -> Result<Self, $crate::ConfigError> {
+                $crate::registry::DomainRegistry::configure(DOMAINS, settings).map(Self)
+            }
+
+            fn matches(&self, image: &$crate::registry::ImageRef) -> Option<u32> {
+                self.0.matches(image)
+            }
+
+            fn locate(
+                &self,
+                image: &$crate::registry::ImageRef,
+            ) -> Result<$crate::registry::Location, $crate::registry::RegistryError> {
+                self.0.upstream.locate_as_written(image)
+            }
+
+            fn credentials(
+                &self,
+                _target: &$crate::registry::Location,
+            ) -> Result<$crate::registry::Auth, $crate::registry::RegistryError> {
+                Ok(self.0.upstream.credentials.clone())
+            }
+        }
+
+        $crate::export_registry!($type);
     };
 }

@@ -168,13 +168,40 @@ pub struct PrivateRegistry {
 impl PrivateRegistry {
     /// Starts one and waits until it answers; images are pushed to it from `engine`.
     pub fn start(engine: &Engine) -> Self {
+        Self::start_with(engine, None)
+    }
+
+    /// Starts one that takes only Basic `user:password` (htpasswd, bcrypt),
+    /// as a vendor's registry takes the password its token API issued.
+    pub fn start_with_user(engine: &Engine, user: &str, password: &str) -> Self {
+        Self::start_with(engine, Some((user, password)))
+    }
+
+    fn start_with(engine: &Engine, user: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().expect("registry dir");
         let port = ports::free_port();
         let config = dir.path().join("config.yml");
+        let auth = match user {
+            Some((user, password)) => {
+                let htpasswd = dir.path().join("htpasswd");
+                let status = Command::new("htpasswd")
+                    .args(["-Bbc", &htpasswd.to_string_lossy(), user, password])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("htpasswd (apt-get install apache2-utils)");
+                assert!(status.success(), "htpasswd failed");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
                 dir.path().join("data").display()
             ),
         )
@@ -198,7 +225,7 @@ impl PrivateRegistry {
         wait::blocking_until(
             Duration::from_secs(20),
             &format!("the test registry on port {port}"),
-            || ports::http_status(port, "/v2/") == Some(200),
+            || matches!(ports::http_status(port, "/v2/"), Some(200 | 401)),
         );
         registry
     }

@@ -1,4 +1,4 @@
-//! `crowsnest plugins list|check`.
+//! `crowsnest plugins list|check|test`.
 
 use std::io::Write;
 use std::path::Path;
@@ -153,4 +153,33 @@ fn print_description(component: &PluginComponent) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `plugins test NAME --image REF`: each step of the registry instance
+/// `NAME` for the image, `ok`/`FAILED` with what it gave; exit 1 when a step
+/// failed, 2 for bad configuration or a bad reference.
+pub async fn test(config: &Config, name: &str, image: &str) -> anyhow::Result<ExitCode> {
+    use super::scan::exit;
+    let reference = match crowsnest_oci::reference::ImageReference::parse(image) {
+        Ok(reference) => reference,
+        Err(err) => {
+            eprintln!("error: `{image}` is not an image reference: {err}");
+            return Ok(ExitCode::from(exit::BAD_CONFIG));
+        }
+    };
+    let scanner = match super::scan::scanner(config).await {
+        Ok(scanner) => scanner,
+        Err(code) => return Ok(code),
+    };
+    let steps = scanner.probe_registry(name, &reference).await;
+    let mut out = std::io::stdout().lock();
+    for step in &steps {
+        let status = if step.ok { "ok" } else { "FAILED" };
+        writeln!(out, "{:<12} {status:<6} {}", step.step, step.detail)?;
+    }
+    Ok(if steps.iter().all(|step| step.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::FAILED)
+    })
 }

@@ -29,6 +29,21 @@ pub mod exit {
     pub const UPDATE_AVAILABLE: u8 = 3;
 }
 
+/// The scanner for `config`, or the exit code after saying why there is none.
+pub async fn scanner(config: &Config) -> Result<Scanner, ExitCode> {
+    match Scanner::new(config).await {
+        Ok(scanner) => Ok(scanner),
+        Err(ScanSetupError::Config(err)) => {
+            eprintln!("error: bad configuration: {err}");
+            Err(ExitCode::from(exit::BAD_CONFIG))
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Err(ExitCode::from(exit::FAILED))
+        }
+    }
+}
+
 /// Run `scan`.
 pub async fn run(
     config: &Config,
@@ -36,16 +51,9 @@ pub async fn run(
     images: Vec<String>,
     fail_on_update: bool,
 ) -> anyhow::Result<ExitCode> {
-    let scanner = match Scanner::new(config).await {
+    let scanner = match scanner(config).await {
         Ok(scanner) => scanner,
-        Err(ScanSetupError::Config(err)) => {
-            eprintln!("error: bad configuration: {err}");
-            return Ok(ExitCode::from(exit::BAD_CONFIG));
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(ExitCode::from(exit::FAILED));
-        }
+        Err(code) => return Ok(code),
     };
     let request = ScanRequest {
         images,

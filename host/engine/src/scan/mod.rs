@@ -6,6 +6,7 @@
 //! others are unaffected.
 
 mod check;
+mod probe;
 mod registries;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +28,7 @@ use crowsnest_plugin_host::{
 use crowsnest_store::{Store, UpdateRecord};
 
 pub use check::{link_from_template, ContainerPlan, Target};
+pub use probe::ProbeStep;
 pub use registries::{RegistryInstance, RegistrySummary};
 
 use registries::RegistrySet;
@@ -124,6 +126,11 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// `plugins test`: the registry instance `name`'s steps for `image`.
+    pub async fn probe_registry(&self, name: &str, image: &ImageReference) -> Vec<ProbeStep> {
+        probe::probe(&self.inner.registries, name, image).await
+    }
+
     /// Build a scanner: load plugins, start registry instances and strategies,
     /// open the store. Configuration problems name file, line and key.
     pub async fn new(config: &Config) -> Result<Self, ScanSetupError> {

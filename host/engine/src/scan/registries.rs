@@ -19,7 +19,31 @@ use crowsnest_plugin_host::{
 use crate::instance_setup::{self, config_error};
 
 /// Hosts a built-in registry plugin reaches when its `url` is not configured.
-const BUILTIN_DEFAULT_HOSTS: &[(&str, &[&str])] = &[("dockerhub", &["registry-1.docker.io"])];
+const BUILTIN_DEFAULT_HOSTS: &[(&str, &[&str])] = &[
+    ("dockerhub", &["registry-1.docker.io"]),
+    ("ghcr", &["ghcr.io", "lscr.io"]),
+    ("quay", &["quay.io"]),
+    (
+        "gcr",
+        &["*.gcr.io", "gcr.io", "*.pkg.dev", "oauth2.googleapis.com"],
+    ),
+    ("acr", &["*.azurecr.io"]),
+    ("swr", &["*.myhuaweicloud.com"]),
+    ("aliyun", &["*.aliyuncs.com"]),
+    (
+        "tencent",
+        &["ccr.ccs.tencentyun.com", "*.tencentcloudcr.com"],
+    ),
+    ("gitlab", &["registry.gitlab.com", "gitlab.com"]),
+    (
+        "ecr",
+        &["*.amazonaws.com", "*.amazonaws.com.cn", "public.ecr.aws"],
+    ),
+];
+
+/// Settings of vendor plugins naming an API endpoint the plugin calls
+/// besides the registry: its host joins the instance's allow-list.
+const ENDPOINT_KEYS: [&str; 4] = ["api_url", "auth_url", "token_url", "login_url"];
 
 /// The plugin serving Docker Hub, and the name of its implicit instance.
 const HUB_PLUGIN: &str = "dockerhub";
@@ -275,12 +299,13 @@ fn allow_list(
     instance: &RegistryConfig,
     grants: &[String],
 ) -> Result<HostAllowList, (&'static str, String)> {
-    instance_setup::allow_list(
-        instance,
-        &instance.host.allowed_hosts,
-        grants,
-        BUILTIN_DEFAULT_HOSTS,
-    )
+    let mut allowed_hosts = instance.host.allowed_hosts.clone();
+    for key in ENDPOINT_KEYS {
+        if let Some(url) = instance.get_str(key) {
+            allowed_hosts.push(instance_setup::url_host(url).map_err(|message| (key, message))?);
+        }
+    }
+    instance_setup::allow_list(instance, &allowed_hosts, grants, BUILTIN_DEFAULT_HOSTS)
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! `clock`: the host's wall clock, for what a plugin must date (Matrix
-//! transaction ids, token expiry). Reading it needs no grant: a plugin learns
+//! transaction ids, JWT `iat`/`exp`, SigV4 dates, token expiry). Reading it needs no grant: a plugin learns
 //! nothing from the time it could not learn from the HTTP `Date` header.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::bindings::trigger::crowsnest::plugin::clock;
+use crate::bindings::registry::crowsnest::plugin::clock;
 use crate::HostState;
 
 impl clock::Host for HostState {

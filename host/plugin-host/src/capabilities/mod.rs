@@ -3,16 +3,19 @@
 //! allow-list, and implements its WIT imports. Time spent in a host import is
 //! not charged to the guest's CPU budget.
 //!
-//! `log` and `clock` are lent to every world that imports them; `http`,
+//! `log` and `clock` are lent to every world that imports them, the grant
+//! cache to every registry instance; `http`,
 //! `oci`, `smtp` and `mqtt` only when the instance is configured with them.
 
 mod clock;
+mod grants;
 mod http;
 mod log;
 pub mod mqtt;
 mod oci;
 pub mod smtp;
 
+pub use grants::GrantCache;
 pub use http::{read_capped, CappedReadError, HttpCapability};
 pub use mqtt::{MqttBroker, MqttCapability};
 pub use oci::{auth_from_wit, error_to_wit, OciCapability};

@@ -11,12 +11,17 @@
 //!   [`ntfy`], [`gotify`], [`slack`], [`discord`], [`teams`], [`telegram`],
 //!   [`pushover`], [`matrix`], [`googlechat`], [`mattermost`],
 //!   [`rocketchat`], [`apprise`].
+//! - Emulators of cloud registries' token APIs, in front of the real
+//!   distribution registry: [`ecr`] (SigV4-signed `GetAuthorizationToken`),
+//!   [`google`] (RS256 JWT-bearer exchange for service accounts).
 //! - [`logs`]: every log line of the test process, to check that no secret
 //!   is ever written.
 
 pub mod apprise;
 pub mod discord;
+pub mod ecr;
 pub mod emulator;
+pub mod google;
 pub mod googlechat;
 pub mod gotify;
 pub mod logs;
