@@ -175,7 +175,7 @@ impl Service for Ecr {
             .header("x-amz-date")
             .and_then(amz_seconds)
             .map(|at| at.abs_diff(now()));
-        if !skew.is_some_and(|skew| skew <= MAX_SKEW_SECONDS) {
+        if skew.is_none_or(|skew| skew > MAX_SKEW_SECONDS) {
             problems.push(format!("InvalidSignatureException: X-Amz-Date {:?} is missing or off by more than 5 minutes", request.header("x-amz-date")));
         }
         if problems.is_empty() {
