@@ -62,6 +62,7 @@ async fn instance(plugin: &str, allowed: &[&str], settings: &[(&str, &str)]) -> 
     let catalog = catalog(None, None).await;
     let entry = catalog
         .get(plugin)
+        .await
         .unwrap_or_else(|| panic!("no built-in {plugin}: run cargo xtask plugins"));
     let settings = settings
         .iter()
