@@ -119,15 +119,7 @@ impl DockerWatcher {
     /// failure to list fails the call; per-container failures land in
     /// [`DiscoveredContainer::error`].
     pub async fn discover(&self) -> Result<Vec<DiscoveredContainer>, DiscoveryError> {
-        let options = ListContainersOptions {
-            all: self.config.watch_all,
-            ..Default::default()
-        };
-        let summaries = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|source| self.list_error(source))?;
+        let summaries = self.list_watched().await?;
 
         let inspections: Vec<(ContainerSummary, Result<Option<ContainerInspectResponse>, String>)> =
             futures::stream::iter(summaries)
@@ -192,19 +184,24 @@ impl DockerWatcher {
         Ok(found)
     }
 
-    /// The ids of the containers a full discovery would list now (running
-    /// only, or all with `watch_all`), without inspecting them: what a scan
-    /// prunes the store by once it has finished.
-    pub async fn container_ids(&self) -> Result<HashSet<String>, DiscoveryError> {
+    /// The engine's listing of the containers this watcher watches (running
+    /// only, or all with `watch_all`).
+    async fn list_watched(&self) -> Result<Vec<ContainerSummary>, DiscoveryError> {
         let options = ListContainersOptions {
             all: self.config.watch_all,
             ..Default::default()
         };
-        let summaries = self
-            .docker
+        self.docker
             .list_containers(Some(options))
             .await
-            .map_err(|source| self.list_error(source))?;
+            .map_err(|source| self.list_error(source))
+    }
+
+    /// The ids of the containers a full discovery would list now (running
+    /// only, or all with `watch_all`), without inspecting them: what a scan
+    /// prunes the store by once it has finished.
+    pub async fn container_ids(&self) -> Result<HashSet<String>, DiscoveryError> {
+        let summaries = self.list_watched().await?;
         Ok(summaries.into_iter().filter_map(|s| s.id).collect())
     }
 

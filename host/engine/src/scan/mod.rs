@@ -352,12 +352,7 @@ impl Scanner {
         watcher: &str,
         container_id: &str,
     ) -> Result<Option<ContainerObject>, ScanError> {
-        let config = self
-            .inner
-            .watchers
-            .get(watcher)
-            .ok_or_else(|| ScanError::UnknownWatcher(watcher.to_string()))?;
-        let docker = discovery::DockerWatcher::connect(watcher.to_string(), config.clone()).await?;
+        let docker = self.connect_watcher(watcher).await?;
         let found = match docker.discover_one(container_id).await {
             // Listed and watched by the rules of a full discovery (`watch_all`).
             Ok(found) if found.watched && docker.lists(&found) => found,
@@ -404,13 +399,18 @@ impl Scanner {
         &self,
         watcher: &str,
     ) -> Result<std::collections::HashSet<String>, ScanError> {
+        let docker = self.connect_watcher(watcher).await?;
+        Ok(docker.container_ids().await?)
+    }
+
+    /// A Docker connection for the configured watcher `watcher`.
+    async fn connect_watcher(&self, watcher: &str) -> Result<discovery::DockerWatcher, ScanError> {
         let config = self
             .inner
             .watchers
             .get(watcher)
             .ok_or_else(|| ScanError::UnknownWatcher(watcher.to_string()))?;
-        let docker = discovery::DockerWatcher::connect(watcher.to_string(), config.clone()).await?;
-        Ok(docker.container_ids().await?)
+        Ok(discovery::DockerWatcher::connect(watcher.to_string(), config.clone()).await?)
     }
 
     /// The stored containers of the watchers that could not be read, marked
