@@ -133,17 +133,19 @@ test_args=""
 if ((${#extra_test_args[@]})); then
     test_args="$(printf ' %q' "${extra_test_args[@]}")"
 fi
+# Every command selects the whole workspace (`--workspace`, then narrows by
+# target): `-p crowsnest` or `--exclude` would resolve features differently
+# from the build above and recompile wasmtime and friends inside the lanes.
 world_commands=(
-    "cargo test --workspace --exclude crowsnest -- ${test_args}"
-    "cargo test -p crowsnest --lib --bins -- ${test_args}"
-    "cargo test -p crowsnest --doc"
+    "cargo test --workspace --lib --bins -- ${test_args}"
+    "cargo test --workspace --doc"
 )
 for name in "${world_tests[@]}"; do
-    world_commands+=("cargo test -p crowsnest --test ${name} -- ${test_args}")
+    world_commands+=("cargo test --workspace --test ${name} -- ${test_args}")
 done
 control_plane_commands=()
 for name in "${control_plane_tests[@]}"; do
-    control_plane_commands+=("cargo test -p crowsnest --test ${name} -- ${test_args}")
+    control_plane_commands+=("cargo test --workspace --test ${name} -- ${test_args}")
 done
 
 step "host tests: ${#world_tests[@]} test binaries and the unit tests on the shared world, ${#control_plane_tests[@]} control-plane binaries beside them"
