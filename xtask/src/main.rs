@@ -11,6 +11,7 @@ mod component;
 mod sources;
 mod wasm_build;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -278,18 +279,19 @@ fn build_all_plugins() -> Result<()> {
     let toolchain = Toolchain::detect()?;
     eprintln!("xtask: building plugins with {toolchain}");
 
-    let mut report = Vec::new();
-    for (plugin, out_dir) in BUILTINS
+    let plugins: Vec<(&PluginCrate, &PathBuf)> = BUILTINS
         .iter()
         .map(|p| (p, &builtin_dir))
         .chain(FIXTURES.iter().map(|p| (p, &fixture_dir)))
-    {
-        // One cargo invocation per crate: cargo would otherwise unify the SDK's
-        // world features across plugins.
-        let core_path = toolchain
-            .build_package(&workspace, plugin.package, &workspace.join("target"))
-            .with_context(|| format!("building plugin `{}`", plugin.name))?;
-        let core = std::fs::read(&core_path)
+        .collect();
+    let core_paths = build_grouped_by_world(&toolchain, &workspace, &plugins)?;
+
+    let mut report = Vec::new();
+    for (plugin, out_dir) in plugins {
+        let core_path = core_paths
+            .get(plugin.package)
+            .with_context(|| format!("plugin `{}` was not built", plugin.name))?;
+        let core = std::fs::read(core_path)
             .with_context(|| format!("reading {}", core_path.display()))?;
         let component = Component::from_core_module(&core)
             .with_context(|| format!("componentizing `{}`", plugin.name))?;
@@ -330,6 +332,35 @@ fn build_all_plugins() -> Result<()> {
         builtin_dir.join(sources::DIGEST_FILE).display()
     );
     Ok(())
+}
+
+/// Builds the plugin crates in one cargo invocation per world, so the final
+/// (LTO, single codegen unit) links run in parallel. Crates of different worlds
+/// are kept apart because cargo would unify the SDK's world features across
+/// them; crates without a world (fixtures with their own WIT) build alone.
+fn build_grouped_by_world(
+    toolchain: &Toolchain,
+    workspace: &Path,
+    plugins: &[(&PluginCrate, &PathBuf)],
+) -> Result<BTreeMap<String, PathBuf>> {
+    let mut groups: Vec<(Option<WorldKind>, Vec<&str>)> = Vec::new();
+    for (plugin, _) in plugins {
+        match groups
+            .iter_mut()
+            .find(|(world, _)| plugin.world.is_some() && *world == plugin.world)
+        {
+            Some((_, packages)) => packages.push(plugin.package),
+            None => groups.push((plugin.world, vec![plugin.package])),
+        }
+    }
+    let mut built = BTreeMap::new();
+    for (world, packages) in groups {
+        let paths = toolchain
+            .build_packages(workspace, &packages, &workspace.join("target"))
+            .with_context(|| format!("building {world:?} plugins {}", packages.join(", ")))?;
+        built.extend(paths);
+    }
+    Ok(built)
 }
 
 fn check_sources() -> Result<ExitCode> {

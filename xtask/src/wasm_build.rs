@@ -1,6 +1,7 @@
 //! Building a guest crate for `wasm32-unknown-unknown`, with whichever
 //! toolchain this machine has.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -95,32 +96,56 @@ impl Toolchain {
         command
     }
 
-    /// Builds one package of the workspace at `workspace`; returns its core wasm.
-    pub fn build_package(
+    /// Builds several packages of the workspace at `workspace` in one cargo
+    /// invocation (so their final LTO links run in parallel); returns each
+    /// package's core wasm, keyed by package name. Cargo unifies features
+    /// across the packages of one invocation: callers group packages that may
+    /// share features (plugins of the same world).
+    pub fn build_packages(
         &self,
         workspace: &Path,
-        package: &str,
+        packages: &[&str],
         target_dir: &Path,
-    ) -> Result<PathBuf> {
+    ) -> Result<BTreeMap<String, PathBuf>> {
         let mut command = self.cargo_build();
-        command
-            .current_dir(workspace)
-            .args(["--package", package])
-            .arg("--target-dir")
-            .arg(target_dir);
-        run_for_cdylib(command)
+        command.current_dir(workspace);
+        for package in packages {
+            command.args(["--package", package]);
+        }
+        command.arg("--target-dir").arg(target_dir);
+        let mut built = run_for_cdylibs(command)?;
+        packages
+            .iter()
+            .map(|package| {
+                let wasm = built
+                    .remove(&package.replace('-', "_"))
+                    .with_context(|| format!("the build produced no cdylib .wasm for `{package}`; is `crate-type = [\"cdylib\"]` set in [lib]?"))?;
+                Ok((package.to_string(), wasm))
+            })
+            .collect()
     }
 
     /// Builds the crate of `manifest` (in its own workspace and target dir); returns its core wasm.
     pub fn build_manifest(&self, manifest: &Path) -> Result<PathBuf> {
         let mut command = self.cargo_build();
         command.arg("--manifest-path").arg(manifest);
-        run_for_cdylib(command)
+        let built = run_for_cdylibs(command)?;
+        match built.into_values().collect::<Vec<_>>().as_slice() {
+            [wasm] => Ok(wasm.clone()),
+            [] => bail!(
+                "the build produced no cdylib .wasm; is `crate-type = [\"cdylib\"]` set in [lib]?"
+            ),
+            several => bail!(
+                "the build produced {} cdylib .wasm files; expected one",
+                several.len()
+            ),
+        }
     }
 }
 
-/// Runs a cargo build and returns the `.wasm` of the cdylib it produced.
-fn run_for_cdylib(mut command: Command) -> Result<PathBuf> {
+/// Runs a cargo build and returns the `.wasm` of each cdylib it produced,
+/// keyed by library target name.
+fn run_for_cdylibs(mut command: Command) -> Result<BTreeMap<String, PathBuf>> {
     let output = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -130,7 +155,7 @@ fn run_for_cdylib(mut command: Command) -> Result<PathBuf> {
         bail!("cargo build failed ({})", output.status);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut found = None;
+    let mut found = BTreeMap::new();
     for line in stdout.lines() {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -150,10 +175,10 @@ fn run_for_cdylib(mut command: Command) -> Result<PathBuf> {
             .flatten()
             .filter_map(|name| name.as_str())
             .find(|name| name.ends_with(".wasm"));
-        if let Some(wasm) = wasm {
-            found = Some(PathBuf::from(wasm));
+        let name = message["target"]["name"].as_str();
+        if let (Some(name), Some(wasm)) = (name, wasm) {
+            found.insert(name.to_string(), PathBuf::from(wasm));
         }
     }
-    found
-        .context("the build produced no cdylib .wasm; is `crate-type = [\"cdylib\"]` set in [lib]?")
+    Ok(found)
 }
