@@ -86,16 +86,29 @@ struct Inner {
 pub struct Strategies {
     catalog: Arc<Catalog>,
     spec: InstanceSpec,
-    started: tokio::sync::Mutex<HashMap<String, Arc<StrategyPlugin>>>,
+    /// One cell per requested name, so a lookup only waits for its own
+    /// strategy's first start, and a failure (with the list of available
+    /// names, which compiles the catalog's strategies) is worked out once.
+    started: std::sync::Mutex<HashMap<String, Arc<StrategyCell>>>,
 }
+
+/// A strategy once started, or why it could not be.
+type StrategyCell = tokio::sync::OnceCell<Result<Arc<StrategyPlugin>, String>>;
 
 impl Strategies {
     /// The strategy `name`, started on first use; else the available names, comma-separated.
     pub async fn get(&self, name: &str) -> Result<Arc<StrategyPlugin>, String> {
-        let mut started = self.started.lock().await;
-        if let Some(plugin) = started.get(name) {
-            return Ok(plugin.clone());
-        }
+        let cell = {
+            let mut started = self
+                .started
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            started.entry(name.to_string()).or_default().clone()
+        };
+        cell.get_or_init(|| self.start(name)).await.clone()
+    }
+
+    async fn start(&self, name: &str) -> Result<Arc<StrategyPlugin>, String> {
         let plugin = match self.catalog.find(name, PluginKind::VersionStrategy).await {
             Ok(entry) => StrategyPlugin::new(&entry.component, self.spec.clone())
                 .await
@@ -105,11 +118,7 @@ impl Strategies {
             Err(_) => Err(()),
         };
         match plugin {
-            Ok(plugin) => {
-                let plugin = Arc::new(plugin);
-                started.insert(name.to_string(), plugin.clone());
-                Ok(plugin)
-            }
+            Ok(plugin) => Ok(Arc::new(plugin)),
             Err(()) => Err(self
                 .catalog
                 .names(PluginKind::VersionStrategy)
@@ -176,7 +185,7 @@ impl Scanner {
                 max_instances: config.plugins.instances,
                 observer: observer.clone(),
             },
-            started: tokio::sync::Mutex::new(HashMap::new()),
+            started: Default::default(),
         };
         // Names the configuration gives are checked (and their plugins
         // started) now; a label's strategy when a container first asks.
