@@ -291,8 +291,8 @@ fn build_all_plugins() -> Result<()> {
         let core_path = core_paths
             .get(plugin.package)
             .with_context(|| format!("plugin `{}` was not built", plugin.name))?;
-        let core = std::fs::read(core_path)
-            .with_context(|| format!("reading {}", core_path.display()))?;
+        let core =
+            std::fs::read(core_path).with_context(|| format!("reading {}", core_path.display()))?;
         let component = Component::from_core_module(&core)
             .with_context(|| format!("componentizing `{}`", plugin.name))?;
         component
