@@ -9,8 +9,11 @@ use crowsnest_plugin_host::{RegistryPlugin, SandboxLimits};
 use crowsnest_testkit::engine::Engine;
 use crowsnest_testkit::plugins::{catalog, registry_spec};
 use crowsnest_testkit::registry::{Credentials, PrivateRegistry, Registries, RegistryApi};
+use crowsnest_testkit::services::aliyun::{Aliyun, ACTION as ALIYUN_ACTION};
+use crowsnest_testkit::services::azure::{Azure, REFRESH_TOKEN_USER};
 use crowsnest_testkit::services::ecr::{Ecr, TARGET};
 use crowsnest_testkit::services::google::{rsa_key_pair, Google, ACCESS_TOKEN};
+use crowsnest_testkit::services::tencent::{Tencent, ACTION as TENCENT_ACTION};
 use crowsnest_testkit::services::Emulator;
 use crowsnest_testkit::unique;
 use serde_json::json;
@@ -116,11 +119,8 @@ async fn ecr_emulator() -> Emulator {
 #[tokio::test]
 async fn ecr_signs_one_token_exchange_for_twenty_repositories() {
     let api = ecr_emulator().await;
-    let prefix = unique("crowsnest-test/ecr");
-    let repositories: Vec<String> = (0..20).map(|n| format!("{prefix}-{n}")).collect();
-    for repository in &repositories {
-        push_basic(repository, "1.0").await;
-    }
+    let (user, password) = registries().basic_user.clone();
+    let repositories = push_twenty(&registries().basic, (&user, &password), "ecr").await;
     let basic = format!("http://{}", registries().basic);
     let ecr = instance(
         "ecr",
@@ -133,10 +133,7 @@ async fn ecr_signs_one_token_exchange_for_twenty_repositories() {
         ],
     )
     .await;
-    for repository in &repositories {
-        let found = tags(&ecr, &image(ECR_DOMAIN, repository)).await;
-        assert_eq!(found.expect(repository), vec!["1.0".to_string()]);
-    }
+    assert_all_found(&ecr, ECR_DOMAIN, &repositories).await;
     assert_eq!(
         api.problems(),
         Vec::<String>::new(),
@@ -317,7 +314,8 @@ fn json_key(private_pem: &str, token_uri: &str) -> String {
 
 /// GCR / Artifact Registry: an RS256-signed JWT-bearer assertion is traded
 /// once for an access token that 20 repositories are read with; a key Google
-/// does not know fails with the step named, on that instance only.
+/// does not know fails as unauthorized with the step named, on that
+/// instance only.
 #[tokio::test]
 async fn gcr_trades_one_signed_jwt_for_twenty_repositories() {
     let (private_pem, public_pem) = rsa_key_pair();
@@ -329,17 +327,8 @@ async fn gcr_trades_one_signed_jwt_for_twenty_repositories() {
     .await;
     let registry =
         PrivateRegistry::start_with_user(Engine::shared(), "oauth2accesstoken", ACCESS_TOKEN);
-    let prefix = unique("crowsnest-test/gcr");
-    let repositories: Vec<String> = (0..20).map(|n| format!("{prefix}-{n}")).collect();
-    for repository in &repositories {
-        push_as(
-            &registry.host(),
-            ("oauth2accesstoken", ACCESS_TOKEN),
-            repository,
-            "1.0",
-        )
-        .await;
-    }
+    let repositories =
+        push_twenty(&registry.host(), ("oauth2accesstoken", ACCESS_TOKEN), "gcr").await;
     let token_uri = format!("{}/token", google.base);
     let host = registry.host();
     let allowed = [host.as_str(), emulator_host(&google)];
@@ -352,10 +341,7 @@ async fn gcr_trades_one_signed_jwt_for_twenty_repositories() {
         ],
     )
     .await;
-    for repository in &repositories {
-        let found = tags(&gcr, &image("europe-west1-docker.pkg.dev", repository)).await;
-        assert_eq!(found.expect(repository), vec!["1.0".to_string()]);
-    }
+    assert_all_found(&gcr, "europe-west1-docker.pkg.dev", &repositories).await;
     assert_eq!(
         google.problems(),
         Vec::<String>::new(),
@@ -389,9 +375,10 @@ async fn gcr_trades_one_signed_jwt_for_twenty_repositories() {
             .contains("gcr: token exchange: 400 invalid_grant"),
         "{err}"
     );
-    // Reported as a registry error of this instance (kind: protocol; mapping
-    // OAuth `invalid_grant` to UNAUTHORIZED is not built yet).
+    // OAuth's `invalid_grant` is a refusal of the credentials, reported as
+    // such on this instance only.
     assert!(matches!(err, RegistryCallError::Registry(_)), "{err}");
+    assert!(err.to_string().contains("UNAUTHORIZED"), "{err}");
     assert_eq!(
         tags(&gcr, &image("eu.gcr.io", &repositories[0]))
             .await
@@ -543,4 +530,274 @@ async fn plugins_test_prints_each_step() {
         !stdout.contains("list-tags"),
         "stops at the failed step: {stdout}"
     );
+}
+
+/// Pushes `1.0` of 20 fresh repositories named after `label` to `registry`
+/// as `user`; their names.
+async fn push_twenty(registry: &str, user: (&str, &str), label: &str) -> Vec<String> {
+    let prefix = unique(&format!("crowsnest-test/{label}"));
+    let repositories: Vec<String> = (0..20).map(|n| format!("{prefix}-{n}")).collect();
+    for repository in &repositories {
+        push_as(registry, user, repository, "1.0").await;
+    }
+    repositories
+}
+
+/// `settings` with borrowed values, as [`instance`] takes them.
+fn borrowed<'a>(settings: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    settings
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect()
+}
+
+/// Every repository's tags through `plugin`, written under `domain`, are `1.0`.
+async fn assert_all_found(plugin: &RegistryPlugin, domain: &str, repositories: &[String]) {
+    for repository in repositories {
+        let found = tags(plugin, &image(domain, repository)).await;
+        assert_eq!(found.expect(repository), vec!["1.0".to_string()]);
+    }
+}
+
+const ACR_DOMAIN: &str = "crowsnest.azurecr.io";
+const TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT_ID: &str = "5c2f6f9e-1b7a-4c1e-9b8e-0d6f0a1b2c3d";
+const CLIENT_SECRET: &str = "acr~client-secret-example";
+
+/// ACR with a service principal: one AAD client-credentials token and one
+/// `/oauth2/exchange` serve 20 repositories (the refresh token, presented
+/// as user `00000000-…` to the real htpasswd registry standing in for ACR);
+/// a wrong secret or tenant fails naming the AAD step, that instance only.
+#[tokio::test]
+async fn acr_service_principal_exchanges_once_for_twenty_repositories() {
+    let azure = Azure::new(TENANT_ID, CLIENT_ID, CLIENT_SECRET, ACR_DOMAIN);
+    let refresh_token = azure.refresh_token().to_string();
+    let azure = Emulator::start(azure).await;
+    let registry =
+        PrivateRegistry::start_with_user(Engine::shared(), REFRESH_TOKEN_USER, &refresh_token);
+    let repositories = push_twenty(
+        &registry.host(),
+        (REFRESH_TOKEN_USER, &refresh_token),
+        "acr",
+    )
+    .await;
+    let host = registry.host();
+    let allowed = [host.as_str(), emulator_host(&azure)];
+    let principal = |tenant: &'static str, secret: &'static str| {
+        vec![
+            ("url", registry.origin()),
+            ("login_url", azure.base.clone()),
+            ("auth_url", azure.base.clone()),
+            ("tenant_id", tenant.to_string()),
+            ("client_id", CLIENT_ID.to_string()),
+            ("client_secret", secret.to_string()),
+        ]
+    };
+    let acr = instance(
+        "acr",
+        &allowed,
+        &borrowed(&principal(TENANT_ID, CLIENT_SECRET)),
+    )
+    .await;
+    assert_all_found(&acr, ACR_DOMAIN, &repositories).await;
+    assert_eq!(azure.problems(), Vec::<String>::new());
+    let received = azure.received();
+    let aad = received.iter().filter(|r| Azure::is_aad(r)).count();
+    assert_eq!(
+        (aad, received.len() - aad),
+        (1, 1),
+        "one AAD token and one exchange for 20 repositories"
+    );
+    println!(
+        "figure: acr AAD tokens + exchanges for 20 repositories = {}",
+        received.len()
+    );
+
+    let cases = [
+        (
+            TENANT_ID,
+            "wrong-secret",
+            "acr: AAD token: 401 invalid_client AADSTS7000215",
+            true,
+        ),
+        (
+            "00000000-0000-0000-0000-00000000dead",
+            CLIENT_SECRET,
+            "acr: AAD token: 400 invalid_request AADSTS90002",
+            false,
+        ),
+    ];
+    for (tenant, secret, expected, unauthorized) in cases {
+        let wrong = instance("acr", &allowed, &borrowed(&principal(tenant, secret))).await;
+        let err = tags(&wrong, &image(ACR_DOMAIN, &repositories[0]))
+            .await
+            .expect_err(expected);
+        assert!(matches!(err, RegistryCallError::Registry(_)), "{err}");
+        assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(
+            err.to_string().contains("UNAUTHORIZED"),
+            unauthorized,
+            "{err}"
+        );
+    }
+    assert_all_found(&acr, ACR_DOMAIN, &repositories[..1]).await;
+}
+
+const TCR_DOMAIN: &str = "crowsnest.tencentcloudcr.com";
+const TCR_SECRET_ID: &str = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE";
+const TCR_SECRET_KEY: &str = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
+const TCR_INSTANCE: &str = "tcr-crowsnest";
+
+/// Tencent TCR Enterprise with an API key: one TC3-signed
+/// `CreateInstanceToken` serves 20 repositories of the real Basic-auth
+/// registry; an unknown SecretId or a wrong SecretKey fails naming the step
+/// and Tencent's code, as unauthorized, on that instance only.
+#[tokio::test]
+async fn tencent_signs_one_instance_token_for_twenty_repositories() {
+    let api = Emulator::start(Tencent {
+        secret_id: TCR_SECRET_ID.into(),
+        secret_key: TCR_SECRET_KEY.into(),
+        registry_id: TCR_INSTANCE.into(),
+        registry_user: registries().basic_user.clone(),
+    })
+    .await;
+    let (user, password) = registries().basic_user.clone();
+    let repositories = push_twenty(&registries().basic, (&user, &password), "tcr").await;
+    let basic = format!("http://{}", registries().basic);
+    let allowed = [registries().basic.as_str(), emulator_host(&api)];
+    let with_key = |id: &'static str, key: &'static str| {
+        [
+            ("url", basic.clone()),
+            ("api_url", api.base.clone()),
+            ("secret_id", id.to_string()),
+            ("secret_key", key.to_string()),
+            ("registry_id", TCR_INSTANCE.to_string()),
+            ("region", "ap-guangzhou".to_string()),
+        ]
+    };
+    let tencent = instance(
+        "tencent",
+        &allowed,
+        &borrowed(&with_key(TCR_SECRET_ID, TCR_SECRET_KEY)),
+    )
+    .await;
+    assert_all_found(&tencent, TCR_DOMAIN, &repositories).await;
+    assert_eq!(api.problems(), Vec::<String>::new(), "the TC3 signature");
+    let received = api.received();
+    assert_eq!(
+        received.len(),
+        1,
+        "one CreateInstanceToken for 20 repositories"
+    );
+    assert_eq!(received[0].header("x-tc-action"), Some(TENCENT_ACTION));
+    println!(
+        "figure: tencent CreateInstanceToken calls for 20 repositories = {}",
+        received.len()
+    );
+
+    let cases = [
+        (
+            "AKIDnotknown",
+            TCR_SECRET_KEY,
+            "tencent: CreateInstanceToken: AuthFailure.SecretIdNotFound",
+        ),
+        (
+            TCR_SECRET_ID,
+            "wrong-key",
+            "tencent: CreateInstanceToken: AuthFailure.SignatureFailure",
+        ),
+    ];
+    for (id, key, expected) in cases {
+        let wrong = instance("tencent", &allowed, &borrowed(&with_key(id, key))).await;
+        let err = tags(&wrong, &image(TCR_DOMAIN, &repositories[0]))
+            .await
+            .expect_err(expected);
+        assert!(matches!(err, RegistryCallError::Registry(_)), "{err}");
+        assert!(err.to_string().contains(expected), "{err}");
+        assert!(err.to_string().contains("UNAUTHORIZED"), "{err}");
+    }
+    assert_all_found(&tencent, TCR_DOMAIN, &repositories[..1]).await;
+}
+
+const ALIYUN_DOMAIN: &str = "crowsnest-registry.cn-hangzhou.cr.aliyuncs.com";
+const ALIYUN_KEY_ID: &str = "LTAI5tCrowsnestExample";
+const ALIYUN_KEY_SECRET: &str = "crowsnest-access-key-secret";
+const ALIYUN_INSTANCE: &str = "cri-crowsnest";
+
+/// Alibaba ACR Enterprise with an AccessKey: one RPC-signed
+/// `GetAuthorizationToken` serves 20 repositories of the real Basic-auth
+/// registry; an unknown AccessKey or a wrong secret fails naming the step
+/// and Alibaba's code, as unauthorized, on that instance only.
+#[tokio::test]
+async fn aliyun_signs_one_authorization_token_for_twenty_repositories() {
+    let api = Emulator::start(Aliyun::new(
+        ALIYUN_KEY_ID,
+        ALIYUN_KEY_SECRET,
+        ALIYUN_INSTANCE,
+        registries().basic_user.clone(),
+    ))
+    .await;
+    let (user, password) = registries().basic_user.clone();
+    let repositories = push_twenty(&registries().basic, (&user, &password), "aliyun").await;
+    let basic = format!("http://{}", registries().basic);
+    let allowed = [registries().basic.as_str(), emulator_host(&api)];
+    let with_key = |id: &'static str, secret: &'static str| {
+        [
+            ("url", basic.clone()),
+            ("api_url", api.base.clone()),
+            ("access_key_id", id.to_string()),
+            ("access_key_secret", secret.to_string()),
+            ("instance_id", ALIYUN_INSTANCE.to_string()),
+        ]
+    };
+    let aliyun = instance(
+        "aliyun",
+        &allowed,
+        &borrowed(&with_key(ALIYUN_KEY_ID, ALIYUN_KEY_SECRET)),
+    )
+    .await;
+    assert_all_found(&aliyun, ALIYUN_DOMAIN, &repositories).await;
+    assert_eq!(api.problems(), Vec::<String>::new(), "the RPC signature");
+    let received = api.received();
+    assert_eq!(
+        received.len(),
+        1,
+        "one GetAuthorizationToken for 20 repositories"
+    );
+    assert_eq!(
+        received[0].query.get("Action").map(String::as_str),
+        Some(ALIYUN_ACTION)
+    );
+    assert_eq!(
+        received[0].query.get("RegionId").map(String::as_str),
+        Some("cn-hangzhou"),
+        "the region comes from the registry domain"
+    );
+    println!(
+        "figure: aliyun GetAuthorizationToken calls for 20 repositories = {}",
+        received.len()
+    );
+
+    let cases = [
+        (
+            "LTAInotknown",
+            ALIYUN_KEY_SECRET,
+            "aliyun: GetAuthorizationToken: 404 InvalidAccessKeyId.NotFound",
+        ),
+        (
+            ALIYUN_KEY_ID,
+            "wrong-secret",
+            "aliyun: GetAuthorizationToken: 400 SignatureDoesNotMatch",
+        ),
+    ];
+    for (id, secret, expected) in cases {
+        let wrong = instance("aliyun", &allowed, &borrowed(&with_key(id, secret))).await;
+        let err = tags(&wrong, &image(ALIYUN_DOMAIN, &repositories[0]))
+            .await
+            .expect_err(expected);
+        assert!(matches!(err, RegistryCallError::Registry(_)), "{err}");
+        assert!(err.to_string().contains(expected), "{err}");
+        assert!(err.to_string().contains("UNAUTHORIZED"), "{err}");
+    }
+    assert_all_found(&aliyun, ALIYUN_DOMAIN, &repositories[..1]).await;
 }

@@ -8,7 +8,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use crowsnest_plugin_sdk::encoding::percent_encode;
 use crowsnest_plugin_sdk::http::Request;
 use crowsnest_plugin_sdk::registry::{
     domain_matches, grants, step_failed, step_malformed, step_unreachable, with_common_keys, Auth,
@@ -104,14 +103,11 @@ impl ServiceAccount {
     /// The access token for the assertion, and when it expires.
     fn exchange(&self) -> Result<(Auth, u64), RegistryError> {
         let now = clock::unix_seconds();
-        let form = format!(
-            "grant_type={}&assertion={}",
-            percent_encode("urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            self.assertion(now)
-        );
         let response = Request::post(&self.token_url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form.into_bytes())
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", &self.assertion(now)),
+            ])
             .send()
             .map_err(|err| step_unreachable("gcr", STEP, &err))?;
         let answer: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);

@@ -75,6 +75,23 @@ impl Request {
         self
     }
 
+    /// Sets an `application/x-www-form-urlencoded` body from `fields`, each
+    /// name and value percent-encoded (OAuth token endpoints take this form).
+    pub fn form(mut self, fields: &[(&str, &str)]) -> Self {
+        use crate::encoding::percent_encode;
+        let body = fields
+            .iter()
+            .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.headers.push((
+            "Content-Type".to_string(),
+            "application/x-www-form-urlencoded".to_string(),
+        ));
+        self.body = Some(body.into_bytes());
+        self
+    }
+
     /// Sets the timeout.
     pub fn timeout_ms(mut self, timeout_ms: Option<u32>) -> Self {
         self.timeout_ms = timeout_ms;

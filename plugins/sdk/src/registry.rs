@@ -425,19 +425,38 @@ pub mod grants {
     }
 }
 
+/// OAuth 2.0 error codes (RFC 6749 section 5.2) that mean the credentials
+/// were refused, whatever the status they come with (usually 400).
+const OAUTH_REFUSALS: [&str; 3] = ["invalid_grant", "invalid_client", "unauthorized_client"];
+
 /// The error for a vendor API step that failed, naming plugin, step, status
 /// and the vendor's error code, e.g. `ecr: GetAuthorizationToken: 403
-/// UnrecognizedClientException`; refused credentials (401/403) are
+/// UnrecognizedClientException`; refused credentials (401/403, or an OAuth
+/// `invalid_grant`/`invalid_client`/`unauthorized_client` at any status) are
 /// [`RegistryError::Unauthorized`], 429 [`RegistryError::TooManyRequests`].
 pub fn step_failed(plugin: &str, step: &str, status: u16, code: &str) -> RegistryError {
     let code: String = code.chars().take(300).collect();
     let message = format!("{plugin}: {step}: {status} {code}")
         .trim_end()
         .to_string();
+    let refused_by_oauth = OAUTH_REFUSALS
+        .iter()
+        .any(|refusal| code.split_whitespace().next() == Some(*refusal));
     match status {
         401 | 403 => RegistryError::Unauthorized(message),
+        _ if refused_by_oauth => RegistryError::Unauthorized(message),
         429 => RegistryError::TooManyRequests(message),
         _ => RegistryError::Protocol(message),
+    }
+}
+
+/// The error for a vendor API step that refused the credentials with a
+/// status other than 401/403 (e.g. Alibaba's `400 SignatureDoesNotMatch`):
+/// [`RegistryError::Unauthorized`], worded as [`step_failed`].
+pub fn step_refused(plugin: &str, step: &str, status: u16, code: &str) -> RegistryError {
+    match step_failed(plugin, step, status, code) {
+        RegistryError::Protocol(message) => RegistryError::Unauthorized(message),
+        other => other,
     }
 }
 
@@ -539,4 +558,39 @@ macro_rules! domain_registry {
 
         $crate::export_registry!($type);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_are_unauthorized_whatever_the_status() {
+        let refused = [
+            step_failed("gcr", "token exchange", 400, "invalid_grant"),
+            step_failed("acr", "AAD token", 401, "invalid_client"),
+            step_failed("acr", "AAD token", 400, "unauthorized_client"),
+            step_failed(
+                "ecr",
+                "GetAuthorizationToken",
+                403,
+                "UnrecognizedClientException",
+            ),
+        ];
+        for error in refused {
+            assert!(matches!(error, RegistryError::Unauthorized(_)), "{error:?}");
+        }
+        assert_eq!(
+            step_failed("gcr", "token exchange", 400, "invalid_grant"),
+            RegistryError::Unauthorized("gcr: token exchange: 400 invalid_grant".into())
+        );
+        assert!(matches!(
+            step_failed("gcr", "token exchange", 400, "invalid_request"),
+            RegistryError::Protocol(_)
+        ));
+        assert!(matches!(
+            step_failed("tencent", "CreateInstanceToken", 429, ""),
+            RegistryError::TooManyRequests(_)
+        ));
+    }
 }

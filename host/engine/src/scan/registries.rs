@@ -27,12 +27,16 @@ const BUILTIN_DEFAULT_HOSTS: &[(&str, &[&str])] = &[
         "gcr",
         &["*.gcr.io", "gcr.io", "*.pkg.dev", "oauth2.googleapis.com"],
     ),
-    ("acr", &["*.azurecr.io"]),
+    ("acr", &["*.azurecr.io", "login.microsoftonline.com"]),
     ("swr", &["*.myhuaweicloud.com"]),
     ("aliyun", &["*.aliyuncs.com"]),
     (
         "tencent",
-        &["ccr.ccs.tencentyun.com", "*.tencentcloudcr.com"],
+        &[
+            "ccr.ccs.tencentyun.com",
+            "*.tencentcloudcr.com",
+            "tcr.tencentcloudapi.com",
+        ],
     ),
     ("gitlab", &["registry.gitlab.com", "gitlab.com"]),
     (

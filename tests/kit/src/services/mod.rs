@@ -13,11 +13,16 @@
 //!   [`rocketchat`], [`apprise`].
 //! - Emulators of cloud registries' token APIs, in front of the real
 //!   distribution registry: [`ecr`] (SigV4-signed `GetAuthorizationToken`),
-//!   [`google`] (RS256 JWT-bearer exchange for service accounts).
+//!   [`google`] (RS256 JWT-bearer exchange for service accounts), [`azure`]
+//!   (AAD client credentials, then ACR's `/oauth2/exchange`), [`tencent`]
+//!   (TC3-HMAC-SHA256-signed `CreateInstanceToken`), [`aliyun`] (RPC-signed
+//!   `GetAuthorizationToken`).
 //! - [`logs`]: every log line of the test process, to check that no secret
 //!   is ever written.
 
+pub mod aliyun;
 pub mod apprise;
+pub mod azure;
 pub mod discord;
 pub mod ecr;
 pub mod emulator;
@@ -35,6 +40,7 @@ pub mod slack;
 pub mod smtp;
 pub mod teams;
 pub mod telegram;
+pub mod tencent;
 pub mod tls;
 
 pub use emulator::{Answer, Emulator, Fault, Received, Service};
