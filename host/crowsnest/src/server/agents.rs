@@ -238,7 +238,8 @@ pub fn serve_stream(state: Arc<AppState>, mut inbound: Streaming<AgentMessage>) 
             }
         }
         if let Some((agent, connection)) = current {
-            if state.agents.disconnect(&agent, connection) {
+            // At shutdown the store is closing: the next start finds the agent anew.
+            if state.agents.disconnect(&agent, connection) && !state.shutdown.is_cancelled() {
                 tracing::warn!(%agent, "agent disconnected; its containers are stale until it returns");
                 rescan(&state, &agent).await;
             }
