@@ -371,7 +371,17 @@ impl Scanner {
                         prune.push((watcher.clone(), ids.into_iter().collect()));
                     }
                 }
-                Err(err) => tracing::warn!(watcher = %watcher, "not pruning the store: {err}"),
+                // The engine answered the discovery but not now: it died
+                // during the scan. Its watcher failed; its stored results
+                // stay, marked stale, rather than half-discovered ones.
+                Err(err) => {
+                    tracing::warn!(watcher = %watcher, "engine lost during the scan: {err}");
+                    containers.retain(|c| c.watcher != *watcher);
+                    report.watcher_errors.push(WatcherError {
+                        watcher: watcher.clone(),
+                        message: format!("lost during the scan: {err}"),
+                    });
+                }
             }
         }
         if let Err(err) = self.persist(&containers, Some(&prune)).await {
