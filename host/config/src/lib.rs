@@ -31,8 +31,8 @@ pub use instance::{setting_text, HostKeys, PluginInstance};
 pub use overrides::ENV_PREFIX;
 pub use plugins::PluginsConfig;
 pub use sections::{
-    ActionConfig, Mode, RegistryOptions, ScanConfig, ServerConfig, Threshold, TriggerOptions,
-    DEFAULT_STRATEGY,
+    ActionConfig, AgentConfig, Mode, RegistryOptions, ScanConfig, ServerConfig, Threshold,
+    TriggerOptions, DEFAULT_STRATEGY,
 };
 pub use source::{line_column, Source};
 
@@ -80,6 +80,8 @@ pub struct Config {
     pub scan: ScanConfig,
     /// `[server]`.
     pub server: ServerConfig,
+    /// `[agent]`.
+    pub agent: AgentConfig,
     /// Where every value came from.
     source: Source,
 }
@@ -105,6 +107,8 @@ struct RawConfig {
     scan: ScanConfig,
     #[serde(default)]
     server: ServerConfig,
+    #[serde(default)]
+    agent: AgentConfig,
 }
 
 /// Where the configuration is read from: `--config`, else `$CROWSNEST_CONFIG`,
@@ -176,6 +180,7 @@ impl Config {
             store: raw.store,
             scan: raw.scan,
             server: raw.server,
+            agent: raw.agent,
             source,
         };
         for (name, table) in raw.registries {

@@ -120,6 +120,7 @@ fn holds_secrets(path: &[&str]) -> bool {
             | ["triggers", _, "smtp" | "mqtt"]
             | ["watchers", _]
             | ["server"]
+            | ["agent"]
     )
 }
 

@@ -97,6 +97,26 @@ fn optional_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr
     }
 }
 
+/// `[agent]`: `crowsnest agent`, which streams one local engine's containers
+/// and events to a central `crowsnest serve` over gRPC.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// gRPC address of the central server, `http://host:3001`.
+    pub server: Option<String>,
+    /// The server's `[server] token` (from `token` or `token_file`).
+    #[serde(deserialize_with = "non_empty_token")]
+    pub token: Option<String>,
+    /// Watcher name the server stores this engine's containers under
+    /// (default: the host name).
+    pub name: Option<String>,
+    /// Which `[watchers.NAME]` is the local engine (default: the only one, or
+    /// the local Docker socket).
+    pub watcher: Option<String>,
+    /// Only containers carrying this label (`key=value`, or `key`) are sent.
+    pub label: Option<String>,
+}
+
 fn non_empty_token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let token = String::deserialize(d)?;
     if token.trim().is_empty() {

@@ -52,6 +52,18 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
+    /// Stream the local engine's containers and events to a central `crowsnest serve` (gRPC).
+    Agent {
+        /// gRPC URL of the server, e.g. `http://central:3001` (default: `[agent] server`).
+        #[arg(long)]
+        server: Option<String>,
+        /// The server's `[server] token` (default: `[agent] token`).
+        #[arg(long, env = "CROWSNEST_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Watcher name the server stores this engine's containers under (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Inspect plugins.
     Plugins {
         #[command(subcommand)]
@@ -153,6 +165,18 @@ fn main() -> ExitCode {
                     timeout: std::time::Duration::from_secs(timeout),
                 };
                 cli::rescan::run(&args).await
+            }
+            Command::Agent {
+                server,
+                token,
+                name,
+            } => {
+                let args = cli::agent::AgentArgs {
+                    server,
+                    token,
+                    name,
+                };
+                cli::agent::run(&config, args).await
             }
             Command::Plugins { command } => match command {
                 PluginsCommand::List { format } => cli::plugins::list(&config, format).await,

@@ -3,7 +3,8 @@
 //!
 //! Responsibility: reach the Docker engines the tests use ([`engine`]: the
 //! shared one of `scripts/dockerd.sh`, and a private one started on demand
-//! and stopped when the test process exits), the FROM-scratch busybox images
+//! and stopped when the test process exits), loopback TCP proxies that make
+//! one engine stand for many ([`engine_proxy`]), the FROM-scratch busybox images
 //! they run ([`images`]), the loopback registries ([`registry`]: those of
 //! `scripts/registries.sh`, a `docker-registry` per test killed on drop, the
 //! registry HTTP API, a counting proxy), containers removed on drop
@@ -27,6 +28,7 @@ pub mod config;
 pub mod containers;
 pub mod control_plane;
 pub mod engine;
+pub mod engine_proxy;
 pub mod figures;
 pub mod images;
 pub mod plugins;

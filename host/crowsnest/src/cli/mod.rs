@@ -1,5 +1,6 @@
 //! Command-line front ends of the host's capabilities.
 
+pub mod agent;
 pub mod plugins;
 pub mod rescan;
 pub mod scan;

@@ -57,6 +57,8 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartError> {
     };
     let store = scanner.store().clone();
     let watchers = scanner.watchers().clone();
+    let agents = Arc::new(server::agents::AgentHub::new(watchers.keys().cloned()));
+    scanner.add_source(agents.clone());
     // A crowsnest that replaced its own container removes the old one first.
     finish_handover(&watchers).await;
     let actions = UpdateActions::from_config(config, scanner.clone(), Arc::clone(&metrics))?;
@@ -69,6 +71,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartError> {
         coordinator,
         server::auth::Token::new(config.server.token.as_deref()),
         info,
+        agents,
     ));
     server::start(
         &config.server,
@@ -110,7 +113,8 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Completes on SIGTERM or SIGINT.
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     tokio::select! {

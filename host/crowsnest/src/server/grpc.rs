@@ -89,6 +89,18 @@ fn internal(error: impl std::fmt::Display) -> Status {
 
 #[tonic::async_trait]
 impl Crowsnest for Service {
+    type AgentStreamStream = super::agents::AckStream;
+
+    async fn agent_stream(
+        &self,
+        request: Request<tonic::Streaming<proto::AgentMessage>>,
+    ) -> Result<Response<Self::AgentStreamStream>, Status> {
+        Ok(Response::new(super::agents::serve_stream(
+            Arc::clone(&self.state),
+            request.into_inner(),
+        )))
+    }
+
     async fn list_containers(
         &self,
         request: Request<proto::ListContainersRequest>,

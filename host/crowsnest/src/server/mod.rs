@@ -2,6 +2,7 @@
 //! metrics, and the background work (start-up scan, schedules, Docker events)
 //! wired together by [`start`].
 
+pub mod agents;
 pub mod auth;
 pub mod events;
 pub mod grpc;
@@ -138,6 +139,8 @@ pub struct AppState {
     pub jobs: jobs::ScanJobs,
     /// Cancelled at shutdown: ends event streams and the front ends.
     pub shutdown: CancellationToken,
+    /// Connected `crowsnest agent`s (a container source of the scanner).
+    pub agents: Arc<agents::AgentHub>,
     cache: ContainerCache,
 }
 
@@ -148,8 +151,10 @@ impl AppState {
         coordinator: Arc<Coordinator>,
         token: auth::Token,
         info: ConfigInfo,
+        agents: Arc<agents::AgentHub>,
     ) -> Self {
         Self {
+            agents,
             store,
             coordinator,
             token,

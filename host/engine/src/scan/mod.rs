@@ -8,6 +8,7 @@
 mod check;
 mod probe;
 mod registries;
+mod sources;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +31,7 @@ use crowsnest_store::{Store, UpdateRecord};
 pub use check::{link_from_template, ContainerPlan, Target};
 pub use probe::ProbeStep;
 pub use registries::{RegistryInstance, RegistrySummary};
+pub use sources::{ContainerSource, SourceListing};
 
 use registries::RegistrySet;
 
@@ -59,6 +61,9 @@ pub enum ScanError {
     /// The results could not be stored.
     #[error("{0}")]
     Persist(String),
+    /// A container source (an agent, a cluster) cannot be read now.
+    #[error("{0}")]
+    Source(String),
 }
 
 /// (registry instance, registry URL, repository): one tag listing each.
@@ -80,6 +85,7 @@ struct Inner {
     client: RegistryClient,
     store: Store,
     tag_cache_ttl: Duration,
+    sources: sources::Sources,
 }
 
 /// The version strategies, each started when first used.
@@ -224,6 +230,7 @@ impl Scanner {
                 client,
                 store,
                 tag_cache_ttl: Duration::from_secs(config.store.tag_cache_ttl),
+                sources: sources::Sources::default(),
             }),
         })
     }
@@ -246,6 +253,12 @@ impl Scanner {
     /// The Docker hosts watched.
     pub fn watchers(&self) -> &BTreeMap<String, WatcherConfig> {
         &self.inner.watchers
+    }
+
+    /// Adds a container source (connected agents, a cluster watcher) whose
+    /// watchers every later scan reads beside the configured Docker watchers.
+    pub fn add_source(&self, source: Arc<dyn ContainerSource>) {
+        self.inner.sources.add(source);
     }
 
     /// Configured registries, secrets masked.
@@ -280,18 +293,38 @@ impl Scanner {
             .filter(|(name, _)| request.watchers.is_empty() || request.watchers.contains(name))
             .map(|(name, config)| (name.clone(), config.clone()))
             .collect();
+        let wanted =
+            |watcher: &String| request.watchers.is_empty() || request.watchers.contains(watcher);
+        let mut listings: Vec<(String, Result<Vec<DiscoveredContainer>, String>)> =
+            discovery::discover_all(&watchers)
+                .await
+                .into_iter()
+                .map(|found| {
+                    let containers = found.containers.map_err(|err| err.to_string());
+                    (found.watcher, containers)
+                })
+                .collect();
+        listings.extend(
+            self.inner
+                .sources
+                .list()
+                .await
+                .into_iter()
+                .filter(|listing| !self.inner.watchers.contains_key(&listing.watcher))
+                .map(|listing| (listing.watcher, listing.containers)),
+        );
         for unknown in request
             .watchers
             .iter()
-            .filter(|name| !self.inner.watchers.contains_key(*name))
+            .filter(|name| !listings.iter().any(|(watcher, _)| watcher == *name))
         {
             report.watcher_errors.push(WatcherError {
                 watcher: unknown.clone(),
                 message: format!("no watcher named `{unknown}`"),
             });
         }
-        for found in discovery::discover_all(&watchers).await {
-            match found.containers {
+        for (watcher, containers) in listings.into_iter().filter(|(watcher, _)| wanted(watcher)) {
+            match containers {
                 Ok(containers) => {
                     // Services are not in a container listing: kept as discovered.
                     let services: Vec<String> = containers
@@ -299,13 +332,12 @@ impl Scanner {
                         .filter(|c| !c.kind.is_container())
                         .map(|c| c.id.clone())
                         .collect();
-                    complete_watchers.push((found.watcher, services));
+                    complete_watchers.push((watcher, services));
                     discovered.extend(containers);
                 }
-                Err(err) => report.watcher_errors.push(WatcherError {
-                    watcher: found.watcher,
-                    message: err.to_string(),
-                }),
+                Err(message) => report
+                    .watcher_errors
+                    .push(WatcherError { watcher, message }),
             }
         }
         let full = request.images.is_empty() && request.container_ids.is_empty();
@@ -339,7 +371,17 @@ impl Scanner {
                         prune.push((watcher.clone(), ids.into_iter().collect()));
                     }
                 }
-                Err(err) => tracing::warn!(watcher = %watcher, "not pruning the store: {err}"),
+                // The engine answered the discovery but not now: it died
+                // during the scan. Its watcher failed; its stored results
+                // stay, marked stale, rather than half-discovered ones.
+                Err(err) => {
+                    tracing::warn!(watcher = %watcher, "engine lost during the scan: {err}");
+                    containers.retain(|c| c.watcher != *watcher);
+                    report.watcher_errors.push(WatcherError {
+                        watcher: watcher.clone(),
+                        message: format!("lost during the scan: {err}"),
+                    });
+                }
             }
         }
         if let Err(err) = self.persist(&containers, Some(&prune)).await {
@@ -361,6 +403,11 @@ impl Scanner {
         watcher: &str,
         container_id: &str,
     ) -> Result<Option<ContainerObject>, ScanError> {
+        if !self.inner.watchers.contains_key(watcher) {
+            if let Some(listing) = self.inner.sources.listing(watcher).await {
+                return self.refresh_from_source(listing, container_id).await;
+            }
+        }
         let docker = self.connect_watcher(watcher).await?;
         let found = match docker.discover_one(container_id).await {
             // Listed and watched by the rules of a full discovery (`watch_all`).
@@ -377,6 +424,31 @@ impl Scanner {
             // container: its stored result stays.
             Err(err) => return Err(err.into()),
         };
+        self.check_and_store(found).await
+    }
+
+    /// [`Scanner::refresh_container`] for a container a source feeds: it is
+    /// checked as the source lists it now, or forgotten when no longer listed.
+    async fn refresh_from_source(
+        &self,
+        listing: SourceListing,
+        container_id: &str,
+    ) -> Result<Option<ContainerObject>, ScanError> {
+        let containers = listing.containers.map_err(ScanError::Source)?;
+        match containers.into_iter().find(|c| id_matches(c, container_id)) {
+            Some(found) if found.watched => self.check_and_store(found).await,
+            _ => {
+                self.forget_container(container_id).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Checks one container and stores the result.
+    async fn check_and_store(
+        &self,
+        found: DiscoveredContainer,
+    ) -> Result<Option<ContainerObject>, ScanError> {
         let mut stats = ScanStats::default();
         let containers = self.check(vec![found], &mut stats, None).await;
         self.persist(&containers, None)
@@ -408,6 +480,12 @@ impl Scanner {
         &self,
         watcher: &str,
     ) -> Result<std::collections::HashSet<String>, ScanError> {
+        if !self.inner.watchers.contains_key(watcher) {
+            if let Some(listing) = self.inner.sources.listing(watcher).await {
+                let containers = listing.containers.map_err(ScanError::Source)?;
+                return Ok(containers.into_iter().map(|c| c.id).collect());
+            }
+        }
         let docker = self.connect_watcher(watcher).await?;
         Ok(docker.container_ids().await?)
     }
