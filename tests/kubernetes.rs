@@ -382,7 +382,18 @@ async fn the_watch_follows_pods_bookmarks_and_a_410_gone() {
     let containers = [("main", "127.0.0.1:1/app:1.0", "127.0.0.1:1/app@sha256:00")];
     let first = server.apply_pod(pod("shop", "first", &[], &containers, None));
     let watcher = connected(&server, &world, &["shop"]).await;
-    let mut changes = Box::pin(watcher.watch());
+    // Driven by a task of its own, as serve drives it: the watch is polled
+    // (and reconnects) whether or not the test is reading.
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let mut watch = Box::pin(watcher.watch());
+    let driver = tokio::spawn(async move {
+        while let Some(change) = watch.next().await {
+            if sender.send(change).is_err() {
+                break;
+            }
+        }
+    });
+    let mut changes = tokio_stream_of(receiver);
 
     // The initial list.
     match next(&mut changes).await.expect("listed") {
@@ -392,7 +403,9 @@ async fn the_watch_follows_pods_bookmarks_and_a_410_gone() {
         }
         other => panic!("expected the initial list, got {other:?}"),
     }
-    wait_for(|| server.open_watches() == 1).await;
+    wait_for(|| server.open_watches() == 1)
+        .await
+        .unwrap_or_else(|()| panic!("no watch opened: {:#?}", server.requests()));
 
     // A Pod added, then deleted, through the watch.
     let second = server.apply_pod(pod("shop", "second", &[], &containers, None));
@@ -420,11 +433,19 @@ async fn the_watch_follows_pods_bookmarks_and_a_410_gone() {
                 && r.query.get("resourceVersion") == Some(&bookmarked.to_string())
         })
     })
-    .await;
+    .await
+    .unwrap_or_else(|()| {
+        panic!(
+            "no watch from the bookmark's version {bookmarked}: {:#?}",
+            server.requests()
+        )
+    });
 
     // A 410 Gone mid-watch: an error naming the watcher, then a relist that
     // has what changed meanwhile, nothing lost, nothing twice.
-    wait_for(|| server.open_watches() == 1).await;
+    wait_for(|| server.open_watches() == 1)
+        .await
+        .expect("watching again");
     let lists_before = list_requests(&server);
     server.expire_watches();
     let third = server.apply_pod(pod("shop", "third", &[], &containers, None));
@@ -444,6 +465,17 @@ async fn the_watch_follows_pods_bookmarks_and_a_410_gone() {
         other => panic!("expected a relist after 410, got {other:?}"),
     }
     assert_eq!(list_requests(&server), lists_before + 1, "one relist");
+    driver.abort();
+}
+
+/// The changes a driver task forwards, as a stream.
+fn tokio_stream_of<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl Stream<Item = T> + Unpin {
+    Box::pin(futures::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+    ))
 }
 
 fn list_requests(server: &KubeApiServer) -> usize {
@@ -454,12 +486,13 @@ fn list_requests(server: &KubeApiServer) -> usize {
         .count()
 }
 
-async fn wait_for(mut condition: impl FnMut() -> bool) {
+/// Waits up to 10 s for `condition`; `Err` when it never held.
+async fn wait_for(mut condition: impl FnMut() -> bool) -> Result<(), ()> {
     for _ in 0..200 {
         if condition() {
-            return;
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("condition not met within 10 s");
+    Err(())
 }

@@ -299,8 +299,14 @@ impl RegistrySet {
             url,
             "using the generic OCI plugin for an unconfigured registry"
         );
+        // Its own name when it has credentials: tag listings and digest
+        // lookups are shared per instance name, never across credentials.
+        let name = match credentials {
+            Some((username, _)) => format!("{domain} as {username}"),
+            None => domain.to_string(),
+        };
         Ok(Arc::new(RegistryInstance {
-            name: domain.to_string(),
+            name,
             plugin,
             strategy: None,
             regex: None,

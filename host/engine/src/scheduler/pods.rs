@@ -29,19 +29,20 @@ pub async fn follow_pods(
 ) {
     let mut backoff = Duration::from_millis(500);
     'connect: loop {
-        let watcher =
-            match KubernetesWatcher::connect(watcher_name.clone(), watcher_config.clone()).await {
-                Ok(watcher) => watcher,
-                Err(error) => {
-                    tracing::warn!(watcher = %watcher_name, %error, retry_in_ms = backoff.as_millis() as u64, "cannot watch Pods");
-                    tokio::select! {
-                        () = cancel.cancelled() => break 'connect,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    continue;
+        let watcher = match KubernetesWatcher::connect(watcher_name.clone(), watcher_config.clone())
+            .await
+        {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                tracing::warn!(watcher = %watcher_name, %error, retry_in_ms = backoff.as_millis() as u64, "cannot watch Pods");
+                tokio::select! {
+                    () = cancel.cancelled() => break 'connect,
+                    () = tokio::time::sleep(backoff) => {}
                 }
-            };
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
         let mut changes = pin!(watcher.watch());
         let mut listed_scopes = HashSet::new();
         let mut due: Option<tokio::time::Instant> = None;

@@ -89,9 +89,11 @@ pub struct ScanPlan {
 impl ScanPlan {
     /// Plans the timers of `watchers`; the error names the watcher.
     pub fn new(watchers: &BTreeMap<String, WatcherConfig>) -> Result<Self, ScheduleError> {
-        Self::of_schedules(watchers.iter().map(|(name, watcher)| {
-            (name.clone(), watcher.schedule.clone(), watcher.jitter)
-        }))
+        Self::of_schedules(
+            watchers
+                .iter()
+                .map(|(name, watcher)| (name.clone(), watcher.schedule.clone(), watcher.jitter)),
+        )
     }
 
     /// The timers of watchers of any kind, each given as (name, `schedule`, `jitter`).
