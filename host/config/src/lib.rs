@@ -7,8 +7,8 @@
 //! why` ([`Config::error_at`]). The sections read by lower crates are their
 //! own types (`[plugins]`, `[store]`, `[watchers.NAME]`); the others are here.
 //!
-//! May depend on the light crates whose section types it holds (docker,
-//! store) and on oci (host patterns); never on the plugin runtime, the engine
+//! May depend on the crates whose section types it holds (docker,
+//! kubernetes, store) and on oci (host patterns); never on the plugin runtime, the engine
 //! or a front end.
 
 mod channels;
@@ -17,6 +17,7 @@ mod overrides;
 mod plugins;
 mod sections;
 mod source;
+mod watchers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use sections::{
     TriggerOptions, DEFAULT_STRATEGY,
 };
 pub use source::{line_column, Source};
+pub use watchers::KubernetesWatcherConfig;
 
 /// A configuration problem: where, which key, what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +74,8 @@ pub struct Config {
     pub triggers: BTreeMap<String, TriggerConfig>,
     /// `[watchers.NAME]` (Docker hosts).
     pub watchers: BTreeMap<String, WatcherConfig>,
+    /// `[watchers.NAME]` with `kind = "kubernetes"` (Kubernetes clusters).
+    pub kubernetes_watchers: BTreeMap<String, KubernetesWatcherConfig>,
     /// `[actions.NAME]` (update actions).
     pub actions: BTreeMap<String, ActionConfig>,
     /// `[store]`.
@@ -157,6 +161,7 @@ impl Config {
         let overrides = overrides::apply_env(table.get_mut(), env, &mut source)?;
         overrides::resolve_secret_files(table.get_mut(), &source)?;
         source.index(table.get_ref());
+        let kubernetes_watchers = watchers::take_kubernetes(table.get_mut(), &source)?;
         let raw = loop {
             match RawConfig::deserialize(toml::de::Deserializer::from(table.clone())) {
                 Ok(raw) => break raw,
@@ -176,6 +181,7 @@ impl Config {
             registries: BTreeMap::new(),
             triggers: BTreeMap::new(),
             watchers: raw.watchers,
+            kubernetes_watchers: kubernetes_watchers.into_iter().collect(),
             actions: raw.actions,
             store: raw.store,
             scan: raw.scan,

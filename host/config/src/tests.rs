@@ -326,3 +326,64 @@ fn smtp_and_mqtt_tables_are_host_keys_with_secret_files() {
     let shown = serde_json::to_string(&ha.host).unwrap() + &format!("{:?}", mail.host);
     assert!(!shown.contains("s3cret"), "{shown}");
 }
+
+#[test]
+fn kubernetes_watchers_are_their_own_kind() {
+    let config = parse(
+        "[watchers.local]\nkind = \"docker\"\nsocket = \"/run/docker.sock\"\n\n[watchers.cluster]\nkind = \"kubernetes\"\nkubeconfig = \"/etc/kube.yaml\"\ncontext = \"prod\"\nnamespaces = [\"shop\", \"ops\"]\nlabel_selector = \"app=web\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.watchers.keys().collect::<Vec<_>>(), ["local"]);
+    let cluster = &config.kubernetes_watchers["cluster"];
+    assert_eq!(cluster.kubeconfig, Some(PathBuf::from("/etc/kube.yaml")));
+    assert_eq!(cluster.context.as_deref(), Some("prod"));
+    assert_eq!(cluster.namespaces, ["shop", "ops"]);
+    assert_eq!(cluster.label_selector.as_deref(), Some("app=web"));
+    assert!(cluster.watch_by_default);
+    // In-cluster: neither kubeconfig nor context.
+    let in_cluster = parse("[watchers.k]\nkind = \"kubernetes\"\n").unwrap();
+    assert_eq!(
+        in_cluster.kubernetes_watchers["k"],
+        KubernetesWatcherConfig {
+            watch_by_default: true,
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn kubernetes_watcher_errors_name_file_line_column_and_key() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[watchers.k]\nkind = \"kubernetes\"\nsocket = \"/x\"\n",
+            "config.toml:3:1: watchers.k.socket: unknown field `socket`",
+        ),
+        (
+            "[watchers.k]\nkind = \"kubernetes\"\nnamespaces = [\"Bad_Name\"]\n",
+            "config.toml:3:14: watchers.k.namespaces: `Bad_Name` is not a namespace name",
+        ),
+        (
+            "[watchers.k]\nkind = \"kubernetes\"\nlabel_selector = \"\"\n",
+            "config.toml:3:18: watchers.k.label_selector: is empty",
+        ),
+        (
+            "[watchers.k]\nkind = \"kubernetes\"\nnamespaces = \"shop\"\n",
+            "config.toml:3:14: watchers.k.namespaces: invalid type",
+        ),
+        (
+            "[watchers.k]\nkind = \"swarm-ish\"\n",
+            "config.toml:2:8: watchers.k.kind: `swarm-ish` is not a watcher kind (docker, kubernetes)",
+        ),
+        (
+            "[watchers.k]\nkind = 3\n",
+            "config.toml:2:8: watchers.k.kind: must be a string",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = parse(text).unwrap_err().to_string();
+        assert!(
+            error.starts_with(expected),
+            "{text:?}\n  got:      {error}\n  expected: {expected}…"
+        );
+    }
+}

@@ -75,6 +75,7 @@ fn synthetic_container(index: usize) -> ContainerObject {
         error: None,
         labels,
         kind: None,
+        owner: None,
         check: crowsnest_model::CheckInfo::new(if index.is_multiple_of(3) {
             crowsnest_model::CheckStatus::Update
         } else {

@@ -32,12 +32,23 @@ pub enum WorkloadKind {
     Container,
     /// A Swarm service (a watcher with `swarm = true`).
     Service,
+    /// A container of a Kubernetes Pod (a watcher with `kind = "kubernetes"`).
+    Pod,
 }
 
 impl WorkloadKind {
     /// Whether this is a container (the default, not written in JSON).
     pub fn is_container(&self) -> bool {
         *self == Self::Container
+    }
+
+    /// The kind as written in JSON: `container`, `service` or `pod`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Container => "container",
+            Self::Service => "service",
+            Self::Pod => "pod",
+        }
     }
 }
 
@@ -80,6 +91,14 @@ pub struct DiscoveredContainer {
     pub watched: bool,
     /// Why this container could not be fully discovered (inspect failure, bad label).
     pub error: Option<String>,
+    /// The workload that owns it, `Kind/name` (a Pod's Deployment,
+    /// StatefulSet, DaemonSet or bare ReplicaSet/Job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Registry credentials the engine gave this container's workload, by
+    /// registry host (a Pod's image pull secrets); never serialised.
+    #[serde(skip)]
+    pub pull_auth: BTreeMap<String, crowsnest_oci::Auth>,
 }
 
 impl DiscoveredContainer {
@@ -308,6 +327,8 @@ impl DockerWatcher {
             options,
             watched,
             error: None,
+            owner: None,
+            pull_auth: BTreeMap::new(),
         };
         match images.get(&image_id) {
             Some(Ok(image)) => {
@@ -467,6 +488,8 @@ mod tests {
             options: ContainerOptions::default(),
             watched: true,
             error: None,
+            owner: None,
+            pull_auth: BTreeMap::new(),
         };
         assert_eq!(container.resolved_image_reference(), Some("app:1.0"));
         let named = DiscoveredContainer {

@@ -35,6 +35,8 @@ pub enum ScanOrigin {
     Http,
     /// The gRPC API.
     Grpc,
+    /// A change seen by a Kubernetes watcher's Pod watch.
+    PodWatch,
 }
 
 impl ScanOrigin {
@@ -45,6 +47,7 @@ impl ScanOrigin {
             Self::Schedule => "schedule",
             Self::Http => "http",
             Self::Grpc => "grpc",
+            Self::PodWatch => "pod-watch",
         }
     }
 }

@@ -36,9 +36,14 @@ pub struct ContainerObject {
     pub error: Option<ErrorInfo>,
     /// All container labels.
     pub labels: BTreeMap<String, String>,
-    /// `service` for a Swarm service (a watcher with `swarm = true`); absent for a container.
+    /// `service` for a Swarm service (a watcher with `swarm = true`), `pod`
+    /// for a Kubernetes Pod's container; absent for a Docker container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The workload that owns it, `Kind/name` (a Pod's Deployment,
+    /// StatefulSet or DaemonSet); absent when none does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// What the latest check established: `up-to-date` only where a
     /// comparison was made (a crowsnest extension of the WUD shape).
     #[serde(default)]

@@ -78,6 +78,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartError> {
         state,
         Background {
             watchers,
+            kubernetes_watchers: config.kubernetes_watchers.clone(),
             schedules: true,
         },
     )

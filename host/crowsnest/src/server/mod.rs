@@ -24,7 +24,9 @@ use tokio_util::task::TaskTracker;
 use crowsnest_config::ServerConfig;
 use crowsnest_docker::WatcherConfig;
 use crowsnest_engine::metrics::ScanOrigin;
-use crowsnest_engine::scheduler::{follow_events, run_schedule, Coordinator, ScanPlan};
+use crowsnest_engine::scheduler::{
+    follow_events, follow_pods, run_schedule, Coordinator, ScanPlan,
+};
 use crowsnest_model::{ContainerObject, ScanReport, ScanRequest};
 use crowsnest_plugin_host::Catalog;
 use crowsnest_store::{Store, StoreError};
@@ -237,6 +239,8 @@ pub enum ServeError {
 pub struct Background {
     /// Watchers to schedule and follow.
     pub watchers: BTreeMap<String, WatcherConfig>,
+    /// Kubernetes watchers whose Pods are watched.
+    pub kubernetes_watchers: BTreeMap<String, crowsnest_config::KubernetesWatcherConfig>,
     /// Run cron schedules.
     pub schedules: bool,
 }
@@ -285,7 +289,18 @@ pub async fn start(
     state: Arc<AppState>,
     background: Background,
 ) -> Result<RunningServer, ServeError> {
-    let plan = ScanPlan::new(&background.watchers)?;
+    let plan = ScanPlan::of_schedules(
+        background
+            .watchers
+            .iter()
+            .map(|(name, w)| (name.clone(), w.schedule.clone(), w.jitter))
+            .chain(
+                background
+                    .kubernetes_watchers
+                    .iter()
+                    .map(|(name, w)| (name.clone(), w.schedule.clone(), w.jitter)),
+            ),
+    )?;
     let http_listener =
         TcpListener::bind(config.listen)
             .await
@@ -373,6 +388,15 @@ pub async fn start(
     if config.events {
         for (name, watcher) in &background.watchers {
             tasks.spawn(follow_events(
+                Arc::clone(&state.coordinator),
+                name.clone(),
+                watcher.clone(),
+                config.event_debounce,
+                cancel.clone(),
+            ));
+        }
+        for (name, watcher) in &background.kubernetes_watchers {
+            tasks.spawn(follow_pods(
                 Arc::clone(&state.coordinator),
                 name.clone(),
                 watcher.clone(),

@@ -75,6 +75,7 @@ mod tests {
             }),
             labels: BTreeMap::new(),
             kind: Some("service".into()),
+            owner: None,
             check: crowsnest_model::CheckInfo {
                 status: crowsnest_model::CheckStatus::NotChecked,
                 reason: Some("pinned by digest".into()),

@@ -91,6 +91,8 @@ impl DockerWatcher {
             options,
             watched,
             error: (!problems.is_empty()).then(|| problems.join("; ")),
+            owner: None,
+            pull_auth: BTreeMap::new(),
         }
     }
 

@@ -42,6 +42,7 @@ fn container(labels: &[(&str, &str)], semver_diff: Option<&str>) -> ContainerObj
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
             .collect::<BTreeMap<_, _>>(),
         kind: None,
+        owner: None,
         check: crowsnest_model::CheckInfo::new(crowsnest_model::CheckStatus::Update),
     }
 }

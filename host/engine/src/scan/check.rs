@@ -103,7 +103,8 @@ impl ContainerPlan {
         self.local_digest = local_digest(&self.container.repo_digests, &deployed)
             .or_else(|| deployed.digest().map(str::to_string));
         self.deployed = Some(deployed);
-        let instance = registries.select(&lookup).await?;
+        let pull_auth = self.container.pull_auth.get(lookup.domain());
+        let instance = registries.select_with(&lookup, pull_auth).await?;
         let location = instance
             .plugin
             .locate(&crowsnest_plugin_host::registry::ImageRef {
@@ -365,7 +366,8 @@ impl ContainerPlan {
             update_kind: None,
             error: None,
             labels: container.labels.clone(),
-            kind: (!container.kind.is_container()).then(|| "service".to_owned()),
+            kind: (!container.kind.is_container()).then(|| container.kind.as_str().to_owned()),
+            owner: container.owner.clone(),
             check: CheckInfo::default(),
         };
         if let Some(message) = self.error {

@@ -158,7 +158,13 @@ impl Scanner {
         observer: Arc<dyn PluginObserver>,
     ) -> Result<Self, ScanSetupError> {
         let scan = config.scan.clone();
-        let watchers = discovery::watchers_or_default(&config.watchers);
+        // The implicit local Docker watcher stands in only when no watcher
+        // of any kind is configured.
+        let watchers = if config.kubernetes_watchers.is_empty() {
+            discovery::watchers_or_default(&config.watchers)
+        } else {
+            config.watchers.clone()
+        };
         let catalog = Arc::new(
             Catalog::load_lazy(&crate::plugin_setup::catalog_options(&config.plugins)).await,
         );
@@ -316,7 +322,10 @@ impl Scanner {
         for unknown in request
             .watchers
             .iter()
-            .filter(|name| !listings.iter().any(|(watcher, _)| watcher == *name))
+            .filter(|name| {
+                !listings.iter().any(|(watcher, _)| watcher == *name)
+                    && !self.inner.config.kubernetes_watchers.contains_key(*name)
+            })
         {
             report.watcher_errors.push(WatcherError {
                 watcher: unknown.clone(),
@@ -340,6 +349,9 @@ impl Scanner {
                     .push(WatcherError { watcher, message }),
             }
         }
+        let listed_pods = self
+            .discover_kubernetes(request, &mut discovered, &mut report)
+            .await;
         let full = request.images.is_empty() && request.container_ids.is_empty();
         let selected: Vec<DiscoveredContainer> = discovered
             .into_iter()
@@ -384,6 +396,9 @@ impl Scanner {
                 }
             }
         }
+        if full {
+            prune.extend(listed_pods);
+        }
         if let Err(err) = self.persist(&containers, Some(&prune)).await {
             report.store_error = Some(err);
         }
@@ -394,6 +409,42 @@ impl Scanner {
         report.stats.duration_ms = started.elapsed().as_millis() as u64;
         report.containers = containers;
         report
+    }
+
+    /// Discovers the Kubernetes watchers `request` selects into
+    /// `discovered` (a failed watcher into `report`), and returns the
+    /// container ids each listed, which the store is pruned by.
+    async fn discover_kubernetes(
+        &self,
+        request: &ScanRequest,
+        discovered: &mut Vec<DiscoveredContainer>,
+        report: &mut ScanReport,
+    ) -> Vec<(String, Vec<String>)> {
+        let watchers: BTreeMap<String, crowsnest_kubernetes::KubernetesWatcherConfig> = self
+            .inner
+            .config
+            .kubernetes_watchers
+            .iter()
+            .filter(|(name, _)| request.watchers.is_empty() || request.watchers.contains(name))
+            .map(|(name, config)| (name.clone(), config.clone()))
+            .collect();
+        let mut listed = Vec::new();
+        for found in crowsnest_kubernetes::discover_all(&watchers).await {
+            match found.containers {
+                Ok(containers) => {
+                    listed.push((
+                        found.watcher,
+                        containers.iter().map(|c| c.id.clone()).collect(),
+                    ));
+                    discovered.extend(containers);
+                }
+                Err(err) => report.watcher_errors.push(WatcherError {
+                    watcher: found.watcher,
+                    message: err.to_string(),
+                }),
+            }
+        }
+        listed
     }
 
     /// Re-inspect and check one container (after a Docker event). `Ok(None)`

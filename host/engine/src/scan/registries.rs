@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 
 use crowsnest_config::{Config, ConfigError, RegistryConfig};
 use crowsnest_oci::reference::ImageReference;
-use crowsnest_oci::{HostAllowList, RegistryClient};
+use crowsnest_oci::{Auth, HostAllowList, RegistryClient};
 use crowsnest_plugin_host::registry::ImageRef;
 use crowsnest_plugin_host::{
     Capabilities, Catalog, HttpCapability, InstanceSpec, OciCapability, PluginKind, PluginObserver,
@@ -216,6 +216,15 @@ impl RegistrySet {
     /// The instance with the highest `matches()` priority for `image` (ties go to
     /// the first in name order); an automatic `oci` instance when none matches.
     pub async fn select(&self, image: &ImageReference) -> Selection {
+        self.select_with(image, None).await
+    }
+
+    /// [`RegistrySet::select`] for a workload that brings its own credentials
+    /// for `image`'s registry (a Kubernetes Pod's image pull secret): they
+    /// are used where no configured instance serves the image, by an
+    /// automatic instance of their own (configuration wins, as it is the
+    /// operator's word about that registry).
+    pub async fn select_with(&self, image: &ImageReference, pull_auth: Option<&Auth>) -> Selection {
         let wit_image = ImageRef {
             domain: image.domain_as_written().to_string(),
             path: image.written_path().to_string(),
@@ -234,21 +243,35 @@ impl RegistrySet {
         }
         match best {
             Some((_, instance)) => Ok(instance.clone()),
-            None => self.automatic(image.domain()).await,
+            None => self.automatic(image.domain(), pull_auth).await,
         }
     }
 
-    async fn automatic(&self, domain: &str) -> Selection {
+    async fn automatic(&self, domain: &str, pull_auth: Option<&Auth>) -> Selection {
+        let credentials = match pull_auth {
+            Some(Auth::Basic { username, password }) => Some((username, password)),
+            // A pull secret only ever yields Basic credentials.
+            Some(Auth::Anonymous | Auth::Bearer(_)) | None => None,
+        };
+        // Kept in memory only; one instance per domain and set of credentials.
+        let key = match credentials {
+            Some((username, password)) => format!("{domain}\0{username}\0{password}"),
+            None => domain.to_string(),
+        };
         let mut automatic = self.automatic.lock().await;
-        if let Some(known) = automatic.get(domain) {
+        if let Some(known) = automatic.get(&key) {
             return known.clone();
         }
-        let created = self.create_automatic(domain).await;
-        automatic.insert(domain.to_string(), created.clone());
+        let created = self.create_automatic(domain, credentials).await;
+        automatic.insert(key, created.clone());
         created
     }
 
-    async fn create_automatic(&self, domain: &str) -> Selection {
+    async fn create_automatic(
+        &self,
+        domain: &str,
+        credentials: Option<(&String, &String)>,
+    ) -> Selection {
         let entry = self
             .catalog
             .find(FALLBACK_PLUGIN, PluginKind::RegistryProvider)
@@ -263,7 +286,11 @@ impl RegistrySet {
         let url = format!("{scheme}://{domain}");
         let allow = HostAllowList::new([domain])
             .map_err(|err| format!("registry domain `{domain}`: {err}"))?;
-        let settings = vec![("url".to_string(), url.clone())];
+        let mut settings = vec![("url".to_string(), url.clone())];
+        if let Some((username, password)) = credentials {
+            settings.push(("username".to_string(), username.clone()));
+            settings.push(("password".to_string(), password.clone()));
+        }
         let plugin = RegistryPlugin::new(&entry.component, domain, self.spec(allow, settings))
             .await
             .map_err(|err| format!("cannot start a registry plugin for `{domain}`: {err}"))?;
@@ -272,8 +299,14 @@ impl RegistrySet {
             url,
             "using the generic OCI plugin for an unconfigured registry"
         );
+        // Its own name when it has credentials: tag listings and digest
+        // lookups are shared per instance name, never across credentials.
+        let name = match credentials {
+            Some((username, _)) => format!("{domain} as {username}"),
+            None => domain.to_string(),
+        };
         Ok(Arc::new(RegistryInstance {
-            name: domain.to_string(),
+            name,
             plugin,
             strategy: None,
             regex: None,

@@ -106,7 +106,8 @@ pub async fn follow_events(
     tasks.wait().await;
 }
 
-async fn sleep_until_option(deadline: Option<tokio::time::Instant>) {
+/// Sleeps until `deadline`, or forever without one.
+pub(super) async fn sleep_until_option(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,

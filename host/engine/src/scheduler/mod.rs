@@ -9,6 +9,7 @@
 
 mod coordinator;
 mod events;
+mod pods;
 mod timers;
 
 use futures::future::BoxFuture;
@@ -19,6 +20,7 @@ use crate::scan::Progress;
 
 pub use coordinator::{ContainerUpdateError, Coordinator, ScanInterrupted};
 pub use events::follow_events;
+pub use pods::follow_pods;
 pub use timers::{
     run_schedule, ScanPlan, Schedule, ScheduleError, DEFAULT_JITTER_SECS, DEFAULT_SCHEDULE,
 };

@@ -89,26 +89,39 @@ pub struct ScanPlan {
 impl ScanPlan {
     /// Plans the timers of `watchers`; the error names the watcher.
     pub fn new(watchers: &BTreeMap<String, WatcherConfig>) -> Result<Self, ScheduleError> {
+        Self::of_schedules(
+            watchers
+                .iter()
+                .map(|(name, watcher)| (name.clone(), watcher.schedule.clone(), watcher.jitter)),
+        )
+    }
+
+    /// The timers of watchers of any kind, each given as (name, `schedule`, `jitter`).
+    pub fn of_schedules(
+        watchers: impl IntoIterator<Item = (String, Option<String>, Option<u64>)>,
+    ) -> Result<Self, ScheduleError> {
         let mut by_schedule: BTreeMap<String, (Schedule, u64, Vec<String>)> = BTreeMap::new();
-        for (name, watcher) in watchers {
-            let text = watcher.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE);
+        let mut watcher_count = 0;
+        for (name, schedule, jitter) in watchers {
+            watcher_count += 1;
+            let text = schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE);
             let schedule = Schedule::parse(text).map_err(|message| ScheduleError {
                 watcher: name.clone(),
                 message,
             })?;
-            let jitter = watcher.jitter.unwrap_or(DEFAULT_JITTER_SECS);
+            let jitter = jitter.unwrap_or(DEFAULT_JITTER_SECS);
             let entry = by_schedule
                 .entry(text.trim().to_owned())
                 .or_insert_with(|| (schedule, 0, Vec::new()));
             entry.1 = entry.1.max(jitter);
-            entry.2.push(name.clone());
+            entry.2.push(name);
         }
         Ok(Self {
             timers: by_schedule
                 .into_values()
                 .map(|(schedule, jitter, names)| (schedule, Duration::from_secs(jitter), names))
                 .collect(),
-            watcher_count: watchers.len(),
+            watcher_count,
         })
     }
 

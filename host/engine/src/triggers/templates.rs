@@ -321,6 +321,7 @@ pub fn sample_container() -> ContainerObject {
         error: None,
         labels: Default::default(),
         kind: None,
+        owner: None,
         check: crowsnest_model::CheckInfo::new(crowsnest_model::CheckStatus::Update),
     }
 }

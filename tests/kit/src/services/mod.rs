@@ -17,6 +17,9 @@
 //!   (AAD client credentials, then ACR's `/oauth2/exchange`), [`tencent`]
 //!   (TC3-HMAC-SHA256-signed `CreateInstanceToken`), [`aliyun`] (RPC-signed
 //!   `GetAuthorizationToken`).
+//! - [`kubernetes`]: an emulation of the Kubernetes API server's list/watch
+//!   protocol (resourceVersion, watch events, bookmarks, `410 Gone`), for
+//!   the Kubernetes watcher; no real API server can run on the test machines.
 //! - [`logs`]: every log line of the test process, to check that no secret
 //!   is ever written.
 
@@ -29,6 +32,7 @@ pub mod emulator;
 pub mod google;
 pub mod googlechat;
 pub mod gotify;
+pub mod kubernetes;
 pub mod logs;
 pub mod matrix;
 pub mod mattermost;
