@@ -20,9 +20,17 @@ use crate::instance_setup::{self, config_error};
 
 /// Hosts a built-in registry plugin reaches when its `url` is not configured.
 const BUILTIN_DEFAULT_HOSTS: &[(&str, &[&str])] = &[
-    ("dockerhub", &["registry-1.docker.io"]),
-    ("ghcr", &["ghcr.io", "lscr.io"]),
-    ("quay", &["quay.io"]),
+    // Each with the CDN its blobs redirect to: every redirect hop is checked
+    // against the allow-list (and never carries credentials off the registry).
+    (
+        "dockerhub",
+        &["registry-1.docker.io", "production.cloudflare.docker.com"],
+    ),
+    (
+        "ghcr",
+        &["ghcr.io", "lscr.io", "pkg-containers.githubusercontent.com"],
+    ),
+    ("quay", &["quay.io", "*.quay.io"]),
     (
         "gcr",
         &["*.gcr.io", "gcr.io", "*.pkg.dev", "oauth2.googleapis.com"],

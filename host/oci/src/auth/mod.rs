@@ -105,6 +105,7 @@ impl Authenticator {
                 url: url.clone(),
                 accept,
                 authorization: credential.header(),
+                policy: Some(policy),
             })
             .await?;
         if sent.status() != StatusCode::UNAUTHORIZED
@@ -148,6 +149,7 @@ impl Authenticator {
                 url: url.clone(),
                 accept,
                 authorization: retry_credential.header(),
+                policy: Some(policy),
             })
             .await
     }
@@ -220,6 +222,7 @@ impl Authenticator {
                 url,
                 accept: None,
                 authorization: None,
+                policy: Some(policy),
             })
             .await?;
         let scheme = if sent.status().is_success() {
@@ -378,6 +381,9 @@ impl Authenticator {
                 url,
                 accept: Some("application/json"),
                 authorization: authorization.as_deref(),
+                // The realm was vetted when the challenge was taken; its
+                // redirects never carry the credentials off its origin.
+                policy: None,
             })
             .await?;
         if !sent.status().is_success() {

@@ -412,6 +412,32 @@ async fn credentials_are_not_sent_across_a_redirect() {
 }
 
 #[tokio::test]
+async fn a_redirect_off_the_allow_list_is_refused_before_it_is_followed() {
+    let elsewhere = CannedServer::start(|_| canned(200, &[], tags_json(&["stolen"]))).await;
+    let target = format!("{}/v2/app/tags/list", elsewhere.url());
+    let server = CannedServer::start(move |request| match request.path() {
+        "/v2/" => canned(200, &[], "{}"),
+        _ => canned(307, &[("Location", target.as_str())], ""),
+    })
+    .await;
+    let allowed = server.url().trim_start_matches("http://").to_string();
+    let policy = Arc::new(HostAllowList::new([allowed.as_str()]).unwrap());
+    let client = test_client().with_policy(policy);
+    let error = client
+        .list_tags(&Location::new(server.url(), "app"), &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    match &error {
+        RegistryError::NotAllowed(message) => {
+            assert!(message.contains(&elsewhere.url()), "{message}");
+            assert!(message.contains("redirect"), "{message}");
+        }
+        other => panic!("expected not-allowed, got {other:?}"),
+    }
+    assert!(elsewhere.requests().is_empty(), "the redirect was followed");
+}
+
+#[tokio::test]
 async fn head_without_digest_falls_back_to_get_and_hashes_the_body() {
     let index = serde_json::json!({
         "schemaVersion": 2,

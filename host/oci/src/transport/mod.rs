@@ -45,6 +45,10 @@ pub(crate) struct Outgoing<'a> {
     pub accept: Option<&'a str>,
     /// `Authorization` header, sent only to the origin the request starts at.
     pub authorization: Option<&'a str>,
+    /// The caller's allow-list, checked again at every redirect hop (a
+    /// registry must not steer the host's requests to a host the caller may
+    /// not reach); `None` for requests whose every hop is already vetted.
+    pub policy: Option<&'a dyn crate::AccessPolicy>,
 }
 
 /// A response and the concurrency permit held until its body is read.
@@ -258,6 +262,13 @@ impl Transport {
             {
                 return Err(RegistryError::Protocol(format!(
                     "{method} {current}: refusing redirect to {next}"
+                )));
+            }
+            if let Some(policy) = outgoing.policy.filter(|policy| !policy.allows(&next)) {
+                tracing::warn!(from = %current, to = %next, ?policy, "redirect off the allow-list refused");
+                return Err(RegistryError::NotAllowed(format!(
+                    "{method} {current}: redirect to {} refused: not on this caller's allow-list",
+                    next.origin().ascii_serialization()
                 )));
             }
             tracing::debug!(from = %current, to = %next, "following redirect");
