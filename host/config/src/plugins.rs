@@ -16,6 +16,8 @@ pub struct PluginsConfig {
     pub memory_limit_mib: u32,
     /// Guest CPU time per call, milliseconds.
     pub cpu_limit_ms: u64,
+    /// Wall-clock time per call, host calls (HTTP …) included, seconds.
+    pub call_timeout_secs: u64,
     /// Concurrent instances per configured registry plugin.
     pub instances: usize,
 }
@@ -27,6 +29,7 @@ impl Default for PluginsConfig {
             cache_dir: None,
             memory_limit_mib: 64,
             cpu_limit_ms: 1000,
+            call_timeout_secs: 120,
             instances: 4,
         }
     }

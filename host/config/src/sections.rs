@@ -34,6 +34,12 @@ pub struct ScanConfig {
     pub registry_concurrency_start: usize,
     /// Per-request timeout towards registries, seconds.
     pub registry_timeout: u64,
+    /// Wall-clock bound of one repository lookup (a tag listing with all its
+    /// pages and retries, or one digest lookup), seconds.
+    pub lookup_timeout_secs: u64,
+    /// Wall-clock bound of a scan's registry work, seconds: lookups not done
+    /// by then fail with a timeout error and the scan completes.
+    pub scan_timeout_secs: u64,
 }
 
 impl Default for ScanConfig {
@@ -45,6 +51,8 @@ impl Default for ScanConfig {
             registry_concurrency: 32,
             registry_concurrency_start: 4,
             registry_timeout: 30,
+            lookup_timeout_secs: 180,
+            scan_timeout_secs: 900,
         }
     }
 }
@@ -71,6 +79,11 @@ pub struct ServerConfig {
     /// How long shutdown waits for scans and deliveries in flight.
     #[serde(rename = "shutdown_grace_secs", deserialize_with = "seconds")]
     pub shutdown_grace: Duration,
+    /// Wall-clock bound of one API request (HTTP and gRPC; the event stream
+    /// excepted); keep it above `[scan] scan_timeout_secs` so a synchronous
+    /// rescan can answer.
+    #[serde(rename = "request_timeout_secs", deserialize_with = "seconds")]
+    pub request_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +96,7 @@ impl Default for ServerConfig {
             event_debounce: Duration::from_millis(500),
             scan_on_start: true,
             shutdown_grace: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(960),
         }
     }
 }

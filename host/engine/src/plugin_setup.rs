@@ -10,6 +10,7 @@ pub fn sandbox_limits(plugins: &PluginsConfig) -> SandboxLimits {
     SandboxLimits {
         memory_bytes: (plugins.memory_limit_mib as usize) << 20,
         cpu_per_call: Duration::from_millis(plugins.cpu_limit_ms),
+        call_timeout: Duration::from_secs(plugins.call_timeout_secs.max(1)),
         ..Default::default()
     }
 }

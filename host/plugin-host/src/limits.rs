@@ -13,6 +13,9 @@ pub struct SandboxLimits {
     pub memory_bytes: usize,
     /// Guest execution time per call (time spent waiting on host imports is not counted).
     pub cpu_per_call: Duration,
+    /// Wall-clock time per call, host imports (HTTP, OCI, SMTP …) included: a
+    /// guest looping on `http.send` is stopped here, not by `cpu_per_call`.
+    pub call_timeout: Duration,
     /// Per-request cap for raw HTTP.
     pub http_timeout: Duration,
     /// Largest HTTP response body handed to a guest.
@@ -24,6 +27,7 @@ impl Default for SandboxLimits {
         Self {
             memory_bytes: 64 << 20,
             cpu_per_call: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(120),
             http_timeout: Duration::from_secs(30),
             http_max_body: 8 << 20,
         }

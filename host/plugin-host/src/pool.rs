@@ -118,7 +118,8 @@ macro_rules! guest_call {
         let live = $live;
         let result = {
             let ($bindings, $store) = live.begin();
-            $call.await
+            let deadline = $store.data().sandbox().call_timeout;
+            $crate::pool::within_deadline(deadline, $call).await
         };
         live.outcome(result)
     }};
@@ -127,17 +128,39 @@ macro_rules! guest_call {
         let mut checkout = pool.checkout().await?;
         let result = {
             let ($bindings, $store) = checkout.live.begin();
-            $call.await
+            let deadline = $store.data().sandbox().call_timeout;
+            $crate::pool::within_deadline(deadline, $call).await
         };
         pool.finish(checkout, result)
     }};
 }
 pub(crate) use guest_call;
 
+/// A guest call stopped by its wall-clock deadline ([`SandboxLimits::call_timeout`]).
+#[derive(Debug, thiserror::Error)]
+#[error("exceeded its wall-clock deadline ({} s per call, host calls included)", .0.as_secs_f64())]
+pub struct CallDeadline(pub std::time::Duration);
+
+/// Runs one guest call, abandoning it at `deadline`. The call's future is
+/// dropped mid-flight, so its store may be inconsistent: the error makes the
+/// pool discard the instance (the next call instantiates a fresh one from the
+/// `InstancePre`).
+pub async fn within_deadline<R>(
+    deadline: std::time::Duration,
+    call: impl Future<Output = wasmtime::Result<R>>,
+) -> wasmtime::Result<R> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(result) => result,
+        Err(_) => Err(wasmtime::Error::new(CallDeadline(deadline))),
+    }
+}
+
 /// Describe a failed call in words: which limit, trap or malformed value.
 fn trap_error(state: &HostState, err: &wasmtime::Error) -> PluginError {
     let plugin = state.label.to_string();
-    let cause = if state.clock.exhausted() {
+    let cause = if let Some(deadline) = err.downcast_ref::<CallDeadline>() {
+        deadline.to_string()
+    } else if state.clock.exhausted() {
         format!(
             "exceeded its CPU time limit ({} ms of guest execution)",
             state.sandbox().cpu_per_call.as_millis()

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -64,7 +65,11 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartError> {
     let actions = UpdateActions::from_config(config, scanner.clone(), Arc::clone(&metrics))?;
     let coordinator = Arc::new(
         Coordinator::new(Arc::new(scanner), Arc::new(triggers), metrics)
-            .with_actions(Arc::new(actions)),
+            .with_actions(Arc::new(actions))
+            // A scan is bounded by its own deadline; a minute more for discovery and the store.
+            .with_join_timeout(Duration::from_secs(
+                config.scan.scan_timeout_secs.saturating_add(60),
+            )),
     );
     let state = Arc::new(AppState::new(
         store,

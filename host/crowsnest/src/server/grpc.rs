@@ -236,6 +236,7 @@ impl tonic::service::Interceptor for TokenInterceptor {
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
+    request_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -247,6 +248,8 @@ pub async fn serve(
     };
     let service = InterceptedService::new(CrowsnestServer::new(Service::new(state)), interceptor);
     tonic::transport::Server::builder()
+        // `[server] request_timeout_secs`: a call past it answers DEADLINE_EXCEEDED.
+        .timeout(request_timeout)
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

@@ -109,6 +109,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Answers `504` with an error naming `[server] request_timeout_secs` when a
+/// request's response is not ready within `limit`. Only producing the response
+/// is bounded: a stream (`/api/events`) goes on once its headers are out.
+/// (Hand-written rather than tower-http's `TimeoutLayer`, which answers an
+/// empty `408`, the status of a client that was too slow.)
+pub async fn bound_request(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the request did not finish within {} s ([server] request_timeout_secs)",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
+
 /// A JSON error answer: `{"error": "…"}` with a status.
 #[derive(Debug)]
 pub struct ApiError {

@@ -337,7 +337,10 @@ pub async fn start(
     let cancel = state.shutdown.clone();
     let tasks = TaskTracker::new();
 
-    let router = http::router(Arc::clone(&state));
+    let router = http::router(Arc::clone(&state)).layer(axum::middleware::from_fn_with_state(
+        config.request_timeout,
+        http::bound_request,
+    ));
     let http_cancel = cancel.clone();
     tasks.spawn(async move {
         let served = axum::serve(http_listener, router)
@@ -353,9 +356,16 @@ pub async fn start(
     if let Some((listener, bound)) = grpc_listener {
         let grpc_state = Arc::clone(&state);
         let grpc_cancel = cancel.clone();
+        let request_timeout = config.request_timeout;
         tasks.spawn(async move {
             if let Err(error) =
-                grpc::serve(grpc_state, listener, grpc_cancel.cancelled_owned()).await
+                grpc::serve(
+                    grpc_state,
+                    listener,
+                    request_timeout,
+                    grpc_cancel.cancelled_owned(),
+                )
+                .await
             {
                 tracing::error!(%error, "gRPC server failed");
             }

@@ -6,6 +6,7 @@
 //! others are unaffected.
 
 mod check;
+mod deadline;
 mod probe;
 mod registries;
 mod sources;
@@ -33,6 +34,7 @@ pub use probe::ProbeStep;
 pub use registries::{RegistryInstance, RegistrySummary};
 pub use sources::{ContainerSource, SourceListing};
 
+use deadline::Deadlines;
 use registries::RegistrySet;
 
 /// Why a scanner could not be set up.
@@ -368,7 +370,10 @@ impl Scanner {
                         .any(|pattern| deployed_image_matches(c, pattern))
             })
             .collect();
-        let mut containers = self.check(selected, &mut report.stats, progress).await;
+        let deadlines = Deadlines::of_scan(&self.inner.scan, started);
+        let mut containers = self
+            .check(selected, &mut report.stats, progress, deadlines)
+            .await;
         // The store is pruned by what each engine lists once the scan is done,
         // not by what it listed at the start: a container created meanwhile
         // (and stored by its event) stays, one destroyed meanwhile is not
@@ -501,7 +506,8 @@ impl Scanner {
         found: DiscoveredContainer,
     ) -> Result<Option<ContainerObject>, ScanError> {
         let mut stats = ScanStats::default();
-        let containers = self.check(vec![found], &mut stats, None).await;
+        let deadlines = Deadlines::of_scan(&self.inner.scan, Instant::now());
+        let containers = self.check(vec![found], &mut stats, None, deadlines).await;
         self.persist(&containers, None)
             .await
             .map_err(ScanError::Persist)?;
@@ -621,6 +627,7 @@ impl Scanner {
         discovered: Vec<DiscoveredContainer>,
         stats: &mut ScanStats,
         progress: Option<Progress>,
+        deadlines: Deadlines,
     ) -> Vec<ContainerObject> {
         let inner = &self.inner;
         let mut plans = Vec::with_capacity(discovered.len());
@@ -651,7 +658,10 @@ impl Scanner {
             .per_group(&groups, &plans, |_, (instance, location)| {
                 let (cache_hits, done, progress) = (&cache_hits, &done, progress.clone());
                 async move {
-                    let tags = self.tags(&instance, &location, cache_hits).await;
+                    let tags = deadlines
+                        .lookup(self.tags(&instance, &location, cache_hits))
+                        .await
+                        .map_err(|err| with_context(&instance, &location, err));
                     let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if let Some(progress) = &progress {
                         progress(finished, total);
@@ -680,17 +690,20 @@ impl Scanner {
         stats.digest_lookups = lookups.len();
         let resolved = self
             .per_group(&lookups, &plans, |key, (instance, location)| async move {
-                instance
-                    .plugin
-                    .resolve(&location, &key.tag, Some(&key.platform()), false)
-                    .await
-                    .map(|info| info.digest)
-                    .map_err(|err| {
-                        format!(
-                            "registry `{}`: cannot resolve tag `{}`: {err}",
-                            instance.name, key.tag
-                        )
-                    })
+                let resolve = async {
+                    instance
+                        .plugin
+                        .resolve(&location, &key.tag, Some(&key.platform()), false)
+                        .await
+                        .map(|info| info.digest)
+                        .map_err(|err| err.to_string())
+                };
+                deadlines.lookup(resolve).await.map_err(|err| {
+                    format!(
+                        "registry `{}`: cannot resolve tag `{}`: {err}",
+                        instance.name, key.tag
+                    )
+                })
             })
             .await;
         for (key, digest) in resolved {
@@ -763,12 +776,11 @@ impl Scanner {
                 Err(err) => tracing::warn!("tag cache unreadable: {err}"),
             }
         }
-        let tags = instance.plugin.list_tags(location).await.map_err(|err| {
-            format!(
-                "registry `{}`: cannot list tags of `{}`: {err}",
-                instance.name, location.display
-            )
-        })?;
+        let tags = instance
+            .plugin
+            .list_tags(location)
+            .await
+            .map_err(|err| err.to_string())?;
         if !ttl.is_zero() {
             if let Err(err) = store
                 .put_tags(&location.registry_url, &location.repository, &tags)
@@ -779,6 +791,14 @@ impl Scanner {
         }
         Ok(Arc::new(tags))
     }
+}
+
+/// A tag listing's error, saying which registry and repository it concerns.
+fn with_context(instance: &RegistryInstance, location: &Location, err: String) -> String {
+    format!(
+        "registry `{}`: cannot list tags of `{}`: {err}",
+        instance.name, location.display
+    )
 }
 
 /// Whether the image a container runs matches a user pattern (see

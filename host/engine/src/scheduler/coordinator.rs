@@ -48,7 +48,13 @@ pub struct Coordinator {
     finished_scans: AtomicU64,
     generation: AtomicU64,
     tasks: TaskTracker,
+    join_timeout: Duration,
 }
+
+/// How long a caller waits for a scan (its own or the one in flight it
+/// joined) unless [`Coordinator::with_join_timeout`] says otherwise: the
+/// default `[scan] scan_timeout_secs` plus a minute.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(960);
 
 /// A normalised scan request: requests with equal keys share one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -91,7 +97,17 @@ impl Coordinator {
             finished_scans: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             tasks: TaskTracker::new(),
+            join_timeout: DEFAULT_JOIN_TIMEOUT,
         }
+    }
+
+    /// The same coordinator, whose callers wait at most `limit` for a scan
+    /// (theirs or the one in flight they joined): a scan that hangs past its
+    /// own deadline then answers them with an error instead of holding them
+    /// (and every later joiner) forever. The scan itself goes on.
+    pub fn with_join_timeout(mut self, limit: Duration) -> Self {
+        self.join_timeout = limit;
+        self
     }
 
     /// The same coordinator, with update actions: the automatic ones run
@@ -246,7 +262,14 @@ impl Coordinator {
                 scan
             }
         };
-        shared.await
+        tokio::time::timeout(self.join_timeout, shared)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ScanInterrupted(format!(
+                    "no answer within {} s (the wait for a scan in flight is bounded; it goes on in the background)",
+                    self.join_timeout.as_secs()
+                )))
+            })
     }
 
     fn start_scan(
