@@ -358,14 +358,13 @@ pub async fn start(
         let grpc_cancel = cancel.clone();
         let request_timeout = config.request_timeout;
         tasks.spawn(async move {
-            if let Err(error) =
-                grpc::serve(
-                    grpc_state,
-                    listener,
-                    request_timeout,
-                    grpc_cancel.cancelled_owned(),
-                )
-                .await
+            if let Err(error) = grpc::serve(
+                grpc_state,
+                listener,
+                request_timeout,
+                grpc_cancel.cancelled_owned(),
+            )
+            .await
             {
                 tracing::error!(%error, "gRPC server failed");
             }

@@ -52,9 +52,7 @@ impl Deadlines {
                 ),
             )
         };
-        tokio::time::timeout(limit, work)
-            .await
-            .unwrap_or(Err(why))
+        tokio::time::timeout(limit, work).await.unwrap_or(Err(why))
     }
 }
 
@@ -95,7 +93,10 @@ mod tests {
         // A scan that started 2 s ago with a 1 s deadline: the next lookup fails at once.
         let started = std::time::Instant::now() - Duration::from_secs(2);
         let err = bounds(60, 1, started).lookup(stuck()).await.unwrap_err();
-        assert!(err.contains("scan's deadline passed (1 s, [scan] scan_timeout_secs)"), "{err}");
+        assert!(
+            err.contains("scan's deadline passed (1 s, [scan] scan_timeout_secs)"),
+            "{err}"
+        );
         // One that started now is cut by the scan's deadline, the nearer one.
         let err = bounds(60, 1, std::time::Instant::now())
             .lookup(stuck())
