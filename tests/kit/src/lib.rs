@@ -29,6 +29,7 @@ pub mod containers;
 pub mod control_plane;
 pub mod engine;
 pub mod engine_proxy;
+pub mod faults;
 pub mod figures;
 pub mod images;
 pub mod plugins;
