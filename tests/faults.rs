@@ -66,7 +66,7 @@ async fn each_registry_fault_fails_only_its_containers_with_a_precise_error() {
         &[("1.0", E2E_1_0), ("2.0", E2E_2_0)],
     );
     let dead = format!("127.0.0.1:{}", free_port());
-    let cases = vec![
+    let cases = [
         FaultCase {
             name: "registry down",
             fault: None,
