@@ -38,7 +38,7 @@ impl Chromedriver {
             .spawn()
             .expect("chromedriver (apt install chromium-driver)");
         wait::blocking_until(Duration::from_secs(20), "chromedriver to listen", || {
-            ports::http_status(port, "/status") == Some(200)
+            chromedriver_ready(port)
         });
         Self {
             child,
@@ -68,6 +68,24 @@ impl Chromedriver {
             .await
             .expect("a WebDriver session")
     }
+}
+
+/// Whether chromedriver answers `GET /status` with 200 (it refuses a `Host`
+/// without the port, so the kit's `ports::http_status` cannot ask it).
+fn chromedriver_ready(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut answer = String::new();
+    write!(
+        stream,
+        "GET /status HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )
+    .is_ok()
+        && stream.read_to_string(&mut answer).is_ok()
+        && answer.split_whitespace().nth(1) == Some("200")
 }
 
 impl Drop for Chromedriver {
