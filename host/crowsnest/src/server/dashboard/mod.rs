@@ -178,7 +178,7 @@ impl Viewer {
 }
 
 /// The viewer of a page, or the redirect to the login form.
-fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
+fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Redirect> {
     let open = !state.token.is_set();
     if let Some(session) = state.sessions.from_headers(headers) {
         return Ok(Viewer {
@@ -196,7 +196,7 @@ fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
             open,
         });
     }
-    Err(Redirect::to("/login").into_response())
+    Err(Redirect::to("/login"))
 }
 
 /// `Ok(value)` or the response to send instead.
@@ -220,7 +220,7 @@ fn error_page(status: StatusCode, message: &str) -> Response {
 
 async fn containers_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let result: Page<Response> = async {
-        let viewer = viewer(&state, &headers)?;
+        let viewer = viewer(&state, &headers).map_err(IntoResponse::into_response)?;
         let snapshot = state.containers().await.map_err(store_failure)?;
         let table = view::Table::new(&snapshot.containers);
         let page = render(
@@ -243,7 +243,7 @@ async fn container_page(
     headers: HeaderMap,
 ) -> Response {
     let result: Page<Response> = async {
-        let viewer = viewer(&state, &headers)?;
+        let viewer = viewer(&state, &headers).map_err(IntoResponse::into_response)?;
         let container = state
             .store
             .get_container::<ContainerObject>(&id)
@@ -309,7 +309,7 @@ fn items_page(
             );
             viewer.respond(rendered)
         }
-        Err(response) => response,
+        Err(redirect) => redirect.into_response(),
     }
 }
 
