@@ -37,14 +37,16 @@ impl Chromedriver {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver (apt install chromium-driver)");
-        wait::blocking_until(Duration::from_secs(20), "chromedriver to listen", || {
-            chromedriver_ready(port)
-        });
-        Self {
+        // The guard first: a chromedriver that never answers is killed too.
+        let driver = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
             profile: tempfile::tempdir().expect("browser profile dir"),
-        }
+        };
+        wait::blocking_until(Duration::from_secs(20), "chromedriver to listen", || {
+            chromedriver_ready(port)
+        });
+        driver
     }
 
     /// A headless chromium session with a fresh profile.
@@ -78,14 +80,17 @@ fn chromedriver_ready(port: u16) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut answer = String::new();
-    write!(
-        stream,
-        "GET /status HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
-    )
-    .is_ok()
-        && stream.read_to_string(&mut answer).is_ok()
-        && answer.split_whitespace().nth(1) == Some("200")
+    // The status line is enough: chromedriver may keep the connection open.
+    let mut answer = [0_u8; 64];
+    let request =
+        format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read(&mut answer).is_ok_and(|read| {
+            String::from_utf8_lossy(answer.get(..read).unwrap_or_default())
+                .split_whitespace()
+                .nth(1)
+                == Some("200")
+        })
 }
 
 impl Drop for Chromedriver {
