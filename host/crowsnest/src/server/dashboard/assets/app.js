@@ -72,6 +72,7 @@
     if (counter) counter.textContent = `${shown} of ${rows.length} shown`;
   }
   filters?.addEventListener('input', applyFilters);
+  filters?.addEventListener('change', applyFilters);
   filters?.addEventListener('submit', (event) => { event.preventDefault(); applyFilters(); });
   applyFilters();
 
