@@ -30,9 +30,10 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 # starts those servers on free loopback ports per test and stops them after.
 # docker-compose: the Compose project an update must keep owning. podman: the
 # Docker-compatible API (`podman system service`) a Podman watcher scans.
+# chromium + chromium-driver: the dashboard's browser tests (WebDriver).
 # Debian's Rust builds the wasm guests when rustup has no wasm target.
 packages=(docker.io docker-registry apache2-utils busybox-static openssl curl ca-certificates
-    mosquitto mosquitto-clients python3-aiosmtpd docker-compose podman)
+    mosquitto mosquitto-clients python3-aiosmtpd docker-compose podman chromium chromium-driver)
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     packages+=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22)
 fi

@@ -8,80 +8,35 @@ use std::time::Duration;
 
 use crowsnest::server::http::documented_routes;
 use crowsnest_testkit::binary::Crowsnest;
-use crowsnest_testkit::control_plane::AppAndLib;
+use crowsnest_testkit::control_plane::{AppAndLib, Served};
 use crowsnest_testkit::engine;
 use crowsnest_testkit::wait;
 use serde_json::Value;
 
 const TOKEN: &str = "t0p-s3cret-token";
 
-struct Fixture {
-    server: crowsnest::server::RunningServer,
-    base: String,
-    http: reqwest::Client,
-    world: AppAndLib,
-}
+type Fixture = Served<crowsnest::server::RunningServer>;
 
 /// `crowsnest serve` on the app-and-lib world, with a trigger that can never deliver.
 async fn fixture(server_extra: &str) -> Fixture {
     let world = AppAndLib::start();
-    let config = world.config(
-        &format!("scan_on_start = false\n{server_extra}"),
-        "[triggers.hook]\nplugin = \"webhook\"\nurl = \"http://127.0.0.1:9/never\"\nauto = false\nretries = 0\n",
-    );
-    let server = crowsnest::cli::serve::start(&config).await.unwrap();
-    let base = format!("http://{}", server.http_addr);
-    Fixture {
-        server,
-        base,
-        http: reqwest::Client::new(),
-        world,
-    }
+    let server = crowsnest::cli::serve::start(&world.serve_config(server_extra))
+        .await
+        .unwrap();
+    let http = server.http_addr;
+    world.served(server, http, Some(TOKEN))
 }
 
-impl Fixture {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> (u16, reqwest::header::HeaderMap, String) {
-        let mut request = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        (status, headers, response.text().await.unwrap())
-    }
-
-    async fn json(&self, method: &str, path: &str, body: Option<&str>, expected: u16) -> Value {
-        let (status, _, text) = self.call(method, path, Some(TOKEN), body).await;
-        assert_eq!(status, expected, "{method} {path}: {text}");
-        serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("{method} {path} is not JSON: {text}"))
-    }
-
-    /// Registry requests the server sent to our registry so far (from `/metrics`).
-    async fn registry_requests(&self) -> u64 {
-        let (_, _, text) = self.call("GET", "/metrics", Some(TOKEN), None).await;
-        let origin = format!("origin=\"{}\"", self.world.registry.origin());
-        text.lines()
-            .filter(|line| {
-                line.starts_with("crowsnest_registry_requests_total{") && line.contains(&origin)
-            })
-            .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-            .sum()
-    }
+/// Registry requests the server sent to our registry so far (from `/metrics`).
+async fn registry_requests(fx: &Fixture) -> u64 {
+    let (_, _, text) = fx.call("GET", "/metrics", Some(TOKEN), None).await;
+    let origin = format!("origin=\"{}\"", fx.world.registry.origin());
+    text.lines()
+        .filter(|line| {
+            line.starts_with("crowsnest_registry_requests_total{") && line.contains(&origin)
+        })
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
 }
 
 fn names(containers: &Value) -> Vec<String> {
@@ -308,7 +263,7 @@ async fn every_route_with_auth_errors_and_filters() {
     for needle in needles {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }
-    assert!(fx.registry_requests().await > 0);
+    assert!(registry_requests(&fx).await > 0);
 
     // Unknown route and wrong method.
     let (status, _, text) = fx.call("GET", "/api/nothing", Some(TOKEN), None).await;
@@ -443,18 +398,18 @@ async fn ten_concurrent_full_rescans_share_one_scan() {
     let fx = fixture(&format!("token = \"{TOKEN}\"")).await;
     // One scan alone, for the registry requests one scan costs (tag cache is off).
     fx.json("POST", "/api/containers/watch", None, 200).await;
-    let before_single = fx.registry_requests().await;
+    let before_single = registry_requests(&fx).await;
     fx.json("POST", "/api/containers/watch", None, 200).await;
-    let one_scan = fx.registry_requests().await - before_single;
+    let one_scan = registry_requests(&fx).await - before_single;
     assert!(one_scan > 0);
 
     let scans_before = fx.server.state.coordinator.started_scans();
-    let before = fx.registry_requests().await;
+    let before = registry_requests(&fx).await;
     let answers = futures::future::join_all(
         (0..10).map(|_| fx.call("POST", "/api/containers/watch", Some(TOKEN), None)),
     )
     .await;
-    let after = fx.registry_requests().await;
+    let after = registry_requests(&fx).await;
     assert_eq!(
         fx.server.state.coordinator.started_scans() - scans_before,
         1,

@@ -8,74 +8,43 @@
 
 use std::time::Duration;
 
-use crowsnest_testkit::control_plane::AppAndLib;
+use crowsnest_testkit::control_plane::{AppAndLib, Served};
 use crowsnest_testkit::engine;
 use futures::StreamExt;
 use serde_json::Value;
 
 const TOKEN: &str = "ev3nts-t0ken";
 
-struct Fixture {
-    server: crowsnest::server::RunningServer,
-    base: String,
-    http: reqwest::Client,
-    world: AppAndLib,
-}
+type Fixture = Served<crowsnest::server::RunningServer>;
 
 /// `serve` on the app-and-lib world with a trigger that can never deliver.
 async fn fixture() -> Fixture {
     let world = AppAndLib::start();
-    let config = world.config(
-        &format!("scan_on_start = false\ntoken = \"{TOKEN}\""),
-        "[triggers.hook]\nplugin = \"webhook\"\nurl = \"http://127.0.0.1:9/never\"\nauto = false\nretries = 0\n",
-    );
-    let server = crowsnest::cli::serve::start(&config).await.unwrap();
-    let base = format!("http://{}", server.http_addr);
-    Fixture {
-        server,
-        base,
-        http: reqwest::Client::new(),
-        world,
-    }
+    let server = crowsnest::cli::serve::start(&world.serve_config(&format!("token = \"{TOKEN}\"")))
+        .await
+        .unwrap();
+    let http = server.http_addr;
+    world.served(server, http, Some(TOKEN))
 }
 
-impl Fixture {
-    async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
+/// Opens `/api/events` with the token, resuming after `after`.
+async fn events(fx: &Fixture, after: Option<u64>) -> SseReader {
+    let mut request = fx
+        .http
+        .get(format!("{}/api/events", fx.base))
+        .bearer_auth(TOKEN);
+    if let Some(after) = after {
+        request = request.header("Last-Event-ID", after.to_string());
     }
-
-    /// Opens `/api/events` with the token, resuming after `after`.
-    async fn events(&self, after: Option<u64>) -> SseReader {
-        let mut request = self
-            .http
-            .get(format!("{}/api/events", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(after) = after {
-            request = request.header("Last-Event-ID", after.to_string());
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response.headers()["content-type"].to_str().unwrap(),
-            "text/event-stream"
-        );
-        SseReader {
-            body: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
-        }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    SseReader {
+        body: Box::pin(response.bytes_stream()),
+        buffer: String::new(),
     }
 }
 
@@ -173,8 +142,8 @@ async fn sse_order_reconnection_and_auth() {
     }
 
     // A full scan, seen live in order.
-    let mut live = fx.events(None).await;
-    let (status, _) = fx.call("POST", "/api/containers/watch", None).await;
+    let mut live = events(&fx, None).await;
+    let (status, _) = fx.call_json("POST", "/api/containers/watch", None).await;
     assert_eq!(status, 200);
     let first = live.until("scan-finished").await;
     let ids: Vec<u64> = first.iter().map(|m| m.id.unwrap()).collect();
@@ -199,7 +168,7 @@ async fn sse_order_reconnection_and_auth() {
 
     // Reconnecting after the first event replays the rest, identically.
     drop(live);
-    let mut resumed = fx.events(Some(ids[0])).await;
+    let mut resumed = events(&fx, Some(ids[0])).await;
     let mut replayed = Vec::new();
     for _ in 1..first.len() {
         replayed.push(resumed.next().await);
@@ -210,7 +179,7 @@ async fn sse_order_reconnection_and_auth() {
     // container: both reach the resumed stream in order.
     let app = &fx.world.app.id;
     let (status, body) = fx
-        .call(
+        .call_json(
             "POST",
             &format!("/api/containers/{app}/triggers/hook"),
             None,
@@ -226,7 +195,7 @@ async fn sse_order_reconnection_and_auth() {
     );
     assert!(failed.data["data"]["error"].is_string(), "{failed:?}");
     let (status, _) = fx
-        .call("POST", &format!("/api/containers/{app}/watch"), None)
+        .call_json("POST", &format!("/api/containers/{app}/watch"), None)
         .await;
     assert_eq!(status, 200);
     let changed = resumed.until("container-updated").await;
@@ -241,7 +210,7 @@ async fn sse_order_reconnection_and_auth() {
 /// Polls `GET /api/scans/{id}` until the job is finished.
 async fn finished_job(fx: &Fixture, id: &str) -> Value {
     for _ in 0..600 {
-        let (status, job) = fx.call("GET", &format!("/api/scans/{id}"), None).await;
+        let (status, job) = fx.call_json("GET", &format!("/api/scans/{id}"), None).await;
         assert_eq!(status, 200, "{job}");
         if job["state"] == "finished" {
             return job;
@@ -305,7 +274,9 @@ async fn batch_scan_jobs_aliases_and_probes() {
         ),
     ];
     for (body, expected) in &cases {
-        let (code, job) = fx.call("POST", "/api/scan?async=true", Some(body)).await;
+        let (code, job) = fx
+            .call_json("POST", "/api/scan?async=true", Some(body))
+            .await;
         assert_eq!(code, 202, "{body}: {job}");
         let id = job["id"].as_str().unwrap();
         assert_eq!(job["state"], "running");
@@ -357,7 +328,7 @@ async fn batch_scan_jobs_aliases_and_probes() {
     }
     // The HSS entry keeps its fields.
     let (code, job) = fx
-        .call(
+        .call_json(
             "POST",
             "/api/scan",
             Some(r#"{"image_info_list": [{"namespace": "cn", "image_name": "app", "image_version": "1.0"}]}"#),
@@ -403,7 +374,7 @@ async fn batch_scan_jobs_aliases_and_probes() {
         ("/api/scan?async=maybe", r#"{"all": true}"#, "async"),
     ];
     for (path, body, field) in bad {
-        let (code, answer) = fx.call("POST", path, Some(body)).await;
+        let (code, answer) = fx.call_json("POST", path, Some(body)).await;
         assert_eq!(code, 400, "{body}: {answer}");
         let error = answer["error"].as_str().unwrap();
         assert!(
@@ -411,15 +382,15 @@ async fn batch_scan_jobs_aliases_and_probes() {
             "{body}: `{error}` does not name `{field}`"
         );
     }
-    let (code, answer) = fx.call("GET", "/api/scans/scan-0-none", None).await;
+    let (code, answer) = fx.call_json("GET", "/api/scans/scan-0-none", None).await;
     assert_eq!(code, 404, "{answer}");
 
     // Aliases: /v1/containers is /api/containers; /v1/check scans.
-    let (_, containers) = fx.call("GET", "/api/containers", None).await;
-    let (code, alias) = fx.call("GET", "/v1/containers", None).await;
+    let (_, containers) = fx.call_json("GET", "/api/containers", None).await;
+    let (code, alias) = fx.call_json("GET", "/v1/containers", None).await;
     assert_eq!((code, &alias), (200, &containers));
     let (code, report) = fx
-        .call(
+        .call_json(
             "GET",
             &format!("/v1/check?image={}", fx.world.lib_image),
             None,

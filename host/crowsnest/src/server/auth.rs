@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -72,31 +70,22 @@ impl Token {
     }
 }
 
-/// axum middleware: 401 with `WWW-Authenticate` unless the bearer token matches.
-pub async fn require_token(State(token): State<Token>, request: Request, next: Next) -> Response {
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    match token.check(authorization) {
-        Ok(()) => next.run(request).await,
-        Err(error) => {
-            let challenge = match error {
-                AuthError::Missing => "Bearer realm=\"crowsnest\"",
-                AuthError::Invalid => "Bearer realm=\"crowsnest\", error=\"invalid_token\"",
-            };
-            let mut response = (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(serde_json::json!({ "error": error.to_string() })),
-            )
-                .into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-            response
-        }
-    }
+/// The 401 answer for `error`, with its `WWW-Authenticate` challenge.
+pub fn unauthorized(error: AuthError) -> Response {
+    let challenge = match error {
+        AuthError::Missing => "Bearer realm=\"crowsnest\"",
+        AuthError::Invalid => "Bearer realm=\"crowsnest\", error=\"invalid_token\"",
+    };
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({ "error": error.to_string() })),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -93,17 +93,19 @@ pub fn document_json() -> &'static Bytes {
     DOCUMENT.get_or_init(|| Bytes::from(openapi().to_pretty_json().unwrap_or_default()))
 }
 
-/// The router: every route but `/health` behind the bearer token when one is set.
+/// The router: the dashboard, and every API route but the health checks
+/// behind the bearer token (or a dashboard session) when one is set.
 pub fn router(state: Arc<AppState>) -> Router {
     let protected: Router<Arc<AppState>> = protected_api()
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(
-            state.token.clone(),
-            super::auth::require_token,
+            Arc::clone(&state),
+            super::dashboard::session::require_api_auth,
         ))
         .into();
     let public: Router<Arc<AppState>> = public_api().into();
     public
+        .merge(super::dashboard::router())
         .merge(protected)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod dashboard;
 pub mod events;
 pub mod grpc;
 pub mod http;
@@ -143,6 +144,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Connected `crowsnest agent`s (a container source of the scanner).
     pub agents: Arc<agents::AgentHub>,
+    /// Dashboard logins.
+    pub sessions: dashboard::session::Sessions,
     cache: ContainerCache,
 }
 
@@ -163,6 +166,7 @@ impl AppState {
             info,
             jobs: jobs::ScanJobs::default(),
             shutdown: CancellationToken::new(),
+            sessions: dashboard::session::Sessions::default(),
             cache: ContainerCache::default(),
         }
     }

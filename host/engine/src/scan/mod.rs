@@ -321,14 +321,10 @@ impl Scanner {
                 .filter(|listing| !self.inner.watchers.contains_key(&listing.watcher))
                 .map(|listing| (listing.watcher, listing.containers)),
         );
-        for unknown in request
-            .watchers
-            .iter()
-            .filter(|name| {
-                !listings.iter().any(|(watcher, _)| watcher == *name)
-                    && !self.inner.config.kubernetes_watchers.contains_key(*name)
-            })
-        {
+        for unknown in request.watchers.iter().filter(|name| {
+            !listings.iter().any(|(watcher, _)| watcher == *name)
+                && !self.inner.config.kubernetes_watchers.contains_key(*name)
+        }) {
             report.watcher_errors.push(WatcherError {
                 watcher: unknown.clone(),
                 message: format!("no watcher named `{unknown}`"),
