@@ -75,7 +75,7 @@ mod tests {
             }),
             labels: BTreeMap::new(),
             kind: Some("service".into()),
-            owner: None,
+            owner: Some("Deployment/web".into()),
             check: crowsnest_model::CheckInfo {
                 status: crowsnest_model::CheckStatus::NotChecked,
                 reason: Some("pinned by digest".into()),
