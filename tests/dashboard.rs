@@ -297,7 +297,7 @@ async fn dashboard_in_a_real_browser() {
     assert!(
         counts.contains("3 containers")
             && counts.contains("2 with updates")
-            && counts.contains("1 errors"),
+            && counts.contains("1 error"),
         "{counts}"
     );
     let timing = browser

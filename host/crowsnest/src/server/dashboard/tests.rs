@@ -71,3 +71,18 @@ fn configuration_json_becomes_named_items_with_flat_fields() {
         serde_json::json!([["plugin", "webhook"]])
     );
 }
+
+#[test]
+fn last_check_times_read_to_the_second_in_utc() {
+    use super::view::readable_time;
+    for (stored, shown) in [
+        (
+            "2026-12-02T14:07:36.266042325+00:00",
+            "2026-12-02 14:07:36 UTC",
+        ),
+        ("2026-12-02T16:07:36+02:00", "2026-12-02 14:07:36 UTC"),
+        ("not a time", "not a time"),
+    ] {
+        assert_eq!(readable_time(stored), shown, "{stored}");
+    }
+}

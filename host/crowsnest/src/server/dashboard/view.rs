@@ -29,7 +29,21 @@ pub struct Row {
     pub(super) stale: bool,
     pub(super) stale_note: String,
     pub(super) link: Option<String>,
+    /// When it was last checked: RFC 3339 for machines (sorting, `<time>`)…
     pub(super) checked_at: String,
+    /// …and to the second, in UTC, for people.
+    pub(super) checked_label: String,
+}
+
+/// An RFC 3339 time as `2026-12-02 14:07:36 UTC`; other text as it is.
+pub(super) fn readable_time(value: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|time| {
+            time.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|_| value.to_owned())
 }
 
 /// A digest shortened for a table cell (`sha256:` and 12 hex digits).
@@ -112,6 +126,11 @@ impl Row {
                 .as_ref()
                 .and_then(|result| result.link.clone()),
             checked_at: check.checked_at.clone().unwrap_or_default(),
+            checked_label: check
+                .checked_at
+                .as_deref()
+                .map(readable_time)
+                .unwrap_or_default(),
         }
     }
 }
