@@ -158,6 +158,11 @@ wait "${world_lane}" "${control_plane_lane}"
 cat "${lanes_dir}/world.log" "${lanes_dir}/control-plane.log"
 step "host test times (seconds, per command)"
 sort -rn "${lanes_dir}/times"
+# The dashboard's browser test leaves its screenshots in the checkout.
+if [[ -d target/screenshots ]]; then
+    step "dashboard screenshots (kept in target/screenshots)"
+    ls -l target/screenshots
+fi
 if [[ -s "${lanes_dir}/failed" ]]; then
     step "FAILED:"
     cat "${lanes_dir}/failed" >&2
