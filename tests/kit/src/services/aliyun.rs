@@ -13,12 +13,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::json;
 
-use super::emulator::expect_route;
+use super::emulator::{expect_route, unix_now};
 use super::{Answer, Received, Service};
 
 /// The action the emulator serves.
@@ -95,13 +95,6 @@ fn hmac_sha1_base64(key: &str, message: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(output.stdout)
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
 impl Service for Aliyun {
     fn check(&self, request: &Received) -> Vec<String> {
         let mut problems: Vec<String> = expect_route(request, "GET", "/")
@@ -129,7 +122,7 @@ impl Service for Aliyun {
         let at = chrono::DateTime::parse_from_rfc3339(param("Timestamp"))
             .ok()
             .and_then(|at| u64::try_from(at.timestamp()).ok());
-        if at.is_none_or(|at| at.abs_diff(now()) > MAX_SKEW_SECONDS) {
+        if at.is_none_or(|at| at.abs_diff(unix_now()) > MAX_SKEW_SECONDS) {
             problems.push(format!(
                 "400 InvalidTimeStamp.Expired: Timestamp {:?}",
                 param("Timestamp")
@@ -179,7 +172,7 @@ impl Service for Aliyun {
         Answer::json(
             200,
             json!({"TempUsername": user, "AuthorizationToken": token,
-                   "ExpireTime": (now() + TOKEN_LIFETIME.as_secs()) * 1000,
+                   "ExpireTime": (unix_now() + TOKEN_LIFETIME.as_secs()) * 1000,
                    "IsSuccess": true, "Code": "success", "RequestId": REQUEST_ID}),
         )
     }

@@ -15,12 +15,13 @@
 //! takes as the password of user `00000000-0000-0000-0000-000000000000`; the
 //! real htpasswd registry behind the emulator is set up with it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::json;
 
+use super::emulator::unix_now;
 use super::{Answer, Received, Service};
 
 /// The user ACR refresh tokens are presented with.
@@ -48,10 +49,7 @@ pub struct Azure {
 impl Azure {
     /// The emulator for `login_server`, issuing one refresh token.
     pub fn new(tenant_id: &str, client_id: &str, client_secret: &str, login_server: &str) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = unix_now();
         // Short enough for htpasswd's bcrypt (72 bytes).
         let claims = json!({"exp": now + REFRESH_LIFETIME.as_secs()}).to_string();
         let refresh_token = format!(

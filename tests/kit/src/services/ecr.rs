@@ -8,14 +8,13 @@
 //! `UnrecognizedClientException`, a wrong signature
 //! `InvalidSignatureException`, both 403, with AWS's `__type` JSON.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::emulator::expect_route;
+use super::emulator::{expect_route, hmac_sha256, unix_now};
 use super::{Answer, Received, Service};
 
 /// The target header of the call.
@@ -35,19 +34,6 @@ pub struct Ecr {
     pub region: String,
     /// The registry credentials the token carries (`AWS`, password on real ECR).
     pub registry_user: (String, String),
-}
-
-fn hmac(key: &[u8], message: &str) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(message.as_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 /// `key=value` pairs of a SigV4 `Authorization` header after the algorithm.
@@ -127,14 +113,14 @@ impl Ecr {
             "AWS4-HMAC-SHA256\n{amz_date}\n{expected_scope}\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))
         );
-        let date_key = hmac(
+        let date_key = hmac_sha256(
             format!("AWS4{}", self.secret_access_key).as_bytes(),
             amz_date.get(..8).unwrap_or_default(),
         );
-        let region_key = hmac(&date_key, &self.region);
-        let service_key = hmac(&region_key, "ecr");
-        let signing_key = hmac(&service_key, "aws4_request");
-        let expected = hex::encode(hmac(&signing_key, &string_to_sign));
+        let region_key = hmac_sha256(&date_key, &self.region);
+        let service_key = hmac_sha256(&region_key, "ecr");
+        let signing_key = hmac_sha256(&service_key, "aws4_request");
+        let expected = hex::encode(hmac_sha256(&signing_key, &string_to_sign));
         if signature != expected {
             return vec![format!(
                 "InvalidSignatureException: The request signature we calculated does not match the signature you provided. Canonical request:\n{canonical_request}"
@@ -174,7 +160,7 @@ impl Service for Ecr {
         let skew = request
             .header("x-amz-date")
             .and_then(amz_seconds)
-            .map(|at| at.abs_diff(now()));
+            .map(|at| at.abs_diff(unix_now()));
         if skew.is_none_or(|skew| skew > MAX_SKEW_SECONDS) {
             problems.push(format!("InvalidSignatureException: X-Amz-Date {:?} is missing or off by more than 5 minutes", request.header("x-amz-date")));
         }
@@ -188,7 +174,7 @@ impl Service for Ecr {
         let (user, password) = &self.registry_user;
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         // ECR answers epoch seconds with a fraction.
-        let expires_at = (now() + TOKEN_LIFETIME.as_secs()) as f64 + 0.432;
+        let expires_at = (unix_now() + TOKEN_LIFETIME.as_secs()) as f64 + 0.432;
         Answer::json(
             200,
             json!({"authorizationData": [{"authorizationToken": token, "expiresAt": expires_at,

@@ -5,14 +5,16 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 
 /// Largest request body an emulator reads.
 const MAX_BODY: usize = 1 << 20;
@@ -409,4 +411,20 @@ fn respond(answer: Answer) -> Response {
 /// Whole seconds of `wait`, rounded up, as a `Retry-After` value.
 pub fn retry_after_seconds(wait: Duration) -> String {
     wait.as_secs_f64().ceil().max(1.0).to_string()
+}
+
+/// Seconds since the Unix epoch, the clock token services sign and expire by.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// HMAC-SHA256 of `message` under `key`, the step AWS SigV4 and Tencent TC3
+/// chain to derive their signing keys.
+pub fn hmac_sha256(key: &[u8], message: &str) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(message.as_bytes());
+    mac.finalize().into_bytes().to_vec()
 }

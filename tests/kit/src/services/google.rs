@@ -9,7 +9,7 @@
 //! `400 {"error":"invalid_grant","error_description":…}`.
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -20,7 +20,7 @@ use rsa::RsaPublicKey;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::emulator::expect_route;
+use super::emulator::{expect_route, unix_now};
 use super::{Answer, Received, Service};
 
 /// The access token the emulator issues (also the registry password behind it).
@@ -67,13 +67,6 @@ pub struct Google {
     pub key_id: String,
     /// Its public key (SPKI PEM).
     pub public_key_pem: String,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 fn form(request: &Received) -> Vec<(String, String)> {
@@ -125,7 +118,7 @@ impl Google {
             claims["iat"].as_u64().unwrap_or(0),
             claims["exp"].as_u64().unwrap_or(0),
         );
-        if iat.abs_diff(now()) > 300 || exp <= iat || exp - iat > 3600 {
+        if iat.abs_diff(unix_now()) > 300 || exp <= iat || exp - iat > 3600 {
             problems.push(format!("invalid_grant: Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe (iat {iat}, exp {exp})"));
         }
         let signed = assertion

@@ -11,13 +11,12 @@
 //! `AuthFailure.SignatureExpire`, `InvalidParameter`, `ResourceNotFound`,
 //! `RequestLimitExceeded`, `InternalError`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::emulator::expect_route;
+use super::emulator::{expect_route, hmac_sha256, unix_now};
 use super::{Answer, Received, Service};
 
 /// The action the emulator serves.
@@ -38,19 +37,6 @@ pub struct Tencent {
     pub registry_id: String,
     /// The registry credentials a token carries.
     pub registry_user: (String, String),
-}
-
-fn hmac(key: &[u8], message: &str) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(message.as_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 impl Tencent {
@@ -116,10 +102,10 @@ impl Tencent {
             "TC3-HMAC-SHA256\n{timestamp}\n{expected_scope}\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))
         );
-        let date_key = hmac(format!("TC3{}", self.secret_key).as_bytes(), &date);
-        let service_key = hmac(&date_key, "tcr");
-        let signing_key = hmac(&service_key, "tc3_request");
-        let expected = hex::encode(hmac(&signing_key, &string_to_sign));
+        let date_key = hmac_sha256(format!("TC3{}", self.secret_key).as_bytes(), &date);
+        let service_key = hmac_sha256(&date_key, "tcr");
+        let signing_key = hmac_sha256(&service_key, "tc3_request");
+        let expected = hex::encode(hmac_sha256(&signing_key, &string_to_sign));
         if field("Signature") != expected {
             return vec![format!("AuthFailure.SignatureFailure: The provided credentials could not be validated. Canonical request:\n{canonical_request}")];
         }
@@ -152,7 +138,7 @@ impl Service for Tencent {
             .header("x-tc-timestamp")
             .and_then(|t| t.parse::<u64>().ok());
         match timestamp {
-            Some(at) if at.abs_diff(now()) <= MAX_SKEW_SECONDS => {}
+            Some(at) if at.abs_diff(unix_now()) <= MAX_SKEW_SECONDS => {}
             _ => problems.push(format!(
                 "AuthFailure.SignatureExpire: X-TC-Timestamp {:?} is missing or off by more than 5 minutes",
                 request.header("x-tc-timestamp")
@@ -178,7 +164,7 @@ impl Service for Tencent {
 
     fn accept(&self, _request: &Received) -> Answer {
         let (user, token) = &self.registry_user;
-        let expires_ms = (now() + TOKEN_LIFETIME.as_secs()) * 1000;
+        let expires_ms = (unix_now() + TOKEN_LIFETIME.as_secs()) * 1000;
         Answer::json(
             200,
             json!({"Response": {"Username": user, "Token": token, "ExpTime": expires_ms, "RequestId": REQUEST_ID}}),
