@@ -120,6 +120,36 @@ const ROW_WITH_STATUS: &str = r#"
     const row = document.querySelector(`tr[data-id="${arguments[0]}"]`);
     return row && row.dataset.status === arguments[1] ? row.innerText : null;"#;
 
+/// The visible text of the element `locator` finds.
+async fn text_of(browser: &Client, locator: Locator<'_>) -> String {
+    let element = browser
+        .find(locator)
+        .await
+        .expect("the element is on the page");
+    element.text().await.expect("the element's text")
+}
+
+/// Clicks the element `locator` finds.
+async fn click(browser: &Client, locator: Locator<'_>) {
+    let element = browser
+        .find(locator)
+        .await
+        .expect("the element is on the page");
+    element.click().await.expect("click the element");
+}
+
+/// Chooses `status` in the status filter ("" shows every status).
+async fn filter_status(browser: &Client, status: &str) {
+    let filter = browser
+        .find(Locator::Id("filter-status"))
+        .await
+        .expect("the status filter");
+    filter
+        .select_by_value(status)
+        .await
+        .expect("choose a status");
+}
+
 async fn screenshot(browser: &Client, name: &str) {
     let dir = crowsnest_testkit::repo_root().join("target/screenshots");
     std::fs::create_dir_all(&dir).expect("target/screenshots");
@@ -135,13 +165,7 @@ async fn set_theme(browser: &Client, dark: bool) {
         .await
         .expect("theme state");
     if dark_now != Value::Bool(dark) {
-        browser
-            .find(Locator::Id("theme-toggle"))
-            .await
-            .expect("the theme toggle")
-            .click()
-            .await
-            .expect("toggle the theme");
+        click(browser, Locator::Id("theme-toggle")).await;
     }
 }
 
@@ -195,19 +219,12 @@ async fn dashboard_in_a_real_browser() {
             let field = browser.find(Locator::Id("token")).await.unwrap();
             field.clear().await.unwrap();
             field.send_keys(token).await.unwrap();
-            browser
-                .find(Locator::Css("form button[type=submit]"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(&browser, Locator::Css("form button[type=submit]")).await;
         }
     };
     login("not-the-token").await;
-    let refusal = browser.find(Locator::Id("login-error")).await.unwrap();
     assert_eq!(
-        refusal.text().await.unwrap(),
+        text_of(&browser, Locator::Id("login-error")).await,
         "That token is not the configured one."
     );
     assert!(browser.get_named_cookie("crowsnest_session").await.is_err());
@@ -234,13 +251,7 @@ async fn dashboard_in_a_real_browser() {
         vec![],
     )
     .await;
-    browser
-        .find(Locator::Id("watch-now"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Id("watch-now")).await;
     let app_row = until(
         &browser,
         "the app row with a major update",
@@ -276,24 +287,12 @@ async fn dashboard_in_a_real_browser() {
         error_row.contains("127.0.0.1:1"),
         "the error names the registry: {error_row}"
     );
-    let status = browser
-        .find(Locator::Id("scan-status"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status = text_of(&browser, Locator::Id("scan-status")).await;
     assert!(
         status.contains("Scan finished: 3 containers, 2 with updates"),
         "{status}"
     );
-    let counts = browser
-        .find(Locator::Id("counts"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let counts = text_of(&browser, Locator::Id("counts")).await;
     assert!(
         counts.contains("3 containers")
             && counts.contains("2 with updates")
@@ -316,35 +315,17 @@ async fn dashboard_in_a_real_browser() {
     screenshot(&browser, "dashboard-light-1280").await;
 
     // Filter: only the updates, then only the errors.
-    browser
-        .find(Locator::Id("filter-status"))
-        .await
-        .unwrap()
-        .select_by_value("update")
-        .await
-        .unwrap();
+    filter_status(&browser, "update").await;
     let visible = "return Array.from(document.querySelectorAll('#rows tr[data-id]')).filter(r => !r.hidden).map(r => r.dataset.id).sort();";
     let mut both = vec![app.clone(), lib.clone()];
     both.sort();
     assert_eq!(browser.execute(visible, vec![]).await.unwrap(), json!(both));
-    browser
-        .find(Locator::Id("filter-status"))
-        .await
-        .unwrap()
-        .select_by_value("error")
-        .await
-        .unwrap();
+    filter_status(&browser, "error").await;
     assert_eq!(
         browser.execute(visible, vec![]).await.unwrap(),
         json!([gone.id])
     );
-    browser
-        .find(Locator::Id("filter-status"))
-        .await
-        .unwrap()
-        .select_by_value("")
-        .await
-        .unwrap();
+    filter_status(&browser, "").await;
     let search = browser.find(Locator::Id("search")).await.unwrap();
     search.send_keys("cn/lib").await.unwrap();
     assert_eq!(
@@ -366,15 +347,11 @@ async fn dashboard_in_a_real_browser() {
     let checked =
         "return document.querySelector(`tr[data-id=\"${arguments[0]}\"]`).dataset.checked;";
     let before = browser.execute(checked, vec![json!(lib)]).await.unwrap();
-    browser
-        .find(Locator::Css(&format!(
-            "button[data-action=rescan][data-id=\"{lib}\"]"
-        )))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        &browser,
+        Locator::Css(&format!("button[data-action=rescan][data-id=\"{lib}\"]")),
+    )
+    .await;
     until(
         &browser,
         "the lib row's new check time",
@@ -457,13 +434,7 @@ async fn dashboard_in_a_real_browser() {
         .goto(&format!("{}/containers/{app}", fx.base))
         .await
         .unwrap();
-    browser
-        .find(Locator::Css("#run-trigger button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Css("#run-trigger button")).await;
     let result = until(
         &browser,
         "the trigger's result",
@@ -477,13 +448,7 @@ async fn dashboard_in_a_real_browser() {
         result.starts_with("Trigger hook failed:") && result.contains("hook"),
         "{result}"
     );
-    let history = browser
-        .find(Locator::Id("detected"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let history = text_of(&browser, Locator::Id("detected")).await;
     assert!(
         history.contains("2.0"),
         "the detected update is in the history: {history}"
@@ -498,25 +463,13 @@ async fn dashboard_in_a_real_browser() {
         ("/registries", "Registries"),
     ] {
         browser.goto(&format!("{}{path}", fx.base)).await.unwrap();
-        let text = browser
-            .find(Locator::Id("main"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = text_of(&browser, Locator::Id("main")).await;
         assert!(text.contains(expected), "{path}: {text}");
     }
 
     // Log out: the session is gone.
     browser.goto(&format!("{}/", fx.base)).await.unwrap();
-    browser
-        .find(Locator::Css("form[action='/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Css("form[action='/logout'] button")).await;
     browser
         .wait()
         .for_element(Locator::Id("token"))
