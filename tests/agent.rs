@@ -29,12 +29,17 @@ fn test_world(test: &str) -> TestWorld {
 /// the token, and a watcher on an engine that does not exist — it cannot see
 /// the agent's engine itself.
 fn server_config(world: &TestWorld, http: u16, grpc: u16) -> PathBuf {
+    server_config_with(world, http, grpc, "")
+}
+
+/// [`server_config`] with `extra` keys of `[server]`.
+fn server_config_with(world: &TestWorld, http: u16, grpc: u16, extra: &str) -> PathBuf {
     world.config_named(
         "server.toml",
         &format!(
             "[watchers.central]\nsocket = \"{}\"\nschedule = \"0 0 1 1 *\"\njitter = 0\n\n\
              [server]\nlisten = \"127.0.0.1:{http}\"\ngrpc_listen = \"127.0.0.1:{grpc}\"\n\
-             token = \"{TOKEN}\"\nscan_on_start = false\nevents = false\nshutdown_grace_secs = 2\n",
+             token = \"{TOKEN}\"\nscan_on_start = false\nevents = false\nshutdown_grace_secs = 2\n{extra}",
             world.dir().join("no-engine.sock").display()
         ),
     )
@@ -210,6 +215,56 @@ async fn an_agent_streams_containers_and_events_and_survives_a_server_restart() 
     )
     .await;
     assert!(find(&containers, &second).is_some() && find(&containers, &third).is_some());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_does_not_return_after_a_server_restart_turns_stale() {
+    let world = test_world("agent-grace");
+    let app = world.plain_image("app");
+    world.push_tags(&app, &[("1.0", E2E_1_0), ("1.1", E2E_1_1)]);
+    let running = world.run(&format!("{app}:1.0"), &[]);
+    let (http, grpc) = (free_port(), free_port());
+    let config = crowsnest_testkit::config::load(&server_config_with(
+        &world,
+        http,
+        grpc,
+        "agent_grace_secs = 1\n",
+    ));
+    let server = crowsnest::cli::serve::start(&config)
+        .await
+        .expect("serve starts");
+    let name = format!("edge-{}", world.id);
+    let agent = Agent::start(&world, grpc, TOKEN, &name);
+    let checked = until(http, &name, "the agent's snapshot to be checked", |cs| {
+        checked_with_update(find(cs, &running))
+    })
+    .await;
+    let last_checked = find(&checked, &running).map(|c| c["check"]["checkedAt"].clone());
+
+    // Both go away; only the server comes back.
+    server.shutdown().await;
+    drop(agent);
+    let server = crowsnest::cli::serve::start(&config)
+        .await
+        .expect("serve restarts");
+    let containers = until(
+        http,
+        &name,
+        "the absent agent's containers to turn stale after the grace",
+        |cs| cs.len() == 1 && cs.iter().all(|c| c["check"]["stale"] == true),
+    )
+    .await;
+    let stale = find(&containers, &running).expect("kept, not deleted");
+    assert_eq!(
+        Some(stale["check"]["checkedAt"].clone()),
+        last_checked,
+        "the last good check's time is kept: {stale}"
+    );
+    assert!(
+        checked_with_update(Some(stale)),
+        "its last result stays: {stale}"
+    );
     server.shutdown().await;
 }
 

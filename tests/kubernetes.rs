@@ -41,24 +41,74 @@ fn watcher(name: &str, kubeconfig: &std::path::Path, extra: &str) -> String {
     )
 }
 
-/// The image `app` of this test on the plain registry with tags 1.0, 1.1,
-/// 2.0; returns it and the digest of 1.0.
-fn pushed_app(world: &TestWorld) -> (String, String) {
-    let app = world.plain_image("app");
-    let digests = world.push_tags(
-        &app,
-        &[("1.0", E2E_1_0), ("1.1", E2E_1_1), ("2.0", E2E_2_0)],
-    );
-    (app, digests[0].clone())
+/// The tags of `app` the tests push (the Pods run one of them).
+const APP_TAGS: [(&str, &str); 3] = [("1.0", E2E_1_0), ("1.1", E2E_1_1), ("2.0", E2E_2_0)];
+
+/// A test's cluster and the image its Pods run.
+struct AppCluster {
+    server: KubeApiServer,
+    kubeconfig: PathBuf,
+    /// `repository:tag` as a Pod's spec names it.
+    image: String,
+    /// `repository@digest` of the first tag pushed, as the node reports it pulled.
+    image_id: String,
+}
+
+impl AppCluster {
+    /// The emulator, a kubeconfig for it, and `repository` pushed with `tags`
+    /// (Pods run `repository:run_tag`).
+    async fn start(
+        world: &TestWorld,
+        repository: &str,
+        tags: &[(&str, &str)],
+        run_tag: &str,
+    ) -> Self {
+        let digests = world.push_tags(repository, tags);
+        let (server, kubeconfig) = cluster(world).await;
+        Self {
+            server,
+            kubeconfig,
+            image: format!("{repository}:{run_tag}"),
+            image_id: format!("{repository}@{}", digests[0]),
+        }
+    }
+
+    /// The image `app` on the plain registry with [`APP_TAGS`]; Pods run `run_tag`.
+    async fn with_app(world: &TestWorld, run_tag: &str) -> Self {
+        Self::start(world, &world.plain_image("app"), &APP_TAGS, run_tag).await
+    }
+
+    /// A scanner over the configuration `watchers`, and its first full scan,
+    /// which must fail no watcher.
+    async fn scan_cleanly(
+        world: &TestWorld,
+        config: &std::path::Path,
+    ) -> (crowsnest::scan::Scanner, crowsnest::model::ScanReport) {
+        let scanner = world.scanner(config).await;
+        let report = scanner.scan(&ScanRequest::default()).await;
+        assert!(
+            report.watcher_errors.is_empty(),
+            "{:?}",
+            report.watcher_errors
+        );
+        (scanner, report)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_are_checked_against_a_real_registry_with_their_owners() {
     let world = TestWorld::new("k8s-scan");
-    let (app, digest) = pushed_app(&world);
-    let (server, kubeconfig) = cluster(&world).await;
-    let image = format!("{app}:1.0");
-    let image_id = format!("docker-pullable://{app}@{digest}");
+    let AppCluster {
+        server,
+        kubeconfig,
+        image,
+        image_id,
+    } = AppCluster::with_app(&world, "1.0").await;
+    let digest = image_id
+        .split_once('@')
+        .map(|(_, digest)| digest.to_owned())
+        .expect("a digest");
+    let image_id = format!("docker-pullable://{image_id}");
     server.put_object(
         "replicasets",
         owned_object("shop", "web-5d9c", Some(("Deployment", "web"))),
@@ -87,13 +137,7 @@ async fn pods_are_checked_against_a_real_registry_with_their_owners() {
     ));
 
     let config = world.config(&watcher("cluster", &kubeconfig, ""));
-    let scanner = world.scanner(&config).await;
-    let report = scanner.scan(&ScanRequest::default()).await;
-    assert!(
-        report.watcher_errors.is_empty(),
-        "{:?}",
-        report.watcher_errors
-    );
+    let (scanner, report) = AppCluster::scan_cleanly(&world, &config).await;
     assert_eq!(report.containers.len(), 3, "{:#?}", report.containers);
     for (uid, container_name, name, owner) in [
         (&web, "app", "shop/web-5d9c-x1/app", Some("Deployment/web")),
@@ -137,10 +181,12 @@ async fn pods_are_checked_against_a_real_registry_with_their_owners() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn label_selectors_namespaces_and_paging_filter_the_pods() {
     let world = TestWorld::new("k8s-filter");
-    let (app, digest) = pushed_app(&world);
-    let (server, kubeconfig) = cluster(&world).await;
-    let image = format!("{app}:1.1");
-    let image_id = format!("{app}@{digest}");
+    let AppCluster {
+        server,
+        kubeconfig,
+        image,
+        image_id,
+    } = AppCluster::with_app(&world, "1.1").await;
     let containers = [("main", image.as_str(), image_id.as_str())];
     server.apply_pod(pod("shop", "web", &[("tier", "front")], &containers, None));
     server.apply_pod(pod(
@@ -176,13 +222,7 @@ async fn label_selectors_namespaces_and_paging_filter_the_pods() {
             "namespaces = [\"bulk\"]\nwatch_by_default = true"
         ),
     ));
-    let scanner = world.scanner(&config).await;
-    let report = scanner.scan(&ScanRequest::default()).await;
-    assert!(
-        report.watcher_errors.is_empty(),
-        "{:?}",
-        report.watcher_errors
-    );
+    let (_scanner, report) = AppCluster::scan_cleanly(&world, &config).await;
     let names = |watcher: &str| -> BTreeSet<String> {
         report
             .containers
@@ -221,10 +261,12 @@ async fn label_selectors_namespaces_and_paging_filter_the_pods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_fails_only_its_watcher() {
     let world = TestWorld::new("k8s-token");
-    let (app, digest) = pushed_app(&world);
-    let (server, kubeconfig) = cluster(&world).await;
-    let image = format!("{app}:1.0");
-    let image_id = format!("{app}@{digest}");
+    let AppCluster {
+        server,
+        kubeconfig,
+        image,
+        image_id,
+    } = AppCluster::with_app(&world, "1.0").await;
     server.apply_pod(pod(
         "default",
         "web",
@@ -267,10 +309,12 @@ async fn an_image_pull_secret_opens_an_htpasswd_registry() {
     let (user, password) = registries.basic_user.clone();
     world.login(&registries.basic, &user, &password);
     let app = format!("{}/{}", registries.basic, world.repository("app"));
-    let digests = world.push_tags(&app, &[("1.0", E2E_1_0), ("1.1", E2E_1_1)]);
-    let (server, kubeconfig) = cluster(&world).await;
-    let image = format!("{app}:1.0");
-    let image_id = format!("{app}@{}", digests[0]);
+    let AppCluster {
+        server,
+        kubeconfig,
+        image,
+        image_id,
+    } = AppCluster::start(&world, &app, &APP_TAGS[..2], "1.0").await;
     // One Pod names the secret itself, one gets it from its service account,
     // one has none.
     server.put_object(
@@ -303,13 +347,7 @@ async fn an_image_pull_secret_opens_an_htpasswd_registry() {
     ));
 
     let config = world.config(&watcher("cluster", &kubeconfig, ""));
-    let scanner = world.scanner(&config).await;
-    let report = scanner.scan(&ScanRequest::default()).await;
-    assert!(
-        report.watcher_errors.is_empty(),
-        "{:?}",
-        report.watcher_errors
-    );
+    let (_scanner, report) = AppCluster::scan_cleanly(&world, &config).await;
     for uid in [&own, &by_account] {
         assert_tag_update(
             container(&report, &format!("{uid}.app")),
@@ -336,6 +374,76 @@ async fn an_image_pull_secret_opens_an_htpasswd_registry() {
             .count(),
         1,
         "a secret is read once per discovery"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tag_cache_never_lends_a_pull_secrets_listing_to_an_anonymous_pod() {
+    let world = TestWorld::new("k8s-tag-cache");
+    let registries = world.registries.clone();
+    let (user, password) = registries.basic_user.clone();
+    world.login(&registries.basic, &user, &password);
+    let app = format!("{}/{}", registries.basic, world.repository("app"));
+    let AppCluster {
+        server,
+        kubeconfig,
+        image,
+        image_id,
+    } = AppCluster::start(&world, &app, &APP_TAGS[..2], "1.0").await;
+    server.put_object(
+        "secrets",
+        pull_secret("apps", "regcred", &registries.basic, &user, &password),
+    );
+    let mut with_secret = pod("apps", "own", &[], &[("app", &image, &image_id)], None);
+    with_secret["spec"]["imagePullSecrets"] = serde_json::json!([{"name": "regcred"}]);
+    let with_secret = server.apply_pod(with_secret);
+    // The tag cache on (the kit's configurations turn it off).
+    let config = crowsnest_testkit::config::write(
+        world.dir(),
+        "config.toml",
+        &format!(
+            "[store]\npath = \"{}\"\ntag_cache_ttl = 600\n\n{}{}",
+            world.dir().join("store.db").display(),
+            crowsnest_testkit::config::hub(&registries),
+            watcher("cluster", &kubeconfig, ""),
+        ),
+    );
+    let (scanner, report) = AppCluster::scan_cleanly(&world, &config).await;
+    assert_tag_update(
+        container(&report, &format!("{with_secret}.app")),
+        "1.0",
+        "1.1",
+        "minor",
+    );
+    assert_eq!(report.stats.tag_cache_hits, 0);
+
+    // An anonymous Pod of the same repository arrives: its listing is not
+    // the one the secret fetched (the registry refuses it), while the
+    // secret's Pod is served from the cache.
+    let anonymous = server.apply_pod(pod(
+        "apps",
+        "none",
+        &[],
+        &[("app", &image, &image_id)],
+        None,
+    ));
+    let report = scanner.scan(&ScanRequest::default()).await;
+    assert_eq!(report.stats.tag_cache_hits, 1, "{:?}", report.stats);
+    assert_tag_update(
+        container(&report, &format!("{with_secret}.app")),
+        "1.0",
+        "1.1",
+        "minor",
+    );
+    let refused = container(&report, &format!("{anonymous}.app"));
+    let message = refused
+        .error
+        .as_ref()
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(
+        !refused.update_available && message.contains("401"),
+        "an anonymous Pod never reuses a listing fetched with credentials: {refused:#?}"
     );
 }
 

@@ -84,6 +84,10 @@ pub struct ServerConfig {
     /// rescan can answer.
     #[serde(rename = "request_timeout_secs", deserialize_with = "seconds")]
     pub request_timeout: Duration,
+    /// After a restart, how long an agent whose containers are stored may
+    /// take to reconnect before they are marked stale.
+    #[serde(rename = "agent_grace_secs", deserialize_with = "seconds")]
+    pub agent_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +101,7 @@ impl Default for ServerConfig {
             scan_on_start: true,
             shutdown_grace: Duration::from_secs(20),
             request_timeout: Duration::from_secs(960),
+            agent_grace: Duration::from_secs(60),
         }
     }
 }

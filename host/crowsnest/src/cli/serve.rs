@@ -58,7 +58,9 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartError> {
     };
     let store = scanner.store().clone();
     let watchers = scanner.watchers().clone();
-    let agents = Arc::new(server::agents::AgentHub::new(watchers.keys().cloned()));
+    let agents = Arc::new(server::agents::AgentHub::new(
+        scanner.configured_watcher_names(),
+    ));
     scanner.add_source(agents.clone());
     // A crowsnest that replaced its own container removes the old one first.
     finish_handover(&watchers).await;

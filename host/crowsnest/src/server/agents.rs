@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::Stream;
@@ -18,7 +19,7 @@ use super::AppState;
 use crowsnest_docker::DiscoveredContainer;
 use crowsnest_engine::metrics::ScanOrigin;
 use crowsnest_engine::scan::{ContainerSource, SourceListing};
-use crowsnest_model::ScanRequest;
+use crowsnest_model::{ContainerObject, ScanRequest};
 
 /// The acknowledgements a server sends on an agent's stream.
 pub type AckStream = Pin<Box<dyn Stream<Item = Result<AgentAck, Status>> + Send>>;
@@ -65,6 +66,21 @@ impl AgentHub {
             agents: Mutex::new(BTreeMap::new()),
             next_connection: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// Registers `agent`, known from the store but not connected since the
+    /// server started, as disconnected (its containers then turn stale);
+    /// false when it connected meanwhile or is a configured watcher.
+    pub fn mark_absent(&self, agent: &str) -> bool {
+        if self.reserved.contains(agent) {
+            return false;
+        }
+        let mut agents = self.lock();
+        if agents.contains_key(agent) {
+            return false;
+        }
+        agents.insert(agent.to_owned(), AgentState::default());
+        true
     }
 
     /// Whether `agent` is connected now.
@@ -166,14 +182,18 @@ impl AgentHub {
 }
 
 impl ContainerSource for AgentHub {
-    fn list(&self) -> BoxFuture<'_, Vec<SourceListing>> {
+    fn list<'a>(&'a self, wanted: &'a [String]) -> BoxFuture<'a, Vec<SourceListing>> {
         let listings = self
             .lock()
             .iter()
+            .filter(|(agent, _)| wanted.is_empty() || wanted.contains(agent))
             .map(|(agent, state)| SourceListing {
                 watcher: agent.clone(),
                 containers: match state.connection {
                     Some(_) => Ok(state.containers.values().cloned().collect()),
+                    None if state.session.is_empty() => Err(format!(
+                        "agent `{agent}` has not reported since the server started"
+                    )),
                     None => Err(format!("agent `{agent}` is disconnected")),
                 },
             })
@@ -248,6 +268,37 @@ pub fn serve_stream(state: Arc<AppState>, mut inbound: Streaming<AgentMessage>) 
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(outbound))
 }
 
+/// After a restart: the agents whose containers are stored but that do not
+/// reconnect within `grace` have those containers marked stale (with the
+/// time of their last good check), as if they had disconnected.
+pub async fn stale_unless_back(state: Arc<AppState>, grace: Duration) {
+    let stored = match state.store.list_containers::<ContainerObject>().await {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the stored containers of agents");
+            return;
+        }
+    };
+    let agents: BTreeSet<String> = stored
+        .into_iter()
+        .map(|container| container.watcher)
+        .filter(|watcher| !state.agents.reserved.contains(watcher))
+        .collect();
+    if agents.is_empty() {
+        return;
+    }
+    tokio::select! {
+        () = state.shutdown.cancelled() => return,
+        () = tokio::time::sleep(grace) => {}
+    }
+    for agent in agents {
+        if state.agents.mark_absent(&agent) {
+            tracing::warn!(%agent, grace_secs = grace.as_secs(), "agent did not reconnect after the restart; its containers are stale until it returns");
+            rescan(&state, &agent).await;
+        }
+    }
+}
+
 /// Makes the scan engine follow one applied change.
 async fn follow(state: &AppState, agent: &str, applied: Applied) {
     let outcome = match &applied {
@@ -301,7 +352,7 @@ mod tests {
     }
 
     fn listed(hub: &AgentHub) -> Result<Vec<String>, String> {
-        let listings = futures::executor::block_on(hub.list());
+        let listings = futures::executor::block_on(hub.list(&[]));
         let listing = listings.into_iter().find(|l| l.watcher == "edge");
         listing
             .map(|l| {

@@ -387,6 +387,10 @@ pub async fn start(
             }
         });
     }
+    tasks.spawn(agents::stale_unless_back(
+        Arc::clone(&state),
+        config.agent_grace,
+    ));
     if background.schedules {
         for (schedule, jitter, watchers) in &plan.timers {
             tasks.spawn(run_schedule(

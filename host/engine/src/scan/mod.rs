@@ -6,6 +6,7 @@
 //! others are unaffected.
 
 mod check;
+mod cluster;
 mod deadline;
 mod probe;
 mod registries;
@@ -224,6 +225,13 @@ impl Scanner {
             }
         }
 
+        let sources = sources::Sources::default();
+        sources.add(Arc::new(sources::DockerSource::new(watchers.clone())));
+        if !config.kubernetes_watchers.is_empty() {
+            sources.add(Arc::new(cluster::KubernetesSource::new(
+                config.kubernetes_watchers.clone(),
+            )));
+        }
         let store = Store::open(&config.store.path)
             .await
             .map_err(|err| ScanSetupError::Runtime(err.to_string()))?;
@@ -238,7 +246,7 @@ impl Scanner {
                 client,
                 store,
                 tag_cache_ttl: Duration::from_secs(config.store.tag_cache_ttl),
-                sources: sources::Sources::default(),
+                sources,
             }),
         })
     }
@@ -263,7 +271,19 @@ impl Scanner {
         &self.inner.watchers
     }
 
-    /// Adds a container source (connected agents, a cluster watcher) whose
+    /// The names of every configured watcher, Docker and Kubernetes (an
+    /// agent may take none of them).
+    pub fn configured_watcher_names(&self) -> Vec<String> {
+        let config = &self.inner.config;
+        self.inner
+            .watchers
+            .keys()
+            .chain(config.kubernetes_watchers.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// Adds a container source (connected agents) whose
     /// watchers every later scan reads beside the configured Docker watchers.
     pub fn add_source(&self, source: Arc<dyn ContainerSource>) {
         self.inner.sources.add(source);
@@ -294,43 +314,24 @@ impl Scanner {
         let mut report = ScanReport::default();
         let mut discovered = Vec::new();
         let mut complete_watchers = Vec::new();
-        let watchers: BTreeMap<String, WatcherConfig> = self
-            .inner
+        // One discovery loop over every source (Docker engines, clusters,
+        // agents), one prune rule and one stale rule for all of them.
+        let listings = self.inner.sources.list(&request.watchers).await;
+        for unknown in request
             .watchers
             .iter()
-            .filter(|(name, _)| request.watchers.is_empty() || request.watchers.contains(name))
-            .map(|(name, config)| (name.clone(), config.clone()))
-            .collect();
-        let wanted =
-            |watcher: &String| request.watchers.is_empty() || request.watchers.contains(watcher);
-        let mut listings: Vec<(String, Result<Vec<DiscoveredContainer>, String>)> =
-            discovery::discover_all(&watchers)
-                .await
-                .into_iter()
-                .map(|found| {
-                    let containers = found.containers.map_err(|err| err.to_string());
-                    (found.watcher, containers)
-                })
-                .collect();
-        listings.extend(
-            self.inner
-                .sources
-                .list()
-                .await
-                .into_iter()
-                .filter(|listing| !self.inner.watchers.contains_key(&listing.watcher))
-                .map(|listing| (listing.watcher, listing.containers)),
-        );
-        for unknown in request.watchers.iter().filter(|name| {
-            !listings.iter().any(|(watcher, _)| watcher == *name)
-                && !self.inner.config.kubernetes_watchers.contains_key(*name)
-        }) {
+            .filter(|name| !listings.iter().any(|listing| listing.watcher == **name))
+        {
             report.watcher_errors.push(WatcherError {
                 watcher: unknown.clone(),
                 message: format!("no watcher named `{unknown}`"),
             });
         }
-        for (watcher, containers) in listings.into_iter().filter(|(watcher, _)| wanted(watcher)) {
+        for SourceListing {
+            watcher,
+            containers,
+        } in listings
+        {
             match containers {
                 Ok(containers) => {
                     // Services are not in a container listing: kept as discovered.
@@ -347,9 +348,6 @@ impl Scanner {
                     .push(WatcherError { watcher, message }),
             }
         }
-        let listed_pods = self
-            .discover_kubernetes(request, &mut discovered, &mut report)
-            .await;
         let full = request.images.is_empty() && request.container_ids.is_empty();
         let selected: Vec<DiscoveredContainer> = discovered
             .into_iter()
@@ -397,9 +395,6 @@ impl Scanner {
                 }
             }
         }
-        if full {
-            prune.extend(listed_pods);
-        }
         if let Err(err) = self.persist(&containers, Some(&prune)).await {
             report.store_error = Some(err);
         }
@@ -410,42 +405,6 @@ impl Scanner {
         report.stats.duration_ms = started.elapsed().as_millis() as u64;
         report.containers = containers;
         report
-    }
-
-    /// Discovers the Kubernetes watchers `request` selects into
-    /// `discovered` (a failed watcher into `report`), and returns the
-    /// container ids each listed, which the store is pruned by.
-    async fn discover_kubernetes(
-        &self,
-        request: &ScanRequest,
-        discovered: &mut Vec<DiscoveredContainer>,
-        report: &mut ScanReport,
-    ) -> Vec<(String, Vec<String>)> {
-        let watchers: BTreeMap<String, crowsnest_kubernetes::KubernetesWatcherConfig> = self
-            .inner
-            .config
-            .kubernetes_watchers
-            .iter()
-            .filter(|(name, _)| request.watchers.is_empty() || request.watchers.contains(name))
-            .map(|(name, config)| (name.clone(), config.clone()))
-            .collect();
-        let mut listed = Vec::new();
-        for found in crowsnest_kubernetes::discover_all(&watchers).await {
-            match found.containers {
-                Ok(containers) => {
-                    listed.push((
-                        found.watcher,
-                        containers.iter().map(|c| c.id.clone()).collect(),
-                    ));
-                    discovered.extend(containers);
-                }
-                Err(err) => report.watcher_errors.push(WatcherError {
-                    watcher: found.watcher,
-                    message: err.to_string(),
-                }),
-            }
-        }
-        listed
     }
 
     /// Re-inspect and check one container (after a Docker event). `Ok(None)`
@@ -528,19 +487,13 @@ impl Scanner {
         Ok(())
     }
 
-    /// The container ids `watcher`'s engine lists now.
-    async fn listed_now(
-        &self,
-        watcher: &str,
-    ) -> Result<std::collections::HashSet<String>, ScanError> {
-        if !self.inner.watchers.contains_key(watcher) {
-            if let Some(listing) = self.inner.sources.listing(watcher).await {
-                let containers = listing.containers.map_err(ScanError::Source)?;
-                return Ok(containers.into_iter().map(|c| c.id).collect());
-            }
-        }
-        let docker = self.connect_watcher(watcher).await?;
-        Ok(docker.container_ids().await?)
+    /// The container ids `watcher` lists now, whatever its source.
+    async fn listed_now(&self, watcher: &str) -> Result<std::collections::HashSet<String>, String> {
+        self.inner
+            .sources
+            .listed_now(watcher)
+            .await
+            .unwrap_or_else(|| Err(format!("no watcher named `{watcher}`")))
     }
 
     /// A Docker connection for the configured watcher `watcher`.
@@ -759,9 +712,12 @@ impl Scanner {
     ) -> Result<Arc<Vec<String>>, String> {
         let store = &self.inner.store;
         let ttl = self.inner.tag_cache_ttl;
+        // Keyed by who asks too: what one set of credentials may list is
+        // not what another (or an anonymous client) may.
+        let cache_registry = format!("{} {}", location.registry_url, instance.credential_identity);
         if !ttl.is_zero() {
             match store
-                .cached_tags(&location.registry_url, &location.repository, ttl)
+                .cached_tags(&cache_registry, &location.repository, ttl)
                 .await
             {
                 Ok(Some(cached)) => {
@@ -779,7 +735,7 @@ impl Scanner {
             .map_err(|err| err.to_string())?;
         if !ttl.is_zero() {
             if let Err(err) = store
-                .put_tags(&location.registry_url, &location.repository, &tags)
+                .put_tags(&cache_registry, &location.repository, &tags)
                 .await
             {
                 tracing::warn!("cannot cache tags: {err}");

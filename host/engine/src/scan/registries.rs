@@ -76,6 +76,31 @@ pub struct RegistryInstance {
     pub regex: Option<String>,
     /// `url` key, if set (for display).
     pub url: Option<String>,
+    /// Who this instance asks as: its name and a hash of its settings
+    /// (credentials included, never the secret itself). Cached tag listings
+    /// are keyed by it, so an anonymous container never reuses a listing
+    /// fetched with credentials, nor the other way round.
+    pub credential_identity: String,
+}
+
+/// `name@` and the first 16 hex digits of the SHA-256 of `settings`.
+fn credential_identity(name: &str, settings: &[(String, String)]) -> String {
+    use sha2::Digest as _;
+    let mut sorted: Vec<&(String, String)> = settings.iter().collect();
+    sorted.sort();
+    let mut hasher = sha2::Sha256::new();
+    for (key, value) in sorted {
+        // Length-prefixed, so no two settings lists hash the same text.
+        for part in [key, value] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    let digest = hasher.finalize();
+    format!(
+        "{name}@{}",
+        hex::encode(digest.get(..8).unwrap_or_default())
+    )
 }
 
 /// What `/api/registries` shows of an instance (no secrets).
@@ -190,6 +215,7 @@ impl RegistrySet {
                 strategy: instance.host.strategy.clone(),
                 regex: instance.host.regex.clone(),
                 url: instance.get_str("url").map(str::to_string),
+                credential_identity: credential_identity(name, &settings),
             }));
         }
         Ok(set)
@@ -299,6 +325,7 @@ impl RegistrySet {
             settings.push(("username".to_string(), username.clone()));
             settings.push(("password".to_string(), password.clone()));
         }
+        let identity = credential_identity(domain, &settings);
         let plugin = RegistryPlugin::new(&entry.component, domain, self.spec(allow, settings))
             .await
             .map_err(|err| format!("cannot start a registry plugin for `{domain}`: {err}"))?;
@@ -319,6 +346,7 @@ impl RegistrySet {
             strategy: None,
             regex: None,
             url: Some(url),
+            credential_identity: identity,
         }))
     }
 }
@@ -364,5 +392,26 @@ mod tests {
         assert!(is_loopback_domain("[::1]:5000"));
         assert!(!is_loopback_domain("ghcr.io"));
         assert!(!is_loopback_domain("registry.local:5000"));
+    }
+
+    #[test]
+    fn credential_identities_differ_by_credentials_and_hide_them() {
+        let settings = |password: Option<&str>| {
+            let mut settings = vec![("url".to_string(), "http://r.test".to_string())];
+            if let Some(password) = password {
+                settings.push(("username".to_string(), "bob".to_string()));
+                settings.push(("password".to_string(), password.to_string()));
+            }
+            settings
+        };
+        let anonymous = credential_identity("r.test", &settings(None));
+        let with_secret = credential_identity("r.test", &settings(Some("s3cret")));
+        let other_secret = credential_identity("r.test", &settings(Some("other")));
+        assert_ne!(anonymous, with_secret);
+        assert_ne!(with_secret, other_secret);
+        assert!(with_secret.starts_with("r.test@") && !with_secret.contains("s3cret"));
+        let mut reordered = settings(Some("s3cret"));
+        reordered.reverse();
+        assert_eq!(credential_identity("r.test", &reordered), with_secret);
     }
 }
