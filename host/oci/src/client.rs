@@ -82,7 +82,8 @@ impl RegistryClient {
             .realm_origins(&base.origin().ascii_serialization())
     }
 
-    /// Plans the token requests of a scan that reads `locations`: where a
+    /// Plans the token requests of a scan that reads `locations` (registry
+    /// URL, repository): where a
     /// registry's token server takes several `scope` parameters, one token
     /// is asked for up to [`SCOPES_PER_TOKEN`](crate::SCOPES_PER_TOKEN)
     /// of its repositories at once and reused until it expires. A full scan
@@ -91,16 +92,16 @@ impl RegistryClient {
     /// fail on their own).
     pub fn plan_token_scopes<'a>(
         &self,
-        locations: impl IntoIterator<Item = &'a Location>,
+        locations: impl IntoIterator<Item = (&'a str, &'a str)>,
         replace: bool,
     ) {
         let mut by_origin: std::collections::HashMap<String, Vec<&str>> = Default::default();
-        for location in locations {
-            if let Ok(base) = parse_registry_url(&location.registry_url) {
+        for (registry_url, repository) in locations {
+            if let Ok(base) = parse_registry_url(registry_url) {
                 by_origin
                     .entry(base.origin().ascii_serialization())
                     .or_default()
-                    .push(&location.repository);
+                    .push(repository);
             }
         }
         for (origin, repositories) in by_origin {

@@ -951,7 +951,12 @@ async fn planned_repositories_share_one_multi_scope_token() {
         .iter()
         .map(|repository| Location::new(registry.url(), repository))
         .collect();
-    client.plan_token_scopes(&locations, true);
+    client.plan_token_scopes(
+        locations
+            .iter()
+            .map(|l| (l.registry_url.as_str(), l.repository.as_str())),
+        true,
+    );
     let listings = locations
         .iter()
         .map(|location| client.list_tags(location, &Auth::Anonymous));
@@ -1011,7 +1016,12 @@ async fn a_batch_token_missing_a_scope_falls_back_to_the_repository_s_own() {
         .iter()
         .map(|repository| Location::new(registry.url(), *repository))
         .collect();
-    client.plan_token_scopes(&locations, true);
+    client.plan_token_scopes(
+        locations
+            .iter()
+            .map(|l| (l.registry_url.as_str(), l.repository.as_str())),
+        true,
+    );
     for _ in 0..2 {
         for location in &locations {
             assert_eq!(
@@ -1063,7 +1073,12 @@ async fn a_realm_refusing_several_scopes_is_asked_per_repository() {
         .iter()
         .map(|repository| Location::new(registry.url(), *repository))
         .collect();
-    client.plan_token_scopes(&locations, true);
+    client.plan_token_scopes(
+        locations
+            .iter()
+            .map(|l| (l.registry_url.as_str(), l.repository.as_str())),
+        true,
+    );
     for location in &locations {
         assert_eq!(
             client.list_tags(location, &Auth::Anonymous).await.unwrap(),
