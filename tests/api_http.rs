@@ -433,3 +433,42 @@ async fn ten_concurrent_full_rescans_share_one_scan() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     fx.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_container_list_is_built_once_per_store_change() {
+    let _serial = engine::exclusive().await;
+    let fx = fixture("").await;
+    fx.json("POST", "/api/containers/watch", None, 200).await;
+    let state = &fx.server.state;
+    let cached = state.containers().await.unwrap();
+    let (status, _, first) = fx.call("GET", "/api/containers", None, None).await;
+    let (_, _, second) = fx.call("GET", "/api/containers", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(first, second, "no change, same body");
+    assert_eq!(first.as_bytes(), &cached.json[..]);
+    assert_eq!(
+        state.containers().await.unwrap().json.as_ptr(),
+        cached.json.as_ptr(),
+        "served from the one cached buffer, not rebuilt per request"
+    );
+    let listed: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    // A store change (the container forgotten, as a `destroy` event does) is visible at once.
+    let gone = listed[0]["id"].as_str().unwrap().to_owned();
+    state.coordinator.forget(&gone).await.unwrap();
+    let (_, _, third) = fx.call("GET", "/api/containers", None, None).await;
+    let listed: Value = serde_json::from_str(&third).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert!(!ids.contains(&gone.as_str()));
+    assert_ne!(
+        state.containers().await.unwrap().json.as_ptr(),
+        cached.json.as_ptr()
+    );
+    fx.server.shutdown().await;
+}

@@ -1069,3 +1069,68 @@ async fn a_first_scan_compiles_and_caches_only_the_plugins_it_uses() {
         used.len()
     );
 }
+
+/// The token server's count of requests naming each scope (`GET /stats`).
+async fn token_requests_by_scope(token_server: &str) -> serde_json::Value {
+    let stats: serde_json::Value = reqwest::get(format!("{token_server}/stats"))
+        .await
+        .expect("token server stats")
+        .json()
+        .await
+        .expect("stats are JSON");
+    stats["by_scope"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_repositories_behind_token_auth_cost_one_token_request() {
+    let world = test_world("scopes");
+    let registry = world.registries.token.clone();
+    let (user, password) = world.registries.token_user.clone();
+    world.login(&registry, &user, &password);
+    let repositories: Vec<String> = (0..20)
+        .map(|index| world.repository(&format!("app{index:02}")))
+        .collect();
+    let images: Vec<String> = repositories
+        .iter()
+        .map(|repository| format!("{registry}/{repository}"))
+        .collect();
+    let ids: Vec<String> = images
+        .iter()
+        .map(|image| {
+            world.push(E2E_1_0, &format!("{image}:1.0"));
+            world.create(&format!("{image}:1.0"), &[])
+        })
+        .collect();
+    let config = world.config(&format!(
+        "{}[registries.tokened]\nplugin = \"oci\"\nurl = \"http://{registry}\"\nusername = \"{user}\"\npassword = \"{password}\"\n",
+        watcher("watch_all = true")
+    ));
+    let token_server = world.registries.token_server.clone();
+    let before = token_requests_by_scope(&token_server).await;
+    let scanner = world.scanner(&config).await;
+    let counters = scanner.registry_client().counters();
+    let patterns: Vec<&str> = images.iter().map(String::as_str).collect();
+    for scan in 1..=2 {
+        let report = scanner.scan(&scans::images(&patterns)).await;
+        assert_eq!(report.stats.repositories, 20);
+        for id in &ids {
+            assert_up_to_date(container(&report, id), "1.0");
+        }
+        // One token for the 20 repositories (a batch holds up to
+        // SCOPES_PER_TOKEN of them), reused by the second scan.
+        assert_eq!(
+            counters.total_for_origin(&token_server),
+            1,
+            "token requests after scan {scan}: {:?}",
+            counters.snapshot()
+        );
+    }
+    // Counted at the token server: each repository's scope was asked once,
+    // so the one request named all twenty.
+    let after = token_requests_by_scope(&token_server).await;
+    for repository in &repositories {
+        let scope = format!("repository:{repository}:pull");
+        let asked = after[&scope].as_u64().unwrap_or(0) - before[&scope].as_u64().unwrap_or(0);
+        assert_eq!(asked, 1, "token requests naming {scope}");
+    }
+}

@@ -9,7 +9,12 @@
 //! prints per scan and as a table row: median wall time and crowsnest CPU
 //! (`/proc/self/stat`, averaged over the warm scans), registry requests by
 //! kind (the registry client's counters), Docker discovery time, peak RSS
-//! (`VmHWM`, reset before the scanner) and RSS per 1,000 containers.
+//! (`VmHWM`, reset before the scanner) and RSS per 1,000 containers. Each
+//! scanner starts on an empty compile cache, so the first scan's time
+//! includes compiling the plugins it uses. Then it starts `crowsnest serve`
+//! (the binary of the same build) on the world and prints its RSS idle,
+//! after a first rescan through the API and after
+//! `CROWSNEST_BENCH_RESCANS` (default 5) more.
 //!
 //! Needs `scripts/dockerd.sh start` and `scripts/registries.sh start`.
 //! The containers and local tags are removed at the end unless
@@ -34,7 +39,7 @@ use crowsnest::model::ScanRequest;
 use crowsnest::oci::{RequestKind, MEDIA_TYPE_DOCKER_MANIFEST};
 use crowsnest::scan::Scanner;
 use crowsnest_testkit::engine::Engine;
-use crowsnest_testkit::figures::{env_number, status_kib};
+use crowsnest_testkit::figures::{env_number, process_status_kib, status_kib};
 use crowsnest_testkit::registry::Registries;
 use crowsnest_testkit::{config, images};
 
@@ -365,19 +370,131 @@ async fn cleanup(world: &World, docker: &Docker) -> Result<()> {
     Ok(())
 }
 
-fn config_for(world: &World, dir: &Path, tag_cache_ttl: u64) -> Config {
+/// The world's configuration text: the bench containers of the test engine,
+/// a store in `dir` with the tag cache on for `tag_cache_ttl` seconds, and
+/// an empty compile cache in `dir` (the first scan compiles what it uses).
+fn config_text(world: &World, dir: &Path, tag_cache_ttl: u64, extra: &str) -> String {
     // Docker Hub points at a loopback registry: a stray watched container can
     // never make the benchmark reach the internet.
     let store = config::store(&dir.join("store.db")).replace(
         "tag_cache_ttl = 0",
         &format!("tag_cache_ttl = {tag_cache_ttl}"),
     );
-    let text = format!(
-        "{}\n{store}{}",
-        config::watcher(world.engine, "watch_all = true\nwatch_by_default = false"),
+    format!(
+        "[plugins]\ncache_dir = \"{}\"\n\n{}\n{store}{}{extra}",
+        dir.join("components").display(),
+        config::watcher(
+            world.engine,
+            "watch_all = true\nwatch_by_default = false\nschedule = \"0 0 1 1 *\"\njitter = 0"
+        ),
         config::hub(Registries::get()),
-    );
+    )
+}
+
+fn config_for(world: &World, dir: &Path, tag_cache_ttl: u64) -> Config {
+    let text = config_text(world, dir, tag_cache_ttl, "");
     config::load(&config::write(dir, "config.toml", &text))
+}
+
+/// Memory of `crowsnest serve` over the world (tag cache off), in MB.
+struct ServeFigures {
+    /// Started, store empty, nothing scanned.
+    idle_mb: f64,
+    /// After the first full rescan (`POST /api/containers/watch`).
+    first_mb: f64,
+    /// After every rescan.
+    rescans_mb: f64,
+    /// `VmHWM` at the end.
+    peak_mb: f64,
+    /// Median rescan latency through the API.
+    rescan_ms: f64,
+    /// `GET /api/containers` body size.
+    json_kb: f64,
+}
+
+/// `crowsnest serve` (the binary of this build) over the world, killed on drop.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `crowsnest serve` on the world, rescans it `rescans + 1` times
+/// through the API and reads its RSS from `/proc/PID/status` on the way.
+async fn measure_serve(world: &World, rescans: usize) -> Result<ServeFigures> {
+    let dir = tempfile::tempdir()?;
+    let port = crowsnest_testkit::ports::free_port();
+    let text = config_text(
+        world,
+        dir.path(),
+        0,
+        &format!("\n[server]\nlisten = \"127.0.0.1:{port}\"\ngrpc_listen = \"\"\n"),
+    );
+    let path = config::write(dir.path(), "config.toml", &text);
+    let log = std::fs::File::create(dir.path().join("serve.log"))?;
+    let child = crowsnest_testkit::binary::Crowsnest::at(env!("CARGO_BIN_EXE_crowsnest"))
+        .command(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("start crowsnest serve")?;
+    let served = Served(child);
+    let pid = served.0.id().to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let healthy = http.get(format!("{base}/health")).send().await;
+        if healthy.is_ok_and(|answer| answer.status().is_success()) {
+            break;
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "crowsnest serve did not answer /health within 60 s: {}",
+            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_mb = || process_status_kib(&pid, "VmRSS:") as f64 / 1024.0;
+    let idle_mb = rss_mb();
+    let mut first_mb = 0.0;
+    let mut times = Vec::new();
+    for run in 0..=rescans {
+        let started = Instant::now();
+        let answer = http
+            .post(format!("{base}/api/containers/watch"))
+            .send()
+            .await?;
+        ensure!(
+            answer.status().is_success(),
+            "rescan through the API: {}",
+            answer.status()
+        );
+        answer.bytes().await?;
+        times.push(started.elapsed());
+        // The server trims the heap in the background once a scan is done.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if run == 0 {
+            first_mb = rss_mb();
+        }
+    }
+    let listed = http.get(format!("{base}/api/containers")).send().await?;
+    let json_kb = listed.bytes().await?.len() as f64 / 1024.0;
+    Ok(ServeFigures {
+        idle_mb,
+        first_mb,
+        rescans_mb: rss_mb(),
+        peak_mb: process_status_kib(&pid, "VmHWM:") as f64 / 1024.0,
+        rescan_ms: median(&mut times).as_secs_f64() * 1000.0,
+        json_kb,
+    })
 }
 
 /// CPU seconds (user + system) this process has used so far.
@@ -582,21 +699,34 @@ fn main() -> Result<()> {
                     }
                 }
             }
+            let rescans = env_number("CROWSNEST_BENCH_RESCANS", 5);
+            let serve = measure_serve(&world, rescans).await;
             if !keep {
                 cleanup(&world, &docker).await?;
             }
-            rows.push((containers, repositories, measured));
+            let serve = serve?;
+            println!(
+                "{containers}/{repositories}, crowsnest serve: {:.1} MB idle, {:.1} MB after a rescan, {:.1} MB after {} more, peak {:.1} MB; rescan median {:.1} ms; GET /api/containers {:.0} KB",
+                serve.idle_mb,
+                serve.first_mb,
+                serve.rescans_mb,
+                rescans,
+                serve.peak_mb,
+                serve.rescan_ms,
+                serve.json_kb
+            );
+            rows.push((containers, repositories, measured, serve));
         }
         println!();
-        println!("| containers/repos | scan wall median (cache off / on) | CPU per scan (off / on) | first scan | requests per scan, cache off | discovery | scanner setup | peak RSS | RSS per 1,000 |");
-        println!("|---|---|---|---|---|---|---|---|---|");
-        for (containers, repositories, measured) in rows {
+        println!("| containers/repos | scan wall median (cache off / on) | CPU per scan (off / on) | first scan (empty compile cache) | requests per scan, cache off | discovery | scanner setup | scanner peak RSS | per 1,000 | serve RSS idle / after rescans | serve per 1,000 |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for (containers, repositories, measured, serve) in rows {
             let [off, on] = measured.as_slice() else {
                 continue;
             };
             let peak = off.peak_mb.max(on.peak_mb);
             println!(
-                "| {containers}/{repositories} | {:.1} / {:.1} ms | {:.0} / {:.0} ms | {:.1} ms | {} | {:.1} ms | {:.0} ms | {:.1} MB | {:.2} MB |",
+                "| {containers}/{repositories} | {:.1} / {:.1} ms | {:.0} / {:.0} ms | {:.1} ms | {} | {:.1} ms | {:.0} ms | {:.1} MB | {:.2} MB | {:.1} / {:.1} MB | {:.2} MB |",
                 off.median_ms,
                 on.median_ms,
                 off.cpu_ms,
@@ -607,6 +737,9 @@ fn main() -> Result<()> {
                 off.setup_ms,
                 peak,
                 peak * 1000.0 / containers.max(1) as f64,
+                serve.idle_mb,
+                serve.rescans_mb,
+                (serve.rescans_mb - serve.idle_mb) * 1000.0 / containers.max(1) as f64,
             );
         }
         Ok(())

@@ -15,6 +15,7 @@
 pub mod actions;
 pub mod events;
 mod instance_setup;
+pub mod memory;
 pub mod metrics;
 pub mod plugin_setup;
 pub mod scan;

@@ -82,6 +82,33 @@ impl RegistryClient {
             .realm_origins(&base.origin().ascii_serialization())
     }
 
+    /// Plans the token requests of a scan that reads `locations` (registry
+    /// URL, repository): where a
+    /// registry's token server takes several `scope` parameters, one token
+    /// is asked for up to [`SCOPES_PER_TOKEN`](crate::SCOPES_PER_TOKEN)
+    /// of its repositories at once and reused until it expires. A full scan
+    /// (`replace`) drops the repositories it no longer reads; a partial one
+    /// only adds. Locations with an invalid URL are skipped (their requests
+    /// fail on their own).
+    pub fn plan_token_scopes<'a>(
+        &self,
+        locations: impl IntoIterator<Item = (&'a str, &'a str)>,
+        replace: bool,
+    ) {
+        let mut by_origin: std::collections::HashMap<String, Vec<&str>> = Default::default();
+        for (registry_url, repository) in locations {
+            if let Ok(base) = parse_registry_url(registry_url) {
+                by_origin
+                    .entry(base.origin().ascii_serialization())
+                    .or_default()
+                    .push(repository);
+            }
+        }
+        for (origin, repositories) in by_origin {
+            self.auth.plan_scopes(&origin, repositories, replace);
+        }
+    }
+
     /// Checks the location against the policy and parses it.
     pub(crate) fn target(&self, location: &Location) -> Result<Target, RegistryError> {
         let base = parse_registry_url(&location.registry_url)?;

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use url::Url;
 
-pub use auth::{parse_challenges, AccessPolicy, AllowAll, AuthChallenge, HostAllowList};
+pub use auth::{
+    parse_challenges, AccessPolicy, AllowAll, AuthChallenge, HostAllowList, SCOPES_PER_TOKEN,
+};
 pub use client::RegistryClient;
 pub use errors::{error_from_response_body, NotFoundMeans};
 pub use headers::{next_link, parse_link_header, parse_retry_after, LinkValue};

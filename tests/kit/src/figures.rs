@@ -27,7 +27,12 @@ pub fn report(name: &str, samples: &mut [Duration]) {
 
 /// A `/proc/self/status` field in KiB (`VmRSS:`, `VmHWM:`); 0 where unavailable.
 pub fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    process_status_kib("self", field)
+}
+
+/// A `/proc/PROCESS/status` field in KiB (`PROCESS` a pid or `self`); 0 where unavailable.
+pub fn process_status_kib(process: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
         .ok()
         .and_then(|status| {
             status

@@ -366,7 +366,7 @@ impl Scanner {
             .collect();
         let deadlines = Deadlines::of_scan(&self.inner.scan, started);
         let mut containers = self
-            .check(selected, &mut report.stats, progress, deadlines)
+            .check(selected, &mut report.stats, progress, deadlines, full)
             .await;
         // The store is pruned by what each engine lists once the scan is done,
         // not by what it listed at the start: a container created meanwhile
@@ -462,7 +462,9 @@ impl Scanner {
     ) -> Result<Option<ContainerObject>, ScanError> {
         let mut stats = ScanStats::default();
         let deadlines = Deadlines::of_scan(&self.inner.scan, Instant::now());
-        let containers = self.check(vec![found], &mut stats, None, deadlines).await;
+        let containers = self
+            .check(vec![found], &mut stats, None, deadlines, false)
+            .await;
         self.persist(&containers, None)
             .await
             .map_err(ScanError::Persist)?;
@@ -570,19 +572,35 @@ impl Scanner {
     }
 
     /// Check discovered containers: plan, list tags once per repository,
-    /// decide, resolve digests once per (repository, tag, platform).
+    /// decide, resolve digests once per (repository, tag, platform). A
+    /// `full` scan replaces the token plan of the registries it reads.
     async fn check(
         &self,
         discovered: Vec<DiscoveredContainer>,
         stats: &mut ScanStats,
         progress: Option<Progress>,
         deadlines: Deadlines,
+        full: bool,
     ) -> Vec<ContainerObject> {
         let inner = &self.inner;
         let mut plans = Vec::with_capacity(discovered.len());
         for container in discovered {
             plans.push(ContainerPlan::new(container, &inner.registries).await);
         }
+        // One token per batch of a registry's repositories, where its token
+        // server takes several scopes; a full scan replaces the plan.
+        inner.client.plan_token_scopes(
+            plans
+                .iter()
+                .filter_map(ContainerPlan::target)
+                .map(|target| {
+                    (
+                        target.location.registry_url.as_str(),
+                        target.location.repository.as_str(),
+                    )
+                }),
+            full,
+        );
         // One tag listing per (registry instance, repository).
         let mut groups: BTreeMap<RepositoryKey, Vec<usize>> = BTreeMap::new();
         for (index, plan) in plans

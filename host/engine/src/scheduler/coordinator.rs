@@ -353,6 +353,10 @@ impl Coordinator {
                     }
                     dispatcher.publish_outcomes(updates.outcomes());
                 }
+                // The scan's garbage (and, once its callers are answered,
+                // its report) goes back to the system, not to the peak RSS.
+                drop(dispatch_report);
+                crate::memory::release_free_memory();
             });
             report
         });

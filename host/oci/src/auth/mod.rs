@@ -6,6 +6,7 @@
 mod challenge;
 mod ping;
 mod policy;
+mod scopes;
 mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,12 +20,14 @@ use url::Url;
 
 pub use challenge::{parse_challenges, AuthChallenge};
 pub use policy::{AccessPolicy, AllowAll, HostAllowList};
+pub use scopes::SCOPES_PER_TOKEN;
 
 use crate::errors::NotFoundMeans;
 use crate::target::Target;
 use crate::transport::{Outgoing, Sent, Transport};
 use crate::{Auth, RegistryError};
 use ping::PingLocks;
+use scopes::{pull_scope, ScopePlans};
 use tokens::{credential_identity, parse_token_response, CachedToken, TokenCache, TokenKey};
 
 /// How a registry origin wants to be authenticated, learned from `/v2/`.
@@ -40,7 +43,12 @@ enum AuthScheme {
 enum Credential {
     None,
     Basic(String),
-    Token { header: String, from_cache: bool },
+    /// A Bearer token; `batched` when it was asked for a batch of repositories.
+    Token {
+        header: String,
+        from_cache: bool,
+        batched: bool,
+    },
     Given(String),
 }
 
@@ -61,6 +69,7 @@ pub(crate) struct Authenticator {
     schemes: Mutex<HashMap<String, AuthScheme>>,
     pings: PingLocks,
     tokens: TokenCache,
+    scopes: ScopePlans,
     realms: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
@@ -72,8 +81,19 @@ impl Authenticator {
             schemes: Mutex::default(),
             pings: PingLocks::default(),
             tokens: TokenCache::default(),
+            scopes: ScopePlans::default(),
             realms: Mutex::default(),
         }
+    }
+
+    /// Plans multi-scope tokens for `repositories` of `origin` (see `scopes`).
+    pub fn plan_scopes<'a>(
+        &self,
+        origin: &str,
+        repositories: impl IntoIterator<Item = &'a str>,
+        replace: bool,
+    ) {
+        self.scopes.plan(origin, repositories, replace);
     }
 
     /// Token realm origins the registry at `origin` has named so far.
@@ -121,6 +141,16 @@ impl Authenticator {
             return Ok(sent);
         };
         self.remember_scheme(&target.origin, &scheme);
+        if matches!(credential, Credential::Token { batched: true, .. })
+            && challenges.iter().any(|challenge| {
+                challenge.scheme == "bearer"
+                    && challenge.param("error") == Some("insufficient_scope")
+            })
+        {
+            tracing::debug!(registry = %target.origin, repository = %target.repository, "batch token lacks the repository's scope; asking for its own");
+            self.scopes
+                .needs_own_token(&target.origin, &target.repository);
+        }
         // The 401 holds one of the origin's request permits: release it before
         // fetching a token, whose realm may be on this very origin (Harbor's
         // `/service/token`, Quay's `/v2/auth`). Holding it, as many 401s as
@@ -180,9 +210,40 @@ impl Authenticator {
                 _ => Credential::None,
             }),
             AuthScheme::Bearer { realm, service } => {
+                // Without a scope from the resource's own challenge, the
+                // repository's planned batch is asked for at once.
+                let batch = match scope {
+                    None => self.scopes.batch_for(&target.origin, &target.repository),
+                    Some(_) => None,
+                };
+                if let Some(batch) = batch {
+                    let request = TokenRequest {
+                        realm: &realm,
+                        service: service.as_deref(),
+                        scope: &batch,
+                    };
+                    match self.token(target, &request, auth, refresh_token).await {
+                        Ok((token, from_cache)) => {
+                            return Ok(Credential::Token {
+                                header: format!("Bearer {token}"),
+                                from_cache,
+                                batched: true,
+                            })
+                        }
+                        // Busy or unreachable: asking per repository would not help.
+                        Err(
+                            error @ (RegistryError::Transport(_)
+                            | RegistryError::TooManyRequests(_)
+                            | RegistryError::NotAllowed(_)),
+                        ) => return Err(error),
+                        Err(error) => {
+                            tracing::debug!(registry = %target.origin, "multi-scope token refused ({error}); asking per repository");
+                            self.scopes.refused(&target.origin);
+                        }
+                    }
+                }
                 // Docker-Hub-like registries challenge /v2/ without a scope: compute it.
-                let scope =
-                    scope.unwrap_or_else(|| format!("repository:{}:pull", target.repository));
+                let scope = scope.unwrap_or_else(|| pull_scope(&target.repository));
                 let request = TokenRequest {
                     realm: &realm,
                     service: service.as_deref(),
@@ -192,6 +253,7 @@ impl Authenticator {
                 Ok(Credential::Token {
                     header: format!("Bearer {token}"),
                     from_cache,
+                    batched: false,
                 })
             }
         }

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use super::*;
 use crate::protocol::validate_manifest_reference;
 use crate::{Auth, HostAllowList, MEDIA_TYPE_OCI_INDEX};
-use crate::{Location, Platform, MEDIA_TYPE_OCI_MANIFEST};
+use crate::{Location, Platform, MEDIA_TYPE_OCI_MANIFEST, SCOPES_PER_TOKEN};
 use sha2::{Digest as _, Sha256};
 
 /// A request as the canned server saw it.
@@ -872,4 +872,224 @@ async fn same_origin_realm_with_concurrent_401s_does_not_deadlock() {
     for answer in answers {
         assert_eq!(answer.unwrap(), ["x"]);
     }
+}
+
+/// The `scope` parameters of a token request, in order.
+fn scopes_of(request: &SeenRequest) -> Vec<String> {
+    let query = request.target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == "scope")
+        .map(|(_, value)| value.into_owned())
+        .collect()
+}
+
+/// A registry challenging every request without `Bearer <accepted(repository)>`
+/// to ask `token_server`; `insufficient_scope` when a token was sent.
+async fn bearer_registry(
+    token_server: &CannedServer,
+    accepted: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
+) -> CannedServer {
+    let realm_url = token_server.url();
+    CannedServer::start(move |request| {
+        let repository = request
+            .path()
+            .strip_prefix("/v2/")
+            .and_then(|rest| rest.strip_suffix("/tags/list"))
+            .unwrap_or_default()
+            .to_string();
+        let token = request
+            .header("authorization")
+            .and_then(|value| value.strip_prefix("Bearer "));
+        match token {
+            Some(token) if !repository.is_empty() && accepted(&repository, token) => {
+                canned(200, &[], tags_json(&["x"]))
+            }
+            _ => {
+                let mut challenge = format!(r#"Bearer realm="{realm_url}/token",service="svc""#);
+                if token.is_some() {
+                    challenge.push_str(&format!(
+                        r#",scope="repository:{repository}:pull",error="insufficient_scope""#
+                    ));
+                }
+                canned(401, &[("WWW-Authenticate", challenge.as_str())], "")
+            }
+        }
+    })
+    .await
+}
+
+fn token_requests(token_server: &CannedServer) -> Vec<Vec<String>> {
+    token_server
+        .requests()
+        .iter()
+        .filter(|r| r.path() == "/token")
+        .map(scopes_of)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn planned_repositories_share_one_multi_scope_token() {
+    let token_server = CannedServer::start(|request| {
+        let token = if scopes_of(request).len() > 1 {
+            "batch"
+        } else {
+            "single"
+        };
+        canned(
+            200,
+            &[],
+            format!(r#"{{"token":"{token}","expires_in":300}}"#),
+        )
+    })
+    .await;
+    let registry = bearer_registry(&token_server, |_, token| token == "batch").await;
+    let client = test_client();
+    let repositories: Vec<String> = (0..(SCOPES_PER_TOKEN + 5))
+        .map(|index| format!("org/app{index:02}"))
+        .collect();
+    let locations: Vec<Location> = repositories
+        .iter()
+        .map(|repository| Location::new(registry.url(), repository))
+        .collect();
+    client.plan_token_scopes(
+        locations
+            .iter()
+            .map(|l| (l.registry_url.as_str(), l.repository.as_str())),
+        true,
+    );
+    let listings = locations
+        .iter()
+        .map(|location| client.list_tags(location, &Auth::Anonymous));
+    for listed in futures::future::join_all(listings).await {
+        assert_eq!(listed.unwrap(), ["x"]);
+    }
+    // Again: the tokens are reused until they expire.
+    for location in &locations {
+        client.list_tags(location, &Auth::Anonymous).await.unwrap();
+    }
+    let mut asked = token_requests(&token_server);
+    asked.sort_by_key(Vec::len);
+    let expected_last: Vec<String> = repositories[SCOPES_PER_TOKEN..]
+        .iter()
+        .map(|repository| format!("repository:{repository}:pull"))
+        .collect();
+    assert_eq!(
+        asked.len(),
+        2,
+        "one token per batch of {SCOPES_PER_TOKEN}: {asked:?}"
+    );
+    assert_eq!(asked[0], expected_last);
+    assert_eq!(asked[1].len(), SCOPES_PER_TOKEN);
+    assert_eq!(registry.count("/v2/"), 1);
+    assert!(registry
+        .requests()
+        .iter()
+        .filter(|r| r.path() != "/v2/")
+        .all(|r| r.header("authorization").is_some()));
+}
+
+#[tokio::test]
+async fn a_batch_token_missing_a_scope_falls_back_to_the_repository_s_own() {
+    let token_server = CannedServer::start(|request| {
+        let scopes = scopes_of(request);
+        let token = if scopes.len() > 1 {
+            "batch".to_string()
+        } else {
+            scopes.concat()
+        };
+        canned(
+            200,
+            &[],
+            format!(r#"{{"token":"{token}","expires_in":300}}"#),
+        )
+    })
+    .await;
+    // The batch token covers `org/a` and `org/b` only (as a token server
+    // leaves out the scopes an account may not have).
+    let registry = bearer_registry(&token_server, |repository, token| {
+        token == format!("repository:{repository}:pull")
+            || (token == "batch" && repository != "org/c")
+    })
+    .await;
+    let client = test_client();
+    let locations: Vec<Location> = ["org/a", "org/b", "org/c"]
+        .iter()
+        .map(|repository| Location::new(registry.url(), *repository))
+        .collect();
+    client.plan_token_scopes(
+        locations
+            .iter()
+            .map(|l| (l.registry_url.as_str(), l.repository.as_str())),
+        true,
+    );
+    for _ in 0..2 {
+        for location in &locations {
+            assert_eq!(
+                client.list_tags(location, &Auth::Anonymous).await.unwrap(),
+                ["x"]
+            );
+        }
+    }
+    assert_eq!(
+        token_requests(&token_server),
+        [
+            vec![
+                "repository:org/a:pull".to_string(),
+                "repository:org/b:pull".into(),
+                "repository:org/c:pull".into()
+            ],
+            vec!["repository:org/c:pull".to_string()],
+        ]
+    );
+    // One insufficient_scope answer; the second round went straight to `org/c`'s own token.
+    let refused = registry
+        .requests()
+        .iter()
+        .filter(|r| r.path() == "/v2/org/c/tags/list")
+        .count();
+    assert_eq!(refused, 3, "batch try, own-token retry, second round");
+}
+
+#[tokio::test]
+async fn a_realm_refusing_several_scopes_is_asked_per_repository() {
+    let token_server = CannedServer::start(|request| {
+        let scopes = scopes_of(request);
+        if scopes.len() > 1 {
+            return canned(
+                400,
+                &[("Content-Type", "application/json")],
+                r#"{"errors":[{"code":"UNSUPPORTED","message":"one scope at a time"}]}"#,
+            );
+        }
+        canned(200, &[], format!(r#"{{"token":"{}"}}"#, scopes.concat()))
+    })
+    .await;
+    let registry = bearer_registry(&token_server, |repository, token| {
+        token == format!("repository:{repository}:pull")
+    })
+    .await;
+    let client = test_client();
+    let locations: Vec<Location> = ["org/a", "org/b"]
+        .iter()
+        .map(|repository| Location::new(registry.url(), *repository))
+        .collect();
+    client.plan_token_scopes(
+        locations
+            .iter()
+            .map(|l| (l.registry_url.as_str(), l.repository.as_str())),
+        true,
+    );
+    for location in &locations {
+        assert_eq!(
+            client.list_tags(location, &Auth::Anonymous).await.unwrap(),
+            ["x"]
+        );
+    }
+    let asked = token_requests(&token_server);
+    assert_eq!(
+        asked.len(),
+        3,
+        "one refused batch, then one each: {asked:?}"
+    );
+    assert_eq!(asked[0].len(), 2);
 }
