@@ -873,3 +873,28 @@ async fn same_origin_realm_with_concurrent_401s_does_not_deadlock() {
         assert_eq!(answer.unwrap(), ["x"]);
     }
 }
+
+/// `[registries.NAME] concurrency`: that origin's window never grows past
+/// its own ceiling (lower or higher than the general one), public or not.
+#[test]
+fn an_origin_ceiling_replaces_the_general_one() {
+    let config = crate::ClientConfig {
+        max_concurrent_requests_per_registry: 32,
+        initial_concurrent_requests_per_registry: 4,
+        origin_ceilings: [
+            ("http://127.0.0.1:5000".to_owned(), 1),
+            ("https://registry-1.docker.io".to_owned(), 12),
+        ]
+        .into(),
+        ..crate::ClientConfig::default()
+    };
+    assert_eq!(
+        config.window_limits("http://127.0.0.1:5000"),
+        crate::WindowLimits::new(1, 1, true)
+    );
+    assert_eq!(
+        config.window_limits("https://registry-1.docker.io"),
+        crate::WindowLimits::new(4, 12, true)
+    );
+    assert_eq!(config.window_limits("http://127.0.0.1:5001").ceiling, 32);
+}
