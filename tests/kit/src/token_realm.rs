@@ -64,6 +64,8 @@ struct State {
     lifetime: TokenLifetime,
     delay: Duration,
     issued: Mutex<HashMap<String, Instant>>,
+    /// Tokens refused from now on (see [`TokenRealmProxy::revoke_issued`]).
+    revoked: Mutex<std::collections::HashSet<String>>,
     counters: Counters,
     http: reqwest::Client,
 }
@@ -97,6 +99,7 @@ impl TokenRealmProxy {
             lifetime,
             delay,
             issued: Mutex::default(),
+            revoked: Mutex::default(),
             counters: Counters::default(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -109,9 +112,11 @@ impl TokenRealmProxy {
             async move {
                 let _in_flight = InFlight::enter(&state.counters);
                 if request.uri().path() == "/service/token" {
-                    token(&state, &request).await
+                    let query = request.uri().query().unwrap_or_default().to_owned();
+                    let authorization = request.headers().get("authorization").cloned();
+                    issue_token(&state, &query, authorization).await
                 } else {
-                    registry(&state, request).await
+                    to_registry(&state, request).await
                 }
             }
         });
@@ -128,6 +133,24 @@ impl TokenRealmProxy {
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         self.address.to_string()
+    }
+
+    /// Refuses every token issued so far, as a registry does after a key
+    /// rotation (clients hold them as valid for their announced lifetime).
+    pub fn revoke_issued(&self) {
+        let issued: Vec<String> = self
+            .state
+            .issued
+            .lock()
+            .expect("issued tokens")
+            .keys()
+            .cloned()
+            .collect();
+        self.state
+            .revoked
+            .lock()
+            .expect("revoked tokens")
+            .extend(issued);
     }
 
     /// Token requests answered so far.
@@ -156,14 +179,17 @@ impl Drop for TokenRealmProxy {
 }
 
 /// Asks the real token server and hands its token out with the proxy's lifetime.
-async fn token(state: &State, request: &Request<Body>) -> Response<Body> {
+async fn issue_token(
+    state: &State,
+    query: &str,
+    authorization: Option<HeaderValue>,
+) -> Response<Body> {
     state.counters.token_requests.fetch_add(1, Ordering::SeqCst);
-    let query = request.uri().query().unwrap_or_default();
     let mut outgoing = state
         .http
         .get(format!("{}/token?{query}", state.token_server));
-    if let Some(authorization) = request.headers().get("authorization") {
-        outgoing = outgoing.header("authorization", authorization.clone());
+    if let Some(authorization) = authorization {
+        outgoing = outgoing.header("authorization", authorization);
     }
     let answer = outgoing.send().await.expect("the token server answers");
     let status = answer.status();
@@ -186,7 +212,7 @@ async fn token(state: &State, request: &Request<Body>) -> Response<Body> {
 
 /// Rejects an expired token as the registry would, else forwards (after
 /// the delay) with the realm rewritten to the proxy's own.
-async fn registry(state: &State, request: Request<Body>) -> Response<Body> {
+async fn to_registry(state: &State, request: Request<Body>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let repository = repository_of(&path);
     let bearer = request
@@ -202,6 +228,11 @@ async fn registry(state: &State, request: Request<Body>) -> Response<Body> {
             .expect("issued tokens")
             .get(&token)
             .is_some_and(|issued| issued.elapsed() >= state.lifetime.rejected_after)
+            || state
+                .revoked
+                .lock()
+                .expect("revoked tokens")
+                .contains(&token)
     });
     if let (true, Some(repository)) = (expired, &repository) {
         state
