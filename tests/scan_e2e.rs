@@ -7,7 +7,7 @@
 //! tests run in parallel. Docker Hub is always pointed at the loopback token
 //! registry: no scan ever leaves the machine.
 
-use crowsnest::model::{ContainerObject, ScanRequest};
+use crowsnest::model::{CheckStatus, ContainerObject, ScanRequest};
 use crowsnest::oci::{MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST};
 use crowsnest::scan::Scanner;
 use crowsnest_testkit::cases::check_each;
@@ -276,6 +276,44 @@ async fn multi_arch_index_images() {
     );
     assert_eq!(kind.remote_value.as_deref(), Some(new_latest.as_str()));
     assert_eq!(kind.semver_diff, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_digest_is_resolved_with_a_manifest_head_and_no_get() {
+    let world = test_world("headfirst");
+    let repository = world.repository("headfirst");
+    let index = push_index(&world, &repository, E2E_1_1, "latest").await;
+    // Pulled through a counting proxy, so that the image's recorded digest
+    // is the proxy's repository and every scan request is seen.
+    let proxy = CountingProxy::start(&world.registries.plain).await;
+    let image = format!("{}/{repository}", proxy.address);
+    world.pull(&format!("{image}:latest"));
+    let id = world.run(&format!("{image}:latest"), &[]);
+    proxy.reset();
+
+    let report = local_scanner(&world).await.scan(&images(&[&image])).await;
+    let object = container(&report, &id);
+    assert_eq!(object.check.status, CheckStatus::UpToDate, "{object:#?}");
+    assert_eq!(object.image.digest.repo.as_deref(), Some(index.as_str()));
+    let manifests: Vec<(String, String)> = proxy
+        .requests()
+        .into_iter()
+        .filter(|(_, path)| path.contains("/manifests/"))
+        .collect();
+    let heads = manifests
+        .iter()
+        .filter(|(method, _)| method == "HEAD")
+        .count();
+    let gets = manifests
+        .iter()
+        .filter(|(method, _)| method == "GET")
+        .count();
+    println!("digest of an index tag: {heads} manifest HEAD, {gets} manifest GET");
+    assert_eq!(
+        (heads, gets),
+        (1, 0),
+        "one HEAD, no GET (Docker Hub counts a manifest GET as a pull): {manifests:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

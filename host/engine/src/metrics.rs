@@ -63,6 +63,7 @@ pub struct Metrics {
     deliveries: Family<Labels, Counter>,
     updates: Family<Labels, Counter>,
     containers: Family<Labels, Gauge>,
+    stale: Family<Labels, Gauge>,
     registry_requests: Family<Labels, Counter>,
     plugin_calls: Family<Labels, Counter>,
     plugin_traps: Family<Labels, Counter>,
@@ -120,6 +121,12 @@ impl Metrics {
             "Stored containers by watcher and check status (up-to-date, update, not-checked, error)",
             containers.clone(),
         );
+        let stale = Family::<Labels, Gauge>::default();
+        registry.register(
+            "containers_stale",
+            "Stored containers whose result is the last one known (their watcher was unreachable), by watcher",
+            stale.clone(),
+        );
         registry.register(
             "registry_requests",
             "HTTP requests sent to registries and token realms, by origin and status",
@@ -146,6 +153,7 @@ impl Metrics {
             deliveries,
             updates,
             containers,
+            stale,
             registry_requests,
             plugin_calls,
             plugin_traps,
@@ -222,7 +230,15 @@ impl Metrics {
     pub fn render(&self, containers: &[ContainerObject]) -> String {
         let _scrape = self.scrape.lock();
         self.containers.clear();
+        self.stale.clear();
         for container in containers {
+            // Every watcher shows, at 0 when none of its results is stale.
+            let stale = self
+                .stale
+                .get_or_create(&vec![("watcher".to_owned(), container.watcher.clone())]);
+            if container.check.stale {
+                stale.inc();
+            }
             let status = container.check.status.as_str();
             self.containers
                 .get_or_create(&vec![
@@ -322,6 +338,35 @@ mod tests {
             text.contains(
                 "crowsnest_registry_requests_total{origin=\"http://127.0.0.1:5001\",status=\"200\"} 3"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn stale_containers_are_counted_per_watcher() {
+        let metrics = Metrics::new();
+        let object = |watcher: &str, stale: bool| {
+            let mut object = crate::triggers::templates::sample_container();
+            object.watcher = watcher.to_owned();
+            object.check.stale = stale;
+            object
+        };
+        let text = metrics.render(&[
+            object("remote", true),
+            object("remote", true),
+            object("remote", false),
+            object("local", false),
+        ]);
+        for expected in [
+            "crowsnest_containers_stale{watcher=\"remote\"} 2",
+            "crowsnest_containers_stale{watcher=\"local\"} 0",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+        // Gone once the results are fresh again.
+        let text = metrics.render(&[object("remote", false)]);
+        assert!(
+            text.contains("crowsnest_containers_stale{watcher=\"remote\"} 0"),
             "{text}"
         );
     }

@@ -21,6 +21,7 @@ pub mod reference;
 mod target;
 mod transport;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -210,6 +211,9 @@ pub struct ClientConfig {
     /// Where that window starts (private registries; public ones start at
     /// [`PUBLIC_REGISTRY_INITIAL_REQUESTS`]).
     pub initial_concurrent_requests_per_registry: usize,
+    /// Ceilings of chosen origins (`scheme://host[:port]`, from
+    /// `[registries.NAME] concurrency`), in place of the general one.
+    pub origin_ceilings: BTreeMap<String, usize>,
     /// Whole-request timeout (connect, send, read body).
     pub request_timeout: Duration,
     /// TCP + TLS connect timeout.
@@ -248,6 +252,7 @@ impl Default for ClientConfig {
             max_concurrent_requests_per_registry: DEFAULT_MAX_CONCURRENT_REQUESTS_PER_REGISTRY,
             initial_concurrent_requests_per_registry:
                 DEFAULT_INITIAL_CONCURRENT_REQUESTS_PER_REGISTRY,
+            origin_ceilings: BTreeMap::new(),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
@@ -270,8 +275,13 @@ impl Default for ClientConfig {
 impl ClientConfig {
     /// The window limits of `origin` (`scheme://host[:port]`): conservative
     /// for the public registries of [`PUBLIC_REGISTRY_HOSTS`], the configured
-    /// start and ceiling (with slow start) elsewhere.
+    /// start and ceiling (with slow start) elsewhere; an origin of
+    /// [`ClientConfig::origin_ceilings`] never exceeds its own ceiling.
     pub fn window_limits(&self, origin: &str) -> WindowLimits {
+        if let Some(ceiling) = self.origin_ceilings.get(origin) {
+            let start = self.initial_concurrent_requests_per_registry;
+            return WindowLimits::new(start.min(*ceiling), *ceiling, true);
+        }
         let ceiling = self.max_concurrent_requests_per_registry;
         let host = Url::parse(origin)
             .ok()

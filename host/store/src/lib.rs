@@ -6,17 +6,20 @@
 //! Must not depend on any other crowsnest crate: rows are stored as the JSON
 //! of whatever serialisable type the caller hands in.
 //!
-//! SQLite is blocking, so every call runs on tokio's blocking pool against one
-//! connection behind a mutex; the public API is async. The database uses WAL so
-//! readers (the API) never wait on the scanner's writes for long, and the schema
-//! is versioned with `PRAGMA user_version`.
+//! SQLite is blocking, so every call runs on tokio's blocking pool; the public
+//! API is async. Writes go through one connection behind a mutex; reads take
+//! a read-only connection of their own from a small pool, so with WAL a reader
+//! (the API) never waits on the scanner's writes. The schema is versioned with
+//! `PRAGMA user_version`. The update history and the trigger deliveries are
+//! kept for `[store] retention_days` and at most `retention_rows` rows per
+//! container ([`Store::prune_retained`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +28,9 @@ pub const DEFAULT_STORE_PATH: &str = "./crowsnest.db";
 
 /// How long a writer waits for a lock held by another connection (another process).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle read-only connections kept open (more are opened while busy).
+const IDLE_READERS: usize = 4;
 
 /// Schema migrations; entry `i` moves the database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -97,6 +103,22 @@ pub struct StoreConfig {
     /// Seconds a repository's tag list is reused before the registry is asked again (0 = never reuse).
     #[serde(default = "default_tag_cache_ttl")]
     pub tag_cache_ttl: u64,
+    /// Days update-history and trigger-delivery rows are kept after they were
+    /// last seen (0 = forever).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u64,
+    /// Update-history and trigger-delivery rows kept per container, newest
+    /// first (0 = no limit).
+    #[serde(default = "default_retention_rows")]
+    pub retention_rows: u64,
+}
+
+fn default_retention_days() -> u64 {
+    90
+}
+
+fn default_retention_rows() -> u64 {
+    10_000
 }
 
 fn default_tag_cache_ttl() -> u64 {
@@ -112,8 +134,45 @@ impl Default for StoreConfig {
         Self {
             path: default_store_path(),
             tag_cache_ttl: default_tag_cache_ttl(),
+            retention_days: default_retention_days(),
+            retention_rows: default_retention_rows(),
         }
     }
+}
+
+/// How long the update history and trigger deliveries are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Rows last seen longer ago are pruned; `None` keeps them forever.
+    pub max_age: Option<Duration>,
+    /// Rows kept per container, newest first; `None` for no limit.
+    pub max_rows_per_container: Option<u64>,
+}
+
+impl Retention {
+    /// The retention of a `[store]` section.
+    pub fn of(config: &StoreConfig) -> Self {
+        Self {
+            max_age: (config.retention_days > 0)
+                .then(|| Duration::from_secs(config.retention_days.saturating_mul(86_400))),
+            max_rows_per_container: (config.retention_rows > 0).then_some(config.retention_rows),
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self::of(&StoreConfig::default())
+    }
+}
+
+/// Rows [`Store::prune_retained`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Update-history rows.
+    pub history: usize,
+    /// Trigger-delivery rows.
+    pub deliveries: usize,
 }
 
 /// Errors of the store.
@@ -213,7 +272,11 @@ pub struct CachedTags {
 #[derive(Debug, Clone)]
 pub struct Store {
     connection: Arc<Mutex<Connection>>,
+    /// Idle read-only connections of a file store (none in memory: reads
+    /// then share the writer's connection).
+    readers: Arc<Mutex<Vec<Connection>>>,
     path: Option<PathBuf>,
+    retention: Retention,
 }
 
 impl Store {
@@ -226,13 +289,22 @@ impl Store {
         tracing::debug!(path = %path.display(), "store opened");
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
+            readers: Arc::default(),
             path: Some(path),
+            retention: Retention::default(),
         })
     }
 
-    /// Opens the database named by the `[store]` configuration.
+    /// Opens the database named by the `[store]` configuration, with its retention.
     pub async fn open_config(config: &StoreConfig) -> Result<Self, StoreError> {
-        Self::open(&config.path).await
+        Ok(Self::open(&config.path)
+            .await?
+            .with_retention(Retention::of(config)))
+    }
+
+    /// The same store, pruning with `retention`.
+    pub fn with_retention(self, retention: Retention) -> Self {
+        Self { retention, ..self }
     }
 
     /// A private in-memory database (for tests and `--no-store` style runs).
@@ -249,7 +321,9 @@ impl Store {
         .await??;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
+            readers: Arc::default(),
             path: None,
+            retention: Retention::default(),
         })
     }
 
@@ -260,7 +334,7 @@ impl Store {
 
     /// The schema version of the open database.
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
-        self.run(|connection| Ok(user_version(connection)?)).await
+        self.read(|connection| Ok(user_version(connection)?)).await
     }
 
     /// Inserts or replaces one container object (see [`Store::upsert_containers`]).
@@ -409,7 +483,7 @@ impl Store {
         parameters: Vec<rusqlite::types::Value>,
     ) -> Result<Vec<T>, StoreError> {
         let objects = self
-            .run(move |connection| {
+            .read(move |connection| {
                 let mut statement = connection.prepare_cached(sql)?;
                 let objects = statement
                     .query_map(params_from_iter(parameters), |row| row.get::<_, String>(0))?
@@ -466,7 +540,7 @@ impl Store {
         container_id: &str,
     ) -> Result<Vec<UpdateHistoryEntry>, StoreError> {
         let container_id = container_id.to_owned();
-        self.run(move |connection| {
+        self.read(move |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT container_id, image, kind, local_value, remote_value, first_seen, last_seen
                  FROM update_history WHERE container_id = ?1
@@ -558,7 +632,7 @@ impl Store {
     ) -> Result<Option<CachedTags>, StoreError> {
         let (registry, repository) = (registry.to_owned(), repository.to_owned());
         let row = self
-            .run(move |connection| {
+            .read(move |connection| {
                 Ok(connection
                     .query_row(
                         "SELECT tags, fetched_at FROM tag_cache WHERE registry = ?1 AND repository = ?2",
@@ -637,7 +711,7 @@ impl Store {
         result_key: &str,
     ) -> Result<bool, StoreError> {
         let key = delivery_key(trigger, container_id, result_key);
-        self.run(move |connection| {
+        self.read(move |connection| {
             Ok(connection
                 .query_row(
                     "SELECT 1 FROM trigger_deliveries
@@ -649,6 +723,92 @@ impl Store {
                 .is_some())
         })
         .await
+    }
+
+    /// Deletes update-history and trigger-delivery rows beyond the retention
+    /// (run after each full scan): rows last seen before the retention age,
+    /// and per container all but the newest `retention_rows`. A delivery of
+    /// a container still stored is never pruned by age (it keeps a `once`
+    /// trigger from firing again for a result that is still current).
+    pub async fn prune_retained(&self) -> Result<Pruned, StoreError> {
+        self.prune_retained_at(SystemTime::now()).await
+    }
+
+    /// [`Store::prune_retained`] as if it were `now`.
+    async fn prune_retained_at(&self, now: SystemTime) -> Result<Pruned, StoreError> {
+        let retention = self.retention;
+        let cutoff = retention
+            .max_age
+            .map(|age| unix_millis(now.checked_sub(age).unwrap_or(UNIX_EPOCH)));
+        let keep = retention
+            .max_rows_per_container
+            .map(|rows| i64::try_from(rows).unwrap_or(i64::MAX));
+        self.run(move |connection| {
+            let transaction = connection.transaction()?;
+            let mut pruned = Pruned::default();
+            if let Some(cutoff) = cutoff {
+                pruned.history += transaction
+                    .execute("DELETE FROM update_history WHERE last_seen < ?1", [cutoff])?;
+                pruned.deliveries += transaction.execute(
+                    "DELETE FROM trigger_deliveries WHERE notified_at < ?1
+                     AND container_id NOT IN (SELECT id FROM containers)",
+                    [cutoff],
+                )?;
+            }
+            if let Some(keep) = keep {
+                pruned.history += transaction.execute(
+                    "DELETE FROM update_history WHERE rowid IN (
+                        SELECT rowid FROM (
+                            SELECT rowid, ROW_NUMBER() OVER (
+                                PARTITION BY container_id
+                                ORDER BY last_seen DESC, first_seen DESC) AS rank
+                            FROM update_history)
+                        WHERE rank > ?1)",
+                    [keep],
+                )?;
+                pruned.deliveries += transaction.execute(
+                    "DELETE FROM trigger_deliveries WHERE rowid IN (
+                        SELECT rowid FROM (
+                            SELECT rowid, ROW_NUMBER() OVER (
+                                PARTITION BY container_id
+                                ORDER BY notified_at DESC) AS rank
+                            FROM trigger_deliveries)
+                        WHERE rank > ?1)",
+                    [keep],
+                )?;
+            }
+            transaction.commit()?;
+            Ok(pruned)
+        })
+        .await
+    }
+
+    /// Runs the read-only `work` on the blocking pool on a read-only
+    /// connection of its own (WAL: it never waits on the writer); in memory,
+    /// on the one connection.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(path) = self.path.clone() else {
+            return self.run(work).await;
+        };
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
+            let mut connection = match idle {
+                Some(connection) => connection,
+                None => open_reader(&path)?,
+            };
+            let result = work(&mut connection);
+            let mut idle = readers.lock().map_err(|_| StoreError::Poisoned)?;
+            if idle.len() < IDLE_READERS {
+                idle.push(connection);
+            }
+            result
+        })
+        .await?
     }
 
     /// Runs `work` on the blocking pool with exclusive use of the connection.
@@ -728,6 +888,21 @@ fn open_file(path: &Path) -> Result<Connection, StoreError> {
         .pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_error)?;
     migrate(&mut connection)?;
+    Ok(connection)
+}
+
+/// A read-only connection to the (already migrated, WAL) database at `path`.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let open_error = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open_error)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
     Ok(connection)
 }
 
@@ -893,6 +1068,144 @@ mod tests {
             matches!(missing, StoreError::MissingField("containerId")),
             "{missing}"
         );
+    }
+
+    fn update(container_id: &str, remote_value: &str) -> UpdateRecord {
+        UpdateRecord {
+            container_id: container_id.into(),
+            image: "nginx".into(),
+            kind: "tag".into(),
+            local_value: "1.0".into(),
+            remote_value: remote_value.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_keeps_the_newest_rows_per_container_and_drops_old_ones() {
+        let store = Store::open_in_memory()
+            .await
+            .unwrap()
+            .with_retention(Retention {
+                max_age: Some(Duration::from_secs(90 * 86_400)),
+                max_rows_per_container: Some(2),
+            });
+        for remote in ["1.1", "1.2", "1.3"] {
+            store.record_update(&update("c1", remote)).await.unwrap();
+            store.mark_notified("mail", "c1", remote).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        store.record_update(&update("c2", "2.0")).await.unwrap();
+        store.mark_notified("mail", "gone", "2.0").await.unwrap();
+        store
+            .upsert_container(&serde_json::json!({"id": "c1", "watcher": "local", "name": "web"}))
+            .await
+            .unwrap();
+
+        // Per container, the newest two rows stay.
+        let pruned = store.prune_retained().await.unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                history: 1,
+                deliveries: 1
+            }
+        );
+        let remotes: Vec<String> = store
+            .update_history("c1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.update.remote_value)
+            .collect();
+        assert_eq!(remotes, ["1.3", "1.2"]);
+        assert!(!store.was_notified("mail", "c1", "1.1").await.unwrap());
+        assert!(store.was_notified("mail", "c1", "1.3").await.unwrap());
+
+        // 91 days on: the history is gone; the deliveries of the stored
+        // container stay (its `once` triggers must not fire again), the
+        // forgotten container's go.
+        let later = SystemTime::now() + Duration::from_secs(91 * 86_400);
+        let pruned = store.prune_retained_at(later).await.unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                history: 3,
+                deliveries: 1
+            }
+        );
+        assert!(store.update_history("c1").await.unwrap().is_empty());
+        assert!(store.update_history("c2").await.unwrap().is_empty());
+        assert!(store.was_notified("mail", "c1", "1.3").await.unwrap());
+        assert!(!store.was_notified("mail", "gone", "2.0").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn zero_retention_keeps_everything() {
+        let config = StoreConfig {
+            retention_days: 0,
+            retention_rows: 0,
+            ..StoreConfig::default()
+        };
+        let store = Store::open_in_memory()
+            .await
+            .unwrap()
+            .with_retention(Retention::of(&config));
+        for remote in ["1.1", "1.2", "1.3"] {
+            store.record_update(&update("c1", remote)).await.unwrap();
+        }
+        let later = SystemTime::now() + Duration::from_secs(10_000 * 86_400);
+        assert_eq!(
+            store.prune_retained_at(later).await.unwrap(),
+            Pruned::default()
+        );
+        assert_eq!(store.update_history("c1").await.unwrap().len(), 3);
+        assert_eq!(Retention::default().max_rows_per_container, Some(10_000));
+    }
+
+    #[tokio::test]
+    async fn a_reader_never_waits_on_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store.db")).await.unwrap();
+        let object = |id: &str| serde_json::json!({"id": id, "watcher": "local", "name": id});
+        store.upsert_container(&object("a")).await.unwrap();
+
+        // A write transaction holds the writer's connection until released.
+        let (written, wait_written) = tokio::sync::oneshot::channel();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let b = object("b").to_string();
+        let writer = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .run(move |connection| {
+                        let transaction = connection.transaction()?;
+                        transaction.execute(
+                            "INSERT INTO containers (id, watcher, name, update_available, updated_at, object)
+                             VALUES ('b', 'local', 'b', 0, 0, ?1)",
+                            [b],
+                        )?;
+                        let _ = written.send(());
+                        let _ = wait_release.recv();
+                        transaction.commit()?;
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        wait_written.await.unwrap();
+        let ids = |objects: Vec<serde_json::Value>| -> Vec<String> {
+            objects
+                .iter()
+                .map(|object| object["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        // Answered while the writer still holds its transaction: the
+        // committed state, without the uncommitted row.
+        assert_eq!(ids(store.list_containers().await.unwrap()), ["a"]);
+        assert!(!writer.is_finished());
+        release.send(()).unwrap();
+        writer.await.unwrap().unwrap();
+        assert_eq!(ids(store.list_containers().await.unwrap()), ["a", "b"]);
     }
 
     #[test]

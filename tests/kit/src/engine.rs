@@ -246,6 +246,19 @@ impl OwnEngine {
         &self.engine
     }
 
+    /// Stops the daemon and starts it again on the same state (containers,
+    /// images, socket), as an engine upgrade or a host reboot does.
+    pub fn restart(&self) {
+        for command in ["stop", "start"] {
+            let status = self
+                .script(command)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap_or_else(|error| panic!("cannot run scripts/dockerd.sh: {error}"));
+            assert!(status.success(), "scripts/dockerd.sh {command} failed");
+        }
+    }
+
     /// `scripts/dockerd.sh COMMAND` for this engine.
     fn script(&self, command: &str) -> Command {
         let mut script = self.engine.script(command);

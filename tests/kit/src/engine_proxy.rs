@@ -2,7 +2,9 @@
 //! engine can stand for many remote ones (`tcp://127.0.0.1:PORT` watchers).
 //! Each proxy counts the Docker API requests it forwards, by kind, and can be
 //! made to die — close its listener and every connection — at a chosen
-//! request, the way a remote engine's host goes down in the middle of a scan.
+//! request, the way a remote engine's host goes down in the middle of a scan,
+//! or answer `500` to the inspection of chosen containers (an engine that
+//! fails one call).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -69,27 +71,58 @@ struct ProxyState {
     /// The proxy dies when a request beyond this many arrives.
     die_after: Option<usize>,
     dead: watch::Sender<bool>,
+    /// Containers (id or name) whose inspection is answered `500`.
+    failing_inspections: Mutex<Vec<String>>,
+}
+
+/// What to do with a chunk of requests.
+enum Admission {
+    Forward,
+    /// Answer `500` without forwarding (an inspection made to fail).
+    Fail,
+    /// Die.
+    Refuse,
+}
+
+/// The engine's answer to an inspection made to fail.
+fn inspection_failure() -> String {
+    let body = r#"{"message":"inspection failed (engine proxy fault)"}"#;
+    format!(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 impl ProxyState {
-    /// Counts the request lines in `chunk`; false when the proxy must die
-    /// instead of forwarding it.
-    fn admit(&self, chunk: &[u8]) -> bool {
+    /// Counts the request lines in `chunk` and says what to do with it.
+    fn admit(&self, chunk: &[u8]) -> Admission {
         let text = String::from_utf8_lossy(chunk);
         let Ok(mut requests) = self.requests.lock() else {
-            return false;
+            return Admission::Refuse;
         };
+        let failing = self
+            .failing_inspections
+            .lock()
+            .map(|failing| failing.clone())
+            .unwrap_or_default();
         for line in text.split("\r\n").filter(|line| line.ends_with("HTTP/1.1")) {
             if self
                 .die_after
                 .is_some_and(|limit| requests.total() >= limit)
             {
                 self.dead.send_replace(true);
-                return false;
+                return Admission::Refuse;
             }
-            requests.count(line.split(' ').nth(1).unwrap_or_default());
+            let path = line.split(' ').nth(1).unwrap_or_default();
+            requests.count(path);
+            if failing
+                .iter()
+                .any(|id| path.contains(&format!("/containers/{id}/json")))
+            {
+                return Admission::Fail;
+            }
         }
-        true
+        Admission::Forward
     }
 }
 
@@ -121,6 +154,7 @@ impl EngineProxy {
             requests: Mutex::default(),
             die_after,
             dead: watch::channel(false).0,
+            failing_inspections: Mutex::default(),
         });
         let accepting = Arc::clone(&state);
         tokio::spawn(async move {
@@ -160,6 +194,14 @@ impl EngineProxy {
         }
     }
 
+    /// From now on, inspections of `container` (its id or name, as the
+    /// client asks) are answered `500 Internal Server Error`.
+    pub fn fail_inspections_of(&self, container: &str) {
+        if let Ok(mut failing) = self.state.failing_inspections.lock() {
+            failing.push(container.to_owned());
+        }
+    }
+
     /// Whether it died.
     pub fn is_dead(&self) -> bool {
         *self.state.dead.borrow()
@@ -178,21 +220,43 @@ async fn forward(state: Arc<ProxyState>, inbound: tokio::net::TcpStream) {
         return;
     };
     let mut dead = state.dead.subscribe();
-    let (mut in_read, mut in_write) = inbound.into_split();
+    let (mut in_read, in_write) = inbound.into_split();
     let (mut out_read, mut out_write) = outbound.into_split();
+    // Shared: a failed inspection is answered here, between the engine's
+    // answers (HTTP/1.1 clients wait for one answer before the next request).
+    let in_write = tokio::sync::Mutex::new(in_write);
     let upstream = async {
         let mut buffer = vec![0u8; 64 * 1024];
         while let Ok(read) = in_read.read(&mut buffer).await {
             let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty()) else {
                 break;
             };
-            if !state.admit(chunk) || out_write.write_all(chunk).await.is_err() {
+            let sent = match state.admit(chunk) {
+                Admission::Forward => out_write.write_all(chunk).await,
+                Admission::Fail => {
+                    in_write
+                        .lock()
+                        .await
+                        .write_all(inspection_failure().as_bytes())
+                        .await
+                }
+                Admission::Refuse => break,
+            };
+            if sent.is_err() {
                 break;
             }
         }
     };
     let downstream = async {
-        let _ = tokio::io::copy(&mut out_read, &mut in_write).await;
+        let mut buffer = vec![0u8; 64 * 1024];
+        while let Ok(read) = out_read.read(&mut buffer).await {
+            let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty()) else {
+                break;
+            };
+            if in_write.lock().await.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
     };
     // Dropping both halves of both streams closes the connection.
     tokio::select! {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ pub struct FaultProxy {
     /// `127.0.0.1:PORT` it listens on.
     pub address: SocketAddr,
     faults: Faults,
+    /// Requests that met a fault (a slow one counts on arrival).
+    faulty: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -59,8 +62,13 @@ impl FaultProxy {
             .build()
             .expect("proxy client");
         let table = faults.clone();
+        let faulty = Arc::new(AtomicUsize::new(0));
+        let seen = faulty.clone();
         let app = axum::Router::new().fallback(move |request: Request<Body>| {
             let fault = fault_for(&table, request.uri().path());
+            if fault.is_some() {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
             let (http, upstream) = (http.clone(), upstream.clone());
             async move {
                 match fault {
@@ -79,6 +87,7 @@ impl FaultProxy {
         Self {
             address,
             faults,
+            faulty,
             task,
         }
     }
@@ -86,6 +95,11 @@ impl FaultProxy {
     /// `127.0.0.1:PORT`, the image domain of the repositories behind it.
     pub fn host(&self) -> String {
         self.address.to_string()
+    }
+
+    /// Requests that met a fault so far.
+    pub fn faulty_requests(&self) -> usize {
+        self.faulty.load(Ordering::SeqCst)
     }
 
     /// From now on, requests for `repository` (`/v2/REPOSITORY/…`) get `fault`.
@@ -168,7 +182,13 @@ fn inject(fault: &Fault, request: &Request<Body>) -> Response<Body> {
     .expect("fault response")
 }
 
-async fn forward(http: &reqwest::Client, upstream: &str, request: Request<Body>) -> Response<Body> {
+/// Forwards `request` to `upstream` (`http://host:port`) with its `Accept`
+/// and `Authorization`; `502` when the upstream does not answer.
+pub(crate) async fn forward(
+    http: &reqwest::Client,
+    upstream: &str,
+    request: Request<Body>,
+) -> Response<Body> {
     let path = request
         .uri()
         .path_and_query()

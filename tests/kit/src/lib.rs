@@ -7,8 +7,9 @@
 //! one engine stand for many ([`engine_proxy`]), the FROM-scratch busybox images
 //! they run ([`images`]), the loopback registries ([`registry`]: those of
 //! `scripts/registries.sh`, a `docker-registry` per test killed on drop, the
-//! registry HTTP API, a counting proxy), containers removed on drop
-//! ([`containers`]), the control-plane tests' app-and-lib world
+//! registry HTTP API, a counting proxy), a same-origin token realm with
+//! short-lived tokens in front of the token registry ([`token_realm`]), a
+//! fault proxy ([`faults`]), containers removed on drop ([`containers`]), the control-plane tests' app-and-lib world
 //! ([`control_plane`]), configuration files ([`config`]), the `crowsnest` binary
 //! ([`binary`]), polling ([`wait`]), loopback ports ([`ports`]), scan
 //! requests and the checks on their results ([`scans`]), table-driven cases
@@ -37,6 +38,7 @@ pub mod ports;
 pub mod registry;
 pub mod scans;
 pub mod services;
+pub mod token_realm;
 pub mod wait;
 pub mod world;
 

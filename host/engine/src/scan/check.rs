@@ -12,7 +12,7 @@ use crowsnest_model::{
     ScanResult, TagInfo, UpdateKindInfo,
 };
 use crowsnest_oci::reference::ImageReference;
-use crowsnest_plugin_host::registry::{Location, Platform};
+use crowsnest_plugin_host::registry::Location;
 use crowsnest_plugin_host::strategy::{Decision, StrategyError, StrategyOptions, UpdateKind};
 
 /// Where a container's image is looked up.
@@ -23,7 +23,11 @@ pub struct Target {
     pub location: Location,
 }
 
-/// Identity of one digest lookup, shared by every container that needs it.
+/// Identity of one digest lookup, shared by every container that needs it,
+/// whatever its platform: the tag's own digest is compared (the one Docker
+/// records for an image pulled through an index), so one manifest HEAD
+/// answers it and no index is fetched (Docker Hub counts a manifest GET as
+/// a pull).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DigestKey {
     instance: String,
@@ -31,20 +35,6 @@ pub struct DigestKey {
     repository: String,
     /// The tag to resolve.
     pub tag: String,
-    architecture: String,
-    os: String,
-    variant: Option<String>,
-}
-
-impl DigestKey {
-    /// The platform to select from an index.
-    pub fn platform(&self) -> Platform {
-        Platform {
-            architecture: self.architecture.clone(),
-            os: self.os.clone(),
-            variant: self.variant.clone(),
-        }
-    }
 }
 
 /// A container on its way through the scan.
@@ -245,13 +235,6 @@ impl ContainerPlan {
             registry_url: target.location.registry_url.clone(),
             repository: target.location.repository.clone(),
             tag: self.current_tag.clone()?,
-            architecture: self
-                .container
-                .architecture
-                .clone()
-                .unwrap_or_else(|| "amd64".into()),
-            os: self.container.os.clone().unwrap_or_else(|| "linux".into()),
-            variant: self.container.variant.clone(),
         })
     }
 

@@ -28,7 +28,7 @@ use crowsnest_plugin_host::registry::Location;
 use crowsnest_plugin_host::{
     Catalog, InstanceSpec, NoObserver, PluginKind, PluginObserver, StrategyPlugin,
 };
-use crowsnest_store::{Store, UpdateRecord};
+use crowsnest_store::{Pruned, Store, UpdateRecord};
 
 pub use check::{link_from_template, ContainerPlan, Target};
 pub use probe::ProbeStep;
@@ -174,6 +174,7 @@ impl Scanner {
         let client = RegistryClient::new(ClientConfig {
             max_concurrent_requests_per_registry: scan.registry_concurrency.max(1),
             initial_concurrent_requests_per_registry: scan.registry_concurrency_start.max(1),
+            origin_ceilings: origin_ceilings(config),
             request_timeout: Duration::from_secs(scan.registry_timeout.max(1)),
             ..ClientConfig::default()
         })
@@ -232,7 +233,7 @@ impl Scanner {
                 config.kubernetes_watchers.clone(),
             )));
         }
-        let store = Store::open(&config.store.path)
+        let store = Store::open_config(&config.store)
             .await
             .map_err(|err| ScanSetupError::Runtime(err.to_string()))?;
         Ok(Self {
@@ -568,6 +569,18 @@ impl Scanner {
                 Err(err) => tracing::error!("cannot prune containers: {err}"),
             }
         }
+        if prune.is_some() {
+            // After each full scan: the history and deliveries past `[store] retention_*`.
+            match self.inner.store.prune_retained().await {
+                Ok(pruned) if pruned != Pruned::default() => tracing::info!(
+                    history = pruned.history,
+                    deliveries = pruned.deliveries,
+                    "pruned rows past the store's retention"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::error!("cannot prune the update history: {err}"),
+            }
+        }
         Ok(())
     }
 
@@ -660,7 +673,7 @@ impl Scanner {
                 let resolve = async {
                     instance
                         .plugin
-                        .resolve(&location, &key.tag, Some(&key.platform()), false)
+                        .resolve(&location, &key.tag, None, false)
                         .await
                         .map(|info| info.digest)
                         .map_err(|err| err.to_string())
@@ -796,4 +809,24 @@ fn assert_scan_futures_are_send(scanner: &Scanner, request: &ScanRequest) {
     fn is_send<T: Send>(_: T) {}
     is_send(scanner.scan(request));
     is_send(scanner.refresh_container("w", "id"));
+}
+
+/// `[registries.NAME] concurrency` by the origin of the instance's `url`
+/// (`https://` when it names none): the ceiling of that origin's window.
+fn origin_ceilings(config: &Config) -> BTreeMap<String, usize> {
+    config
+        .registries
+        .values()
+        .filter_map(|instance| {
+            let ceiling = instance.host.concurrency?.max(1);
+            let url = instance.settings.get("url")?.as_str()?;
+            let url = if url.contains("://") {
+                url.to_owned()
+            } else {
+                format!("https://{url}")
+            };
+            let origin = url::Url::parse(&url).ok()?.origin().ascii_serialization();
+            Some((origin, ceiling))
+        })
+        .collect()
 }

@@ -116,7 +116,7 @@ impl Authenticator {
         accept: Option<&str>,
         auth: &Auth,
     ) -> Result<Sent, RegistryError> {
-        let credential = self.credential(policy, target, auth, None, false).await?;
+        let credential = self.credential(policy, target, auth, None, None).await?;
         let sent = self
             .transport
             .send(Outgoing {
@@ -156,15 +156,18 @@ impl Authenticator {
         // `/service/token`, Quay's `/v2/auth`). Holding it, as many 401s as
         // permits would each wait for a permit none of them gives back.
         let unauthorized = sent.into_error(NotFoundMeans::Name).await;
-        let from_cache = matches!(
-            credential,
+        // A cached token the registry refused is renewed, once: requests
+        // refused with the same token at once share the one renewal.
+        let refused_token = match &credential {
             Credential::Token {
+                header,
                 from_cache: true,
-                ..
-            }
-        );
+            } => header.strip_prefix("Bearer "),
+            _ => None,
+        };
+        let from_cache = refused_token.is_some();
         let retry_credential = self
-            .credential(policy, target, auth, Some((scheme, scope)), from_cache)
+            .credential(policy, target, auth, Some((scheme, scope)), refused_token)
             .await?;
         let worth_retrying = retry_credential.header().is_some()
             && (from_cache || retry_credential.header() != credential.header());
@@ -192,7 +195,7 @@ impl Authenticator {
         target: &Target,
         auth: &Auth,
         challenge: Option<(AuthScheme, Option<String>)>,
-        refresh_token: bool,
+        refused_token: Option<&str>,
     ) -> Result<Credential, RegistryError> {
         if let Auth::Bearer(token) = auth {
             return Ok(Credential::Given(format!("Bearer {token}")));
@@ -249,7 +252,7 @@ impl Authenticator {
                     service: service.as_deref(),
                     scope: &scope,
                 };
-                let (token, from_cache) = self.token(target, &request, auth, refresh_token).await?;
+                let (token, from_cache) = self.token(target, &request, auth, refused_token).await?;
                 Ok(Credential::Token {
                     header: format!("Bearer {token}"),
                     from_cache,
@@ -397,14 +400,15 @@ impl Authenticator {
         policy.realm_learned(registry_origin, &realm_origin);
     }
 
-    /// A Bearer token for the request's scope, from the cache unless `refresh`
-    /// or expired. Returns the token and whether it came from the cache.
+    /// A Bearer token for the request's scope, from the cache unless expired
+    /// or it is the `refused` one (a registry may revoke a token before its
+    /// announced expiry). Returns the token and whether it came from the cache.
     async fn token(
         &self,
         target: &Target,
         request: &TokenRequest<'_>,
         auth: &Auth,
-        refresh: bool,
+        refused: Option<&str>,
     ) -> Result<(String, bool), RegistryError> {
         let key = TokenKey {
             realm: request.realm.to_string(),
@@ -415,7 +419,7 @@ impl Authenticator {
         let slot = self.tokens.slot(&key);
         let mut cached = slot.lock().await;
         if let Some(token) = cached.as_ref() {
-            if !refresh && token.renew_at > Instant::now() {
+            if refused != Some(token.token.as_str()) && token.renew_at > Instant::now() {
                 return Ok((token.token.clone(), true));
             }
         }

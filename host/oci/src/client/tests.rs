@@ -1092,4 +1092,28 @@ async fn a_realm_refusing_several_scopes_is_asked_per_repository() {
         "one refused batch, then one each: {asked:?}"
     );
     assert_eq!(asked[0].len(), 2);
+
+/// `[registries.NAME] concurrency`: that origin's window never grows past
+/// its own ceiling (lower or higher than the general one), public or not.
+#[test]
+fn an_origin_ceiling_replaces_the_general_one() {
+    let config = crate::ClientConfig {
+        max_concurrent_requests_per_registry: 32,
+        initial_concurrent_requests_per_registry: 4,
+        origin_ceilings: [
+            ("http://127.0.0.1:5000".to_owned(), 1),
+            ("https://registry-1.docker.io".to_owned(), 12),
+        ]
+        .into(),
+        ..crate::ClientConfig::default()
+    };
+    assert_eq!(
+        config.window_limits("http://127.0.0.1:5000"),
+        crate::WindowLimits::new(1, 1, true)
+    );
+    assert_eq!(
+        config.window_limits("https://registry-1.docker.io"),
+        crate::WindowLimits::new(4, 12, true)
+    );
+    assert_eq!(config.window_limits("http://127.0.0.1:5001").ceiling, 32);
 }
