@@ -162,6 +162,7 @@ impl Authenticator {
             Credential::Token {
                 header,
                 from_cache: true,
+                ..
             } => header.strip_prefix("Bearer "),
             _ => None,
         };
@@ -225,7 +226,7 @@ impl Authenticator {
                         service: service.as_deref(),
                         scope: &batch,
                     };
-                    match self.token(target, &request, auth, refresh_token).await {
+                    match self.token(target, &request, auth, refused_token).await {
                         Ok((token, from_cache)) => {
                             return Ok(Credential::Token {
                                 header: format!("Bearer {token}"),

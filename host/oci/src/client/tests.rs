@@ -1092,6 +1092,7 @@ async fn a_realm_refusing_several_scopes_is_asked_per_repository() {
         "one refused batch, then one each: {asked:?}"
     );
     assert_eq!(asked[0].len(), 2);
+}
 
 /// `[registries.NAME] concurrency`: that origin's window never grows past
 /// its own ceiling (lower or higher than the general one), public or not.
