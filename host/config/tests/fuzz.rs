@@ -37,11 +37,39 @@ fn section() -> impl Strategy<Value = String> {
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "plugin", "url", "insecure", "allowed_hosts", "strategy", "regex", "concurrency",
-            "lookup_timeout_secs", "scan_timeout_secs", "registry_timeout", "memory_limit_mib",
-            "cpu_limit_ms", "cache_dir", "dir", "threshold", "mode", "retries", "host", "port",
-            "token", "token_file", "password_file", "username", "path", "cron", "watch_all",
-            "retention_days", "tls", "socket", "label", "auto", "window", "request_timeout_secs",
+            "plugin",
+            "url",
+            "insecure",
+            "allowed_hosts",
+            "strategy",
+            "regex",
+            "concurrency",
+            "lookup_timeout_secs",
+            "scan_timeout_secs",
+            "registry_timeout",
+            "memory_limit_mib",
+            "cpu_limit_ms",
+            "cache_dir",
+            "dir",
+            "threshold",
+            "mode",
+            "retries",
+            "host",
+            "port",
+            "token",
+            "token_file",
+            "password_file",
+            "username",
+            "path",
+            "cron",
+            "watch_all",
+            "retention_days",
+            "tls",
+            "socket",
+            "label",
+            "auto",
+            "window",
+            "request_timeout_secs",
         ])
         .prop_map(str::to_string),
         "[a-z_]{1,12}",
@@ -63,7 +91,8 @@ fn value() -> impl Strategy<Value = String> {
     ];
     leaf.prop_recursive(2, 8, 4, |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(|items| format!("[{}]", items.join(", "))),
+            prop::collection::vec(inner.clone(), 0..4)
+                .prop_map(|items| format!("[{}]", items.join(", "))),
             prop::collection::vec(("[a-z]{1,6}", inner), 0..3).prop_map(|pairs| {
                 let fields: Vec<String> = pairs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 format!("{{ {} }}", fields.join(", "))
@@ -74,10 +103,7 @@ fn value() -> impl Strategy<Value = String> {
 
 fn document() -> impl Strategy<Value = String> {
     prop::collection::vec(
-        (
-            section(),
-            prop::collection::vec((key(), value()), 0..5),
-        ),
+        (section(), prop::collection::vec((key(), value()), 0..5)),
         0..5,
     )
     .prop_map(|sections| {
@@ -104,7 +130,13 @@ fn check(text: &str) -> Result<(), TestCaseError> {
         prop_assert!(shown.starts_with("fuzz.toml"), "{}", shown);
         if let Some(line) = err.line {
             let lines = text.lines().count().max(1);
-            prop_assert!(line >= 1 && line <= lines + 1, "line {} of {}: {}", line, lines, shown);
+            prop_assert!(
+                line >= 1 && line <= lines + 1,
+                "line {} of {}: {}",
+                line,
+                lines,
+                shown
+            );
         }
     }
     Ok(())

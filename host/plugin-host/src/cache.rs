@@ -66,7 +66,8 @@ impl ComponentCache {
         name: &str,
         bytes: &[u8],
     ) -> Result<Component, PluginError> {
-        self.load_from(engine, name, bytes).map(|(component, _)| component)
+        self.load_from(engine, name, bytes)
+            .map(|(component, _)| component)
     }
 
     /// [`ComponentCache::load`], also telling where the component came from.
@@ -141,7 +142,10 @@ fn trusted_key(dir: &Path) -> Result<Vec<u8>, String> {
             let key = std::fs::read(&key_path)
                 .map_err(|err| format!("cannot read {}: {err}", key_path.display()))?;
             if key.len() < TAG_LEN {
-                return Err(format!("{} is shorter than {TAG_LEN} bytes", key_path.display()));
+                return Err(format!(
+                    "{} is shorter than {TAG_LEN} bytes",
+                    key_path.display()
+                ));
             }
             Ok(key)
         }
@@ -329,7 +333,11 @@ mod tests {
     fn a_missing_key_invalidates_every_artifact() {
         let (_root, dir, cache, bytes) = warm_cache();
         std::fs::remove_file(dir.join(KEY_FILE)).unwrap();
-        assert_eq!(origin(&cache, &bytes), Origin::Compiled, "unverifiable: recompiled");
+        assert_eq!(
+            origin(&cache, &bytes),
+            Origin::Compiled,
+            "unverifiable: recompiled"
+        );
         assert!(dir.join(KEY_FILE).is_file(), "a new key was made");
         assert_eq!(origin(&cache, &bytes), Origin::Cache);
         // A key others can read is no secret: the cache is not used.

@@ -119,8 +119,7 @@ impl Authenticator {
         }
         // The resource's own challenge may name a scope or scheme the /v2/ one did not.
         let challenges = challenges_of(sent.response.headers());
-        let Some((scheme, scope)) = self.usable_challenge(policy, target, &challenges)?
-        else {
+        let Some((scheme, scope)) = self.usable_challenge(policy, target, &challenges)? else {
             return Ok(sent);
         };
         self.remember_scheme(&target.origin, &scheme);

@@ -912,10 +912,16 @@ async fn credentials_never_go_to_a_plain_http_realm_learned_anonymously() {
         .list_tags(&location, &Auth::Anonymous)
         .await
         .unwrap_err();
-    assert!(matches!(anonymous, RegistryError::Transport(_)), "{anonymous:?}");
+    assert!(
+        matches!(anonymous, RegistryError::Transport(_)),
+        "{anonymous:?}"
+    );
     // A caller with credentials then finds the scheme cached: it must still
     // refuse, naming the registry and the key, before sending anything.
-    let refused = client.list_tags(&location, &basic_alice()).await.unwrap_err();
+    let refused = client
+        .list_tags(&location, &basic_alice())
+        .await
+        .unwrap_err();
     let RegistryError::NotAllowed(message) = &refused else {
         panic!("expected not-allowed, got {refused:?}");
     };
@@ -930,7 +936,10 @@ async fn credentials_never_go_to_a_plain_http_realm_learned_anonymously() {
             &Auth::Bearer("tok".into()),
         )
         .await;
-    assert!(matches!(given, Err(RegistryError::NotAllowed(_))), "{given:?}");
+    assert!(
+        matches!(given, Err(RegistryError::NotAllowed(_))),
+        "{given:?}"
+    );
     assert_eq!(registry.count("/v2/"), pings);
 }
 
@@ -945,7 +954,10 @@ async fn insecure_registries_may_send_credentials_over_plain_http() {
     let client = test_client().with_policy(policy);
     let location = Location::new(registry.url(), "org/app");
     // Allowed: the token request is sent (and fails on the closed port).
-    let error = client.list_tags(&location, &basic_alice()).await.unwrap_err();
+    let error = client
+        .list_tags(&location, &basic_alice())
+        .await
+        .unwrap_err();
     assert!(matches!(error, RegistryError::Transport(_)), "{error:?}");
 }
 

@@ -79,7 +79,10 @@ pub fn manifest_info(info: &ManifestInfo) -> Result<(), String> {
         }
     }
     if info.media_type.len() > MAX_FIELD_LEN
-        || info.created.as_ref().is_some_and(|c| c.len() > MAX_FIELD_LEN)
+        || info
+            .created
+            .as_ref()
+            .is_some_and(|c| c.len() > MAX_FIELD_LEN)
     {
         return Err("resolve() gave an oversized media type or creation time".into());
     }
@@ -126,8 +129,18 @@ mod tests {
     #[test]
     fn digests_follow_the_grammar() {
         assert!(is_digest(&format!("sha256:{}", "a".repeat(64))));
-        assert!(is_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8"));
-        for bad in ["sha256:", ":abc", "sha256", "SHA256:ab", "sha256:é", "sha256:ab cd", "a+:b"] {
+        assert!(is_digest(
+            "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8"
+        ));
+        for bad in [
+            "sha256:",
+            ":abc",
+            "sha256",
+            "SHA256:ab",
+            "sha256:é",
+            "sha256:ab cd",
+            "a+:b",
+        ] {
             assert!(!is_digest(bad), "{bad}");
         }
     }
