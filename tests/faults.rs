@@ -94,7 +94,10 @@ async fn each_registry_fault_fails_only_its_containers_with_a_precise_error() {
             fault: Some(Fault::TooManyRequests {
                 retry_after_secs: 1,
             }),
-            words: vec!["timed out after 8 s ([scan] lookup_timeout_secs)".into()],
+            words: vec![
+                format!("rate limited by {} (429, Retry-After 1 s)", proxy.host()),
+                "until the deadline: timed out after 8 s ([scan] lookup_timeout_secs)".into(),
+            ],
         },
         FaultCase {
             name: "500",

@@ -389,3 +389,146 @@ async fn compiled_components_are_cached_on_disk() {
         .unwrap();
     assert_eq!(again.info.name, "hostile-strategy");
 }
+
+/// A registry whose Bearer realm is on another loopback host: the host's
+/// token fetch must work there, yet the realm must not join the instance's
+/// allow-list — the plugin's raw HTTP to it is refused.
+#[tokio::test]
+async fn token_realm_serves_token_requests_but_never_widens_raw_http() {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use crowsnest::plugin::bindings::registry::crowsnest::plugin::http_client;
+    use crowsnest::plugin::{
+        Capabilities, HttpCapability, InstanceSpec, NoObserver, OciCapability,
+    };
+    use crowsnest_oci::{ClientConfig, HostAllowList, RegistryClient};
+    use sha2::Digest as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // The token server listens on 127.0.0.2: another host than the registry's.
+    let token_listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let realm = format!("http://{}/token", token_listener.local_addr().unwrap());
+    let token_requests = Arc::new(AtomicUsize::new(0));
+    let counted = token_requests.clone();
+    let token_app = axum::Router::new().route(
+        "/token",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { axum::Json(serde_json::json!({"token": "realm-token"})) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(token_listener, token_app).await });
+
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{}", "0".repeat(64)),
+            "size": 2
+        },
+        "layers": []
+    })
+    .to_string();
+    let digest = format!(
+        "sha256:{}",
+        sha2::Sha256::digest(&manifest)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    );
+    let challenge = format!(r#"Bearer realm="{realm}",service="reg""#);
+    let served_digest = digest.clone();
+    let registry_app =
+        axum::Router::new().fallback(move |headers: HeaderMap, uri: axum::http::Uri| {
+            let (challenge, manifest, digest) =
+                (challenge.clone(), manifest.clone(), served_digest.clone());
+            async move {
+                let authorized = headers
+                    .get("authorization")
+                    .is_some_and(|value| value == "Bearer realm-token");
+                if !authorized {
+                    return (StatusCode::UNAUTHORIZED, [("www-authenticate", challenge)])
+                        .into_response();
+                }
+                if uri.path() != "/v2/team/app/manifests/1.0" {
+                    return StatusCode::NOT_FOUND.into_response();
+                }
+                (
+                    StatusCode::OK,
+                    [
+                        (
+                            "content-type",
+                            "application/vnd.oci.image.manifest.v1+json".to_string(),
+                        ),
+                        ("docker-content-digest", digest),
+                    ],
+                    manifest,
+                )
+                    .into_response()
+            }
+        });
+    let registry_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let registry_address = registry_listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(registry_listener, registry_app).await });
+
+    let allow = Arc::new(HostAllowList::new([registry_address.as_str()]).unwrap());
+    let http = HttpCapability::new(allow.clone(), reqwest::Client::new());
+    let client = RegistryClient::new(ClientConfig::default()).unwrap();
+    let spec = InstanceSpec {
+        settings: vec![("url".into(), format!("http://{registry_address}"))],
+        limits: limits(),
+        capabilities: Capabilities {
+            http: Some(http.clone()),
+            oci: Some(OciCapability::new(&client, allow.clone())),
+            ..Capabilities::default()
+        },
+        max_instances: 1,
+        observer: Arc::new(NoObserver),
+    };
+    let registry = RegistryPlugin::new(&component("hostile-registry.wasm").await, "realm", spec)
+        .await
+        .unwrap();
+    let location = registry.locate(&image("team/app")).await.unwrap();
+    let resolved = registry
+        .resolve(&location, "1.0", None, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved.digest, digest,
+        "the token fetch at the realm worked"
+    );
+    assert_eq!(token_requests.load(Ordering::SeqCst), 1);
+
+    // The same instance's raw HTTP to the realm (any method) is refused.
+    for method in ["GET", "POST", "DELETE"] {
+        let refused = http
+            .send(
+                "hostile-registry (registry realm)",
+                &limits(),
+                http_client::Request {
+                    method: method.into(),
+                    url: realm.clone(),
+                    headers: Vec::new(),
+                    body: None,
+                    timeout_ms: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        match refused {
+            http_client::HttpError::NotAllowed(detail) => {
+                assert!(
+                    detail.contains("127.0.0.2") && detail.contains("allow-list"),
+                    "{detail}"
+                )
+            }
+            other => panic!("{method} to the realm: expected not-allowed, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        token_requests.load(Ordering::SeqCst),
+        1,
+        "nothing reached the realm but the token fetch"
+    );
+}

@@ -166,6 +166,9 @@ pub struct RegistryOptions {
     pub allowed_hosts: Vec<String>,
     /// Requests in flight to this registry.
     pub concurrency: Option<usize>,
+    /// Let credentials travel over plain `http://` to this registry (and its
+    /// token realm) although its host is not loopback.
+    pub insecure: bool,
 }
 
 impl HostKeys for RegistryOptions {

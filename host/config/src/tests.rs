@@ -165,7 +165,8 @@ fn plugin_settings_and_host_keys_are_split() {
     assert_eq!(local.host.strategy.as_deref(), Some("regex"));
     let settings = local.plugin_settings();
     assert!(settings.contains(&("url".into(), "http://127.0.0.1:5000".into())));
-    assert!(settings.contains(&("insecure".into(), "true".into())));
+    assert!(local.host.insecure, "`insecure` is a host key");
+    assert!(!settings.iter().any(|(key, _)| key == "insecure"));
     assert!(settings.contains(&("mirrors".into(), "[\"a:1\"]".into())));
     assert!(!settings.iter().any(|(key, _)| key == "strategy"));
     let ops = &config.triggers["ops"];

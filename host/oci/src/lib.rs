@@ -28,7 +28,8 @@ use std::time::Duration;
 use url::Url;
 
 pub use auth::{
-    parse_challenges, AccessPolicy, AllowAll, AuthChallenge, HostAllowList, SCOPES_PER_TOKEN,
+    is_loopback_url, parse_challenges, AccessPolicy, AllowAll, AuthChallenge, HostAllowList,
+    SCOPES_PER_TOKEN,
 };
 pub use client::RegistryClient;
 pub use errors::{error_from_response_body, NotFoundMeans};
@@ -38,7 +39,7 @@ pub use protocol::manifest::{
     MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX,
     MEDIA_TYPE_OCI_MANIFEST,
 };
-pub use transport::{RequestCount, RequestCounters, RequestKind, Signal, WindowLimits};
+pub use transport::{RateLimit, RequestCount, RequestCounters, RequestKind, Signal, WindowLimits};
 
 /// Default cap on a manifest or index body.
 pub const DEFAULT_MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -297,4 +298,14 @@ impl ClientConfig {
             WindowLimits::new(self.initial_concurrent_requests_per_registry, ceiling, true)
         }
     }
+}
+
+/// Cases each property-based fuzz harness of the workspace runs:
+/// `CROWSNEST_FUZZ_CASES` (CI leaves it unset: 256); a long local run sets
+/// it high. Here, at the bottom of the crate graph, so every harness shares it.
+pub fn fuzz_cases() -> u32 {
+    std::env::var("CROWSNEST_FUZZ_CASES")
+        .ok()
+        .and_then(|cases| cases.trim().parse().ok())
+        .unwrap_or(256)
 }

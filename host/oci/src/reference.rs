@@ -394,6 +394,13 @@ fn check_path_component(component: &str) -> Result<(), String> {
     if bytes.is_empty() {
         return Err("component is empty (leading, trailing or doubled '/')".into());
     }
+    // Only ASCII is in the grammar; rejecting the rest first also keeps the
+    // byte slicing below on character boundaries (found by fuzzing: `a-🬀` panicked).
+    if let Some(bad) = component.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "character {bad:?} is not allowed (lowercase letters, digits, '.', '_', '-')"
+        ));
+    }
     if !is_alnum(bytes[0]) {
         return Err("must start with a lowercase letter or digit".into());
     }

@@ -44,21 +44,19 @@ pub struct PluginInfo {
     pub config_keys: Vec<ConfigKey>,
 }
 
-/// Words that mark a setting as secret even when a plugin forgot to flag it.
-const SECRET_WORDS: [&str; 4] = ["password", "token", "secret", "key"];
-
 /// What a masked secret is shown as.
 pub const MASK: &str = "********";
 
 impl PluginInfo {
-    /// Whether the setting `key` holds a secret: flagged `secret` by the
-    /// plugin, or named like one.
+    /// Whether the setting `key` holds a secret: the one rule behind every
+    /// view (API, logs, errors). A key the plugin declares is secret when it
+    /// flags it `secret` in `describe()`; a key it does not declare is
+    /// treated as secret, since nothing says what it holds.
     pub fn is_secret(&self, key: &str) -> bool {
-        let lowered = key.to_ascii_lowercase();
         self.config_keys
             .iter()
-            .any(|declared| declared.secret && declared.name == key)
-            || SECRET_WORDS.iter().any(|word| lowered.contains(word))
+            .find(|declared| declared.name == key)
+            .is_none_or(|declared| declared.secret)
     }
 
     /// `settings` as they may be shown: secrets replaced by [`MASK`].
@@ -373,4 +371,52 @@ fn validate_info(info: &PluginInfo) -> Result<(), String> {
         return Err("describe() answer is oversized".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod secret_flag_tests {
+    use super::*;
+
+    fn key(name: &str, secret: bool) -> ConfigKey {
+        ConfigKey {
+            name: name.into(),
+            description: String::new(),
+            required: false,
+            secret,
+        }
+    }
+
+    #[test]
+    fn the_plugins_flags_decide_what_is_masked() {
+        let info = PluginInfo {
+            name: "webhook".into(),
+            version: "1".into(),
+            kind: PluginKind::Trigger,
+            description: String::new(),
+            config_keys: vec![
+                key("url", true),
+                key("token_header", false),
+                key("password", true),
+            ],
+        };
+        let settings = [
+            ("url", "https://hooks.example/T0/B0/s3cretXYZ"),
+            ("token_header", "X-Token"),
+            ("password", "pw-value"),
+            ("undeclared", "anything"),
+        ]
+        .map(|(key, value)| (key.to_string(), value.to_string()));
+        let shown = info.masked(&settings);
+        // Flagged `secret`: masked although the name says nothing of secrets.
+        assert_eq!(shown["url"], MASK);
+        // Not flagged: shown although its name contains "token".
+        assert_eq!(shown["token_header"], "X-Token");
+        assert_eq!(shown["password"], MASK);
+        assert_eq!(shown["undeclared"], MASK, "unknown keys are never shown");
+        let secrets = info.secrets(&settings);
+        assert_eq!(
+            secrets.scrub("POST https://hooks.example/T0/B0/s3cretXYZ: refused (X-Token)"),
+            "POST ********: refused (X-Token)"
+        );
+    }
 }

@@ -1,15 +1,15 @@
 //! The limits every plugin instance runs under: memory and tables per
-//! store (with the limit that was hit remembered for the error message), and
+//! instance in total (with the limit that was hit remembered for the error message), and
 //! guest CPU time per call, measured without the time spent in host imports.
 
 use std::time::{Duration, Instant};
 
-use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime::ResourceLimiter;
 
 /// Resource limits applied to every plugin instance.
 #[derive(Debug, Clone, Copy)]
 pub struct SandboxLimits {
-    /// Linear memory per instance, in bytes.
+    /// Linear memories and tables of one instance together, in bytes.
     pub memory_bytes: usize,
     /// Guest execution time per call (time spent waiting on host imports is not counted).
     pub cpu_per_call: Duration,
@@ -73,24 +73,31 @@ impl GuestClock {
     }
 }
 
-/// `StoreLimits` that remembers whether a limit was hit, so the error can say so.
+/// Elements one table may hold (a guest's function table needs a few thousand).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Bytes a table element is counted as against the instance's total (a
+/// function reference is a pointer or two in wasmtime).
+const TABLE_ELEMENT_BYTES: usize = 16;
+
+/// The store's resource limiter: `memory_bytes` caps the **sum** of every
+/// linear memory and table of the instance (a component may define several
+/// memories; a per-memory cap would multiply the limit), and it remembers
+/// which limit was hit so the error can say so.
+///
+/// Memories and tables only grow and are freed with the store, which lives
+/// exactly as long as the instance, so a running total is exact.
 pub struct GuardedLimits {
-    inner: StoreLimits,
+    total_cap: usize,
+    in_use: usize,
     hit: Option<String>,
 }
 
 impl GuardedLimits {
-    /// Limits for one store with `memory_bytes` of linear memory.
+    /// Limits for one store: at most `memory_bytes` of memories and tables together.
     pub fn new(memory_bytes: usize) -> Self {
         Self {
-            inner: StoreLimitsBuilder::new()
-                .memory_size(memory_bytes)
-                .table_elements(100_000)
-                .instances(64)
-                .tables(64)
-                .memories(8)
-                .trap_on_grow_failure(true)
-                .build(),
+            total_cap: memory_bytes,
+            in_use: 0,
             hit: None,
         }
     }
@@ -98,6 +105,29 @@ impl GuardedLimits {
     /// The limit that was hit, if one was.
     pub fn hit(&self) -> Option<&str> {
         self.hit.as_deref()
+    }
+
+    /// Bytes of memories and tables the instance holds now.
+    pub fn in_use(&self) -> usize {
+        self.in_use
+    }
+
+    /// Grants growing by `more` bytes if the total stays within the cap.
+    fn grow(&mut self, more: usize, what: impl FnOnce() -> String) -> bool {
+        match self.in_use.checked_add(more) {
+            Some(total) if total <= self.total_cap => {
+                self.in_use = total;
+                true
+            }
+            _ => {
+                self.hit = Some(format!(
+                    "memory limit: {} would take the instance's memories and tables past {} MiB in total",
+                    what(),
+                    self.total_cap >> 20
+                ));
+                false
+            }
+        }
     }
 }
 
@@ -108,14 +138,22 @@ impl ResourceLimiter for GuardedLimits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let result = self.inner.memory_growing(current, desired, maximum);
-        if !matches!(result, Ok(true)) {
-            self.hit = Some(format!(
-                "memory limit: guest asked for {} MiB",
-                desired >> 20
-            ));
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
         }
-        result
+        let granted = self.grow(desired.saturating_sub(current), || {
+            format!(
+                "growing a memory from {} to {} MiB",
+                current >> 20,
+                desired >> 20
+            )
+        });
+        if granted {
+            Ok(true)
+        } else {
+            // Trapping (not answering -1 to `memory.grow`) stops the guest at once.
+            Err(wasmtime::Error::msg(self.hit.clone().unwrap_or_default()))
+        }
     }
 
     fn table_growing(
@@ -124,22 +162,75 @@ impl ResourceLimiter for GuardedLimits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let result = self.inner.table_growing(current, desired, maximum);
-        if !matches!(result, Ok(true)) {
+        if desired > MAX_TABLE_ELEMENTS {
             self.hit = Some(format!("table limit: guest asked for {desired} elements"));
+            return Err(wasmtime::Error::msg(self.hit.clone().unwrap_or_default()));
         }
-        result
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
+        }
+        let more = desired
+            .saturating_sub(current)
+            .saturating_mul(TABLE_ELEMENT_BYTES);
+        if self.grow(more, || format!("growing a table to {desired} elements")) {
+            Ok(true)
+        } else {
+            Err(wasmtime::Error::msg(self.hit.clone().unwrap_or_default()))
+        }
     }
 
     fn instances(&self) -> usize {
-        self.inner.instances()
+        64
     }
 
     fn tables(&self) -> usize {
-        self.inner.tables()
+        64
     }
 
     fn memories(&self) -> usize {
-        self.inner.memories()
+        // The total above is the real bound; this only stops absurd modules early.
+        64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::{Instance, Module, Store};
+
+    /// A core module with two memories of `pages` 64 KiB pages each.
+    fn two_memories(pages: u8) -> Vec<u8> {
+        assert!(pages < 0x80, "one-byte LEB128");
+        let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+        // Memory section: two memories, no maximum, `pages` pages each.
+        bytes.extend_from_slice(&[5, 5, 2, 0, pages, 0, pages]);
+        bytes
+    }
+
+    fn instantiate(module: &[u8], cap: usize) -> (Result<(), String>, GuardedLimits) {
+        let engine = wasmtime::Engine::default();
+        let module = Module::new(&engine, module).unwrap();
+        let mut store = Store::new(&engine, GuardedLimits::new(cap));
+        store.limiter(|limits| limits);
+        let result = Instance::new(&mut store, &module, &[])
+            .map(drop)
+            .map_err(|err| format!("{err:#}"));
+        (result, store.into_data())
+    }
+
+    #[test]
+    fn the_cap_is_on_all_memories_together() {
+        // Two memories of 2.5 MiB: each under a 4 MiB cap, together over it.
+        let (result, limits) = instantiate(&two_memories(40), 4 << 20);
+        let err = result.unwrap_err();
+        assert!(err.contains("memory limit"), "{err}");
+        let hit = limits.hit().unwrap();
+        assert!(hit.contains("past 4 MiB in total"), "{hit}");
+        assert!(limits.in_use() <= 4 << 20);
+        // Under a 6 MiB cap both fit, and the total is counted exactly.
+        let (result, limits) = instantiate(&two_memories(40), 6 << 20);
+        result.unwrap();
+        assert_eq!(limits.in_use(), 2 * 40 * 65536);
+        assert!(limits.hit().is_none());
     }
 }

@@ -639,7 +639,11 @@ impl Scanner {
                 let (cache_hits, done, progress) = (&cache_hits, &done, progress.clone());
                 async move {
                     let tags = deadlines
-                        .lookup(self.tags(&instance, &location, cache_hits))
+                        .lookup(
+                            self.inner.client.counters().as_ref(),
+                            &location.registry_url,
+                            self.tags(&instance, &location, cache_hits),
+                        )
                         .await
                         .map_err(|err| with_context(&instance, &location, err));
                     let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -678,7 +682,9 @@ impl Scanner {
                         .map(|info| info.digest)
                         .map_err(|err| err.to_string())
                 };
-                deadlines.lookup(resolve).await.map_err(|err| {
+                let counters = self.inner.client.counters();
+                let answer = deadlines.lookup(&counters, &location.registry_url, resolve);
+                answer.await.map_err(|err| {
                     format!(
                         "registry `{}`: cannot resolve tag `{}`: {err}",
                         instance.name, key.tag

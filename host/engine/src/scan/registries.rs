@@ -379,6 +379,7 @@ fn allow_list(
         }
     }
     instance_setup::allow_list(instance, &allowed_hosts, grants, BUILTIN_DEFAULT_HOSTS)
+        .map(|allow| allow.with_plain_http_credentials(instance.host.insecure))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 pub use challenge::{parse_challenges, AuthChallenge};
-pub use policy::{AccessPolicy, AllowAll, HostAllowList};
+pub use policy::{is_loopback_url, AccessPolicy, AllowAll, HostAllowList};
 pub use scopes::SCOPES_PER_TOKEN;
 
 use crate::errors::NotFoundMeans;
@@ -117,6 +117,9 @@ impl Authenticator {
         auth: &Auth,
     ) -> Result<Sent, RegistryError> {
         let credential = self.credential(policy, target, auth, None, None).await?;
+        if credential.header().is_some() {
+            refuse_plain_http_credentials(policy, target, url, auth)?;
+        }
         let sent = self
             .transport
             .send(Outgoing {
@@ -136,8 +139,7 @@ impl Authenticator {
         }
         // The resource's own challenge may name a scope or scheme the /v2/ one did not.
         let challenges = challenges_of(sent.response.headers());
-        let Some((scheme, scope)) = self.usable_challenge(policy, target, &challenges, auth)?
-        else {
+        let Some((scheme, scope)) = self.usable_challenge(policy, target, &challenges)? else {
             return Ok(sent);
         };
         self.remember_scheme(&target.origin, &scheme);
@@ -175,6 +177,7 @@ impl Authenticator {
         if !worth_retrying {
             return Err(unauthorized);
         }
+        refuse_plain_http_credentials(policy, target, url, auth)?;
         tracing::debug!(url = %url, "retrying after 401 with the resource's challenge");
         self.transport
             .send(Outgoing {
@@ -203,7 +206,7 @@ impl Authenticator {
         }
         let (scheme, scope) = match challenge {
             Some(challenge) => challenge,
-            None => (self.scheme(policy, target, auth).await?, None),
+            None => (self.scheme(policy, target).await?, None),
         };
         match scheme {
             AuthScheme::Open => Ok(Credential::None),
@@ -226,7 +229,7 @@ impl Authenticator {
                         service: service.as_deref(),
                         scope: &batch,
                     };
-                    match self.token(target, &request, auth, refused_token).await {
+                    match self.token(policy, target, &request, auth, refused_token).await {
                         Ok((token, from_cache)) => {
                             return Ok(Credential::Token {
                                 header: format!("Bearer {token}"),
@@ -253,7 +256,9 @@ impl Authenticator {
                     service: service.as_deref(),
                     scope: &scope,
                 };
-                let (token, from_cache) = self.token(target, &request, auth, refused_token).await?;
+                let (token, from_cache) = self
+                    .token(policy, target, &request, auth, refused_token)
+                    .await?;
                 Ok(Credential::Token {
                     header: format!("Bearer {token}"),
                     from_cache,
@@ -268,7 +273,6 @@ impl Authenticator {
         &self,
         policy: &dyn AccessPolicy,
         target: &Target,
-        auth: &Auth,
     ) -> Result<AuthScheme, RegistryError> {
         if let Some(scheme) = self.known_scheme(&target.origin) {
             return Ok(scheme);
@@ -295,7 +299,7 @@ impl Authenticator {
             AuthScheme::Open
         } else if sent.status() == StatusCode::UNAUTHORIZED {
             let challenges = challenges_of(sent.response.headers());
-            match self.usable_challenge(policy, target, &challenges, auth)? {
+            match self.usable_challenge(policy, target, &challenges)? {
                 // The /v2/ scope (if any) is for the ping, not for our repository.
                 Some((scheme, _)) => scheme,
                 None => {
@@ -331,13 +335,12 @@ impl Authenticator {
     }
 
     /// Picks the challenge to answer: Bearer (with a valid realm) before Basic.
-    /// Records the realm so callers can allow it.
+    /// Records the realm (for display; it never widens the policy).
     fn usable_challenge(
         &self,
         policy: &dyn AccessPolicy,
         target: &Target,
         challenges: &[AuthChallenge],
-        auth: &Auth,
     ) -> Result<Option<(AuthScheme, Option<String>)>, RegistryError> {
         if let Some(bearer) = challenges
             .iter()
@@ -355,15 +358,6 @@ impl Authenticator {
                         target.origin
                     ))
                 })?;
-            if target.base.scheme() == "https"
-                && realm.scheme() == "http"
-                && matches!(auth, Auth::Basic { .. })
-            {
-                return Err(RegistryError::Protocol(format!(
-                    "{} names a plain-http token realm {realm}; refusing to send credentials over it",
-                    target.origin
-                )));
-            }
             self.learn_realm(policy, &target.origin, &realm);
             let scope = bearer
                 .param("scope")
@@ -406,6 +400,7 @@ impl Authenticator {
     /// announced expiry). Returns the token and whether it came from the cache.
     async fn token(
         &self,
+        policy: &dyn AccessPolicy,
         target: &Target,
         request: &TokenRequest<'_>,
         auth: &Auth,
@@ -435,7 +430,12 @@ impl Authenticator {
             }
         }
         let authorization = match auth {
-            Auth::Basic { username, password } => Some(basic_header(username, password)),
+            Auth::Basic { username, password } => {
+                // Checked here, not only when the challenge was taken: an
+                // anonymous caller may have learned this realm first.
+                refuse_plain_http_credentials(policy, target, request.realm, auth)?;
+                Some(basic_header(username, password))
+            }
             _ => None,
         };
         let realm_origin = request.realm.origin().ascii_serialization();
@@ -492,6 +492,35 @@ fn challenges_of(headers: &HeaderMap) -> Vec<AuthChallenge> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(parse_challenges)
         .collect()
+}
+
+/// Refuses to send `auth`'s credentials (or what they bought) to `url` over
+/// plain http: never when the registry itself is https (a downgrade), and
+/// to a host that is not loopback only when the user set `insecure = true`.
+fn refuse_plain_http_credentials(
+    policy: &dyn AccessPolicy,
+    target: &Target,
+    url: &Url,
+    auth: &Auth,
+) -> Result<(), RegistryError> {
+    if matches!(auth, Auth::Anonymous) || url.scheme() != "http" {
+        return Ok(());
+    }
+    let destination = url.origin().ascii_serialization();
+    if target.base.scheme() == "https" {
+        return Err(RegistryError::NotAllowed(format!(
+            "registry {} sends credentials to plain-http {destination}; refusing to downgrade from https",
+            target.origin
+        )));
+    }
+    if is_loopback_url(url) || policy.allows_plain_http_credentials() {
+        return Ok(());
+    }
+    Err(RegistryError::NotAllowed(format!(
+        "refusing to send the credentials of registry {} over plain http to {destination} \
+         (not a loopback host): use https, or set `insecure = true` in its [registries.NAME] section",
+        target.origin
+    )))
 }
 
 fn basic_header(username: &str, password: &str) -> String {

@@ -14,10 +14,29 @@ pub trait AccessPolicy: Send + Sync + fmt::Debug {
     fn allows(&self, url: &Url) -> bool;
 
     /// Called when a registry the caller may reach names a token realm, so the
-    /// runtime can extend the caller's allow-list. `realm_origin` is like
-    /// `https://auth.docker.io`.
+    /// runtime can record it. `realm_origin` is like `https://auth.docker.io`.
+    /// A realm only ever serves the host's own token requests (which bypass
+    /// the policy); it must never widen what [`AccessPolicy::allows`] answers,
+    /// or a registry could lend a plugin raw HTTP to any host it names.
     fn realm_learned(&self, registry_origin: &str, realm_origin: &str) {
         let _ = (registry_origin, realm_origin);
+    }
+
+    /// Whether credentials may travel over plain `http://` to a host that is
+    /// not loopback (`[registries.NAME] insecure = true`); never by default.
+    fn allows_plain_http_credentials(&self) -> bool {
+        false
+    }
+}
+
+/// Whether `url` names a loopback host (`127.0.0.0/8`, `::1`, `localhost`),
+/// where plain http never leaves the machine.
+pub fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }
 
@@ -85,11 +104,13 @@ impl HostPattern {
 
 /// An allow-list of hosts: `registry.example.com`, `127.0.0.1:5001`,
 /// `[::1]:5000`, `*.example.com`. Token realm hosts learned from allowed
-/// registries are added to it, so they are allowed afterwards too.
+/// registries are recorded (for display) but never allowed by it: a realm
+/// serves the host's token requests only, not the plugin's raw HTTP.
 #[derive(Debug, Default)]
 pub struct HostAllowList {
     patterns: Vec<HostPattern>,
     learned_realms: RwLock<BTreeSet<String>>,
+    plain_http_credentials: bool,
 }
 
 impl HostAllowList {
@@ -110,7 +131,15 @@ impl HostAllowList {
         Ok(Self {
             patterns,
             learned_realms: RwLock::new(BTreeSet::new()),
+            plain_http_credentials: false,
         })
+    }
+
+    /// The same list, letting credentials travel over plain http to hosts
+    /// that are not loopback when `allowed` (the user's `insecure = true`).
+    pub fn with_plain_http_credentials(mut self, allowed: bool) -> Self {
+        self.plain_http_credentials = allowed;
+        self
     }
 
     /// Token realm origins learned so far (e.g. `https://auth.docker.io`).
@@ -119,14 +148,6 @@ impl HostAllowList {
             .read()
             .map(|set| set.iter().cloned().collect())
             .unwrap_or_default()
-    }
-
-    fn realm_allows(&self, url: &Url) -> bool {
-        let origin = url.origin().ascii_serialization();
-        self.learned_realms
-            .read()
-            .map(|set| set.contains(&origin))
-            .unwrap_or(false)
     }
 }
 
@@ -140,13 +161,16 @@ impl AccessPolicy for HostAllowList {
         self.patterns
             .iter()
             .any(|pattern| pattern.matches(&host, port))
-            || self.realm_allows(url)
     }
 
     fn realm_learned(&self, _registry_origin: &str, realm_origin: &str) {
         if let Ok(mut set) = self.learned_realms.write() {
             set.insert(realm_origin.to_string());
         }
+    }
+
+    fn allows_plain_http_credentials(&self) -> bool {
+        self.plain_http_credentials
     }
 }
 
@@ -180,11 +204,15 @@ mod tests {
     }
 
     #[test]
-    fn learned_realms_become_allowed() {
+    fn learned_realms_are_recorded_but_never_allowed() {
         let list = HostAllowList::new(["127.0.0.1:5003"]).unwrap();
         assert!(!list.allows(&url("http://127.0.0.1:5010/token")));
         list.realm_learned("http://127.0.0.1:5003", "http://127.0.0.1:5010");
-        assert!(list.allows(&url("http://127.0.0.1:5010/token")));
+        assert!(
+            !list.allows(&url("http://127.0.0.1:5010/token")),
+            "a realm must not widen the allow-list"
+        );
+        assert!(!list.allows(&url("http://127.0.0.1:5010/admin")));
         assert_eq!(list.learned_realms(), ["http://127.0.0.1:5010"]);
     }
 }

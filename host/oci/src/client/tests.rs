@@ -582,6 +582,9 @@ async fn bearer_tokens_are_cached_and_scoped() {
     assert_eq!(registry.count("/v2/"), 1);
     assert_eq!(client.realm_origins(&registry.url()), [token_server.url()]);
     assert_eq!(policy.learned_realms(), [token_server.url()]);
+    // The token came from the realm, yet the realm is not on the allow-list.
+    let realm = url::Url::parse(&format!("{}/token", token_server.url())).unwrap();
+    assert!(!policy.allows(&realm));
 }
 
 #[tokio::test]
@@ -1117,4 +1120,106 @@ fn an_origin_ceiling_replaces_the_general_one() {
         crate::WindowLimits::new(4, 12, true)
     );
     assert_eq!(config.window_limits("http://127.0.0.1:5001").ceiling, 32);
+}
+
+/// A registry on loopback naming a plain-http realm on a host that is not
+/// loopback (`0.0.0.0:1`: on Linux a connection there stays on this
+/// machine and is refused, so nothing leaves it).
+async fn registry_with_plain_http_realm() -> CannedServer {
+    CannedServer::start(|_| {
+        canned(
+            401,
+            &[(
+                "WWW-Authenticate",
+                r#"Bearer realm="http://0.0.0.0:1/token",service="svc""#,
+            )],
+            "",
+        )
+    })
+    .await
+}
+
+fn basic_alice() -> Auth {
+    Auth::Basic {
+        username: "alice".into(),
+        password: "s3cret".into(),
+    }
+}
+
+#[tokio::test]
+async fn credentials_never_go_to_a_plain_http_realm_learned_anonymously() {
+    let registry = registry_with_plain_http_realm().await;
+    let client = test_client();
+    let location = Location::new(registry.url(), "org/app");
+    // An anonymous caller learns the scheme first; its token fetch (no
+    // credentials) is allowed and fails on the closed port.
+    let anonymous = client
+        .list_tags(&location, &Auth::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(anonymous, RegistryError::Transport(_)),
+        "{anonymous:?}"
+    );
+    // A caller with credentials then finds the scheme cached: it must still
+    // refuse, naming the registry and the key, before sending anything.
+    let refused = client
+        .list_tags(&location, &basic_alice())
+        .await
+        .unwrap_err();
+    let RegistryError::NotAllowed(message) = &refused else {
+        panic!("expected not-allowed, got {refused:?}");
+    };
+    assert!(message.contains(&registry.url()), "{message}");
+    assert!(message.contains("http://0.0.0.0:1"), "{message}");
+    assert!(message.contains("insecure = true"), "{message}");
+    // A given Bearer token is a credential too.
+    let pings = registry.count("/v2/");
+    let given = client
+        .list_tags(
+            &Location::new("http://0.0.0.0:1", "org/app"),
+            &Auth::Bearer("tok".into()),
+        )
+        .await;
+    assert!(
+        matches!(given, Err(RegistryError::NotAllowed(_))),
+        "{given:?}"
+    );
+    assert_eq!(registry.count("/v2/"), pings);
+}
+
+#[tokio::test]
+async fn insecure_registries_may_send_credentials_over_plain_http() {
+    let registry = registry_with_plain_http_realm().await;
+    let policy = Arc::new(
+        HostAllowList::new([registry.address.to_string()])
+            .unwrap()
+            .with_plain_http_credentials(true),
+    );
+    let client = test_client().with_policy(policy);
+    let location = Location::new(registry.url(), "org/app");
+    // Allowed: the token request is sent (and fails on the closed port).
+    let error = client
+        .list_tags(&location, &basic_alice())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RegistryError::Transport(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn loopback_registries_get_credentials_over_plain_http() {
+    let registry = CannedServer::start(|request| {
+        if request.header("authorization").is_some() {
+            canned(200, &[], tags_json(&["1.0"]))
+        } else {
+            canned(401, &[("WWW-Authenticate", r#"Basic realm="r""#)], "")
+        }
+    })
+    .await;
+    let client = test_client();
+    let location = Location::new(registry.url(), "org/app");
+    assert_eq!(
+        client.list_tags(&location, &basic_alice()).await.unwrap(),
+        ["1.0"]
+    );
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use url::Url;
@@ -78,6 +79,16 @@ pub struct RequestCount {
 pub struct RequestCounters {
     counts: Mutex<BTreeMap<(String, Option<u16>), u64>>,
     kinds: [AtomicU64; RequestKind::ALL.len()],
+    rate_limits: Mutex<BTreeMap<String, RateLimit>>,
+}
+
+/// The latest `429` an origin answered: when, and the wait it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// When the `429` arrived.
+    pub at: Instant,
+    /// Its `Retry-After`, when it had a usable one.
+    pub retry_after: Option<Duration>,
 }
 
 impl RequestCounters {
@@ -91,6 +102,28 @@ impl RequestCounters {
         if let Ok(mut counts) = self.counts.lock() {
             *counts.entry((origin.to_string(), status)).or_insert(0) += 1;
         }
+    }
+
+    /// Records a `429` from `origin` asking to wait `retry_after`.
+    pub fn record_rate_limit(&self, origin: &str, retry_after: Option<Duration>) {
+        if let Ok(mut limits) = self.rate_limits.lock() {
+            let limit = RateLimit {
+                at: Instant::now(),
+                retry_after,
+            };
+            limits.insert(origin.to_string(), limit);
+        }
+    }
+
+    /// The latest `429` from `origin` if it came at or after `since`: a
+    /// lookup that timed out can then say it was rate limited, not slow.
+    pub fn rate_limited_since(&self, origin: &str, since: Instant) -> Option<RateLimit> {
+        self.rate_limits
+            .lock()
+            .ok()?
+            .get(origin)
+            .copied()
+            .filter(|limit| limit.at >= since)
     }
 
     /// Records one request of `kind`.

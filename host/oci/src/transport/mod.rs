@@ -15,7 +15,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-pub use counters::{RequestCount, RequestCounters, RequestKind};
+pub use counters::{RateLimit, RequestCount, RequestCounters, RequestKind};
 pub use window::{Signal, WindowLimits};
 
 use window::{Window, WindowPermit};
@@ -153,6 +153,8 @@ impl Transport {
                 .initial_backoff
                 .saturating_mul(2u32.saturating_pow(retries))
                 .min(config.max_retry_wait);
+            self.counters
+                .record_rate_limit(&sent.url.origin().ascii_serialization(), retry_after);
             let wait = retry_after.unwrap_or(backoff);
             let give_up_because = if retries >= config.max_retries {
                 Some(format!("after {retries} retries"))

@@ -15,7 +15,7 @@ use crate::HostState;
 /// The HTTP capability of one plugin instance.
 #[derive(Clone)]
 pub struct HttpCapability {
-    /// Where it may go (token realms its registry names are added as learned).
+    /// Where it may go (token realms its registry names are not added).
     allow: Arc<HostAllowList>,
     /// The shared HTTP client; it must not follow redirects.
     client: reqwest::Client,
@@ -49,7 +49,9 @@ impl HttpCapability {
         &self.allow
     }
 
-    async fn send(
+    /// Sends one request of the plugin labelled `label`, as the guest's
+    /// `http-client.send` does: refused unless its host is on the allow-list.
+    pub async fn send(
         &self,
         label: &str,
         sandbox: &SandboxLimits,

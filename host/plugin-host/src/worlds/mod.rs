@@ -5,3 +5,4 @@
 pub mod registry;
 pub mod strategy;
 pub mod trigger;
+pub mod validate;

@@ -122,23 +122,7 @@ impl RegistryPlugin {
             .crowsnest_plugin_registry()
             .call_locate(store, image))?
         .map_err(RegistryCallError::Registry)?;
-        for (field, value) in [
-            ("registry-url", &location.registry_url),
-            ("repository", &location.repository),
-            ("display", &location.display),
-        ] {
-            if value.is_empty() || value.len() > MAX_FIELD_LEN {
-                return Err(self.malformed(format!("locate() gave an empty or oversized {field}")));
-            }
-        }
-        if url::Url::parse(&location.registry_url)
-            .map_or(true, |url| !matches!(url.scheme(), "http" | "https"))
-        {
-            return Err(self.malformed(format!(
-                "locate() gave registry-url `{}`, not an http(s) URL",
-                location.registry_url.chars().take(200).collect::<String>()
-            )));
-        }
+        super::validate::location(&location).map_err(|reason| self.malformed(reason))?;
         Ok(location)
     }
 
@@ -152,18 +136,7 @@ impl RegistryPlugin {
     pub async fn list_tags(&self, target: &Location) -> Result<Vec<String>, RegistryCallError> {
         let tags = guest_call!(pool: &self.pool, |bindings, store| bindings.crowsnest_plugin_registry().call_list_tags(store, target))?
             .map_err(RegistryCallError::Registry)?;
-        if tags.len() > MAX_TAGS {
-            return Err(self.malformed(format!(
-                "list-tags() gave {} tags, over the cap of {MAX_TAGS}",
-                tags.len()
-            )));
-        }
-        if let Some(bad) = tags.iter().find(|tag| tag.is_empty() || tag.len() > 128) {
-            return Err(self.malformed(format!(
-                "list-tags() gave an invalid tag of {} bytes (tags are 1-128 characters)",
-                bad.len()
-            )));
-        }
+        super::validate::tags(&tags).map_err(|reason| self.malformed(reason))?;
         Ok(tags)
     }
 
@@ -179,22 +152,7 @@ impl RegistryPlugin {
             .crowsnest_plugin_registry()
             .call_resolve(store, target, reference, platform, with_created))?
         .map_err(RegistryCallError::Registry)?;
-        let digest_ok = |digest: &str| {
-            digest.len() <= 256
-                && digest
-                    .split_once(':')
-                    .is_some_and(|(alg, hex)| !alg.is_empty() && !hex.is_empty())
-        };
-        if !digest_ok(&info.digest)
-            || info
-                .platform_digest
-                .as_deref()
-                .is_some_and(|d| !digest_ok(d))
-        {
-            return Err(
-                self.malformed("resolve() gave a digest that is not `algorithm:hex`".into())
-            );
-        }
+        super::validate::manifest_info(&info).map_err(|reason| self.malformed(reason))?;
         Ok(info)
     }
 }
