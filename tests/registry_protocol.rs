@@ -894,5 +894,7 @@ async fn policy_refuses_other_registries_and_learns_realms() {
         ["1"]
     );
     assert_eq!(policy.learned_realms(), [registries().token_server.clone()]);
-    assert!(policy.allows(&token_server));
+    // The realm serves the host's token requests only: it never widens the
+    // plugin's own (raw HTTP) allow-list.
+    assert!(!policy.allows(&token_server));
 }

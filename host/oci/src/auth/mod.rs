@@ -217,11 +217,13 @@ impl Authenticator {
                 _ => Credential::None,
             }),
             AuthScheme::Bearer { realm, service } => {
-                // Without a scope from the resource's own challenge, the
-                // repository's planned batch is asked for at once.
-                let batch = match scope {
-                    None => self.scopes.batch_for(&target.origin, &target.repository),
-                    Some(_) => None,
+                // Without a scope from the resource's own challenge, or when
+                // it names just the repository's pull scope (a refused batch
+                // token is renewed as a batch, once for all its repositories),
+                // the repository's planned batch is asked for at once.
+                let batch = match &scope {
+                    Some(scope) if *scope != pull_scope(&target.repository) => None,
+                    _ => self.scopes.batch_for(&target.origin, &target.repository),
                 };
                 if let Some(batch) = batch {
                     let request = TokenRequest {
@@ -229,7 +231,10 @@ impl Authenticator {
                         service: service.as_deref(),
                         scope: &batch,
                     };
-                    match self.token(policy, target, &request, auth, refused_token).await {
+                    match self
+                        .token(policy, target, &request, auth, refused_token)
+                        .await
+                    {
                         Ok((token, from_cache)) => {
                             return Ok(Credential::Token {
                                 header: format!("Bearer {token}"),

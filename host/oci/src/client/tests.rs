@@ -792,9 +792,14 @@ async fn the_window_grows_on_a_fast_registry_and_halves_on_429() {
     .unwrap();
     let url = server.url();
     assert_eq!(client.window_limit(&url), Some(4));
-    for index in 0..12 {
+    // Twelve quick answers reach the ceiling; a loaded machine's latency
+    // spikes hold growth back for a while, so allow more rounds than that.
+    for index in 0..400 {
         let location = Location::new(&url, format!("app{index}"));
         client.list_tags(&location, &Auth::Anonymous).await.unwrap();
+        if client.window_limit(&url) == Some(16) {
+            break;
+        }
     }
     assert_eq!(
         client.window_limit(&url),
