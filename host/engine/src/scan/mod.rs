@@ -7,6 +7,7 @@
 
 mod check;
 mod deadline;
+mod docker_logins;
 mod probe;
 mod registries;
 mod sources;
