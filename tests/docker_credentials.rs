@@ -138,7 +138,11 @@ async fn docker_login_serves_registries_configured_without_credentials() {
             &[&image],
         )
         .await;
-    assert_failed(container(&report, &id), &["unauthorized"], Case::Insensitive);
+    assert_failed(
+        container(&report, &id),
+        &["unauthorized"],
+        Case::Insensitive,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,8 +169,16 @@ async fn credential_helpers_run_on_the_host_only_when_allowed() {
     // Not allowed (the default): the helper never runs; no login at all.
     let disabled = world.config_named("disabled.toml", &credentials(&docker_config, ""));
     let report = world.scan(&disabled, &[&image]).await;
-    assert_failed(container(&report, &id), &["unauthorized"], Case::Insensitive);
-    assert_eq!(asked(&log), Vec::<String>::new(), "helper ran while disabled");
+    assert_failed(
+        container(&report, &id),
+        &["unauthorized"],
+        Case::Insensitive,
+    );
+    assert_eq!(
+        asked(&log),
+        Vec::<String>::new(),
+        "helper ran while disabled"
+    );
 
     // Allowed: asked once, with the server URL on stdin, for both containers.
     let enabled = world.config_named(
@@ -200,10 +212,17 @@ async fn failing_helpers_fail_only_their_registrys_containers() {
         (slow.as_str(), vec!["timed out", "helper_timeout_secs"]),
         (
             failing.as_str(),
-            vec!["exit status: 3", "keychain is locked", "error getting credentials"],
+            vec![
+                "exit status: 3",
+                "keychain is locked",
+                "error getting credentials",
+            ],
         ),
         (garbled.as_str(), vec!["ServerURL", "JSON"]),
-        ("absent-helper", vec!["docker-credential-absent-helper", "not found on PATH"]),
+        (
+            "absent-helper",
+            vec!["docker-credential-absent-helper", "not found on PATH"],
+        ),
     ];
     for (name, words) in cases {
         let docker_config = world.dir().join(format!("{name}.json"));
@@ -223,7 +242,10 @@ async fn failing_helpers_fail_only_their_registrys_containers() {
         assert_failed(container(&report, &id), &words, Case::Sensitive);
         assert_update(container(&report, &plain_id));
         // The timeout is the helper's, not the scan's (a sanity bound, not a figure).
-        assert!(started.elapsed().as_secs() < 25, "{name}: helper not killed");
+        assert!(
+            started.elapsed().as_secs() < 25,
+            "{name}: helper not killed"
+        );
     }
 }
 
@@ -231,7 +253,10 @@ async fn failing_helpers_fail_only_their_registrys_containers() {
 fn bad_credentials_settings_name_file_line_and_key() {
     let dir = tempfile::tempdir().expect("dir");
     let missing = dir.path().join("absent.json");
-    let text = format!("[credentials]\nhelpers = true\ndocker_config = \"{}\"\n", missing.display());
+    let text = format!(
+        "[credentials]\nhelpers = true\ndocker_config = \"{}\"\n",
+        missing.display()
+    );
     let error = crowsnest::config::Config::parse(&text, Some(Path::new("c.toml")), &[])
         .expect_err("a missing docker_config is an error")
         .to_string();
@@ -258,5 +283,8 @@ fn bad_credentials_settings_name_file_line_and_key() {
     let error = crowsnest::config::Config::parse(unknown, Some(Path::new("c.toml")), &[])
         .expect_err("an unknown key is an error")
         .to_string();
-    assert!(error.contains("c.toml:2:") && error.contains("helper"), "{error}");
+    assert!(
+        error.contains("c.toml:2:") && error.contains("helper"),
+        "{error}"
+    );
 }

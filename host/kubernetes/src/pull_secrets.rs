@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crowsnest_oci::docker_config::{AuthEntry, DockerConfigFile, StoredLogin};
 pub use crowsnest_oci::docker_config::registry_host;
+use crowsnest_oci::docker_config::{AuthEntry, DockerConfigFile, StoredLogin};
 pub use crowsnest_oci::Auth as PullCredential;
 
 /// Credentials per registry host (`ghcr.io`, `127.0.0.1:5000`; Docker Hub

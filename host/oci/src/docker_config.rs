@@ -236,8 +236,7 @@ mod tests {
         .unwrap();
         assert_eq!(answer.login(), basic("octocat", "ghp_x"));
         let token: HelperAnswer =
-            serde_json::from_str(r#"{"ServerURL":"r","Username":"<token>","Secret":"t"}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"ServerURL":"r","Username":"<token>","Secret":"t"}"#).unwrap();
         assert_eq!(token.login(), StoredLogin::IdentityToken);
         assert!(DockerConfigFile::parse(b"[1]")
             .unwrap_err()
