@@ -911,6 +911,49 @@ async fn pull_through_mirror_is_looked_up_on_its_upstream() {
     assert!(counters.total_for_origin(&format!("http://{plain}")) >= 1);
 }
 
+/// A well-known Docker Hub mirror needs no configuration: an image written
+/// under `docker.m.daocloud.io` is looked up on Hub, `library/` added to its
+/// one-component name. Hub is the real pull-through cache of the test world
+/// (the built-in instance's `url` override), whose upstream is the plain
+/// loopback registry: nothing leaves the machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_hub_mirror_is_looked_up_on_hub_with_no_configuration() {
+    let world = test_world("known-mirror");
+    let plain = world.registries.plain.clone();
+    let proxy = world.registries.proxy.clone();
+    let official = world.repository("app").replace('/', "-");
+    world.push(E2E_1_0, &format!("{plain}/library/{official}:1.0"));
+    world.push(E2E_1_1, &format!("{plain}/library/{official}:1.1"));
+    let mirrored = format!("docker.m.daocloud.io/{official}");
+    world.tag(E2E_1_0, &format!("{mirrored}:1.0"));
+    let id = world.run(&format!("{mirrored}:1.0"), &[]);
+
+    let config = crowsnest_testkit::config::write(
+        world.dir(),
+        "known-mirror.toml",
+        &format!(
+            "{}{}[registries.hub]\nplugin = \"dockerhub\"\nurl = \"http://{proxy}\"\n",
+            crowsnest_testkit::config::store(&world.dir().join("store.db")),
+            watcher("")
+        ),
+    );
+    let scanner = world.scanner(&config).await;
+    let report = scanner.scan(&images(&[&mirrored])).await;
+    let object = container(&report, &id);
+    assert_tag_update(object, "1.0", "1.1", "minor");
+    assert_eq!(object.image.registry.name, "hub");
+    assert_eq!(
+        object.image.registry.lookup_image,
+        format!("docker.io/library/{official}")
+    );
+    let counters = scanner.registry_client().counters();
+    assert!(
+        counters.total_for_origin(&format!("http://{proxy}")) >= 1,
+        "looked up through the proxy: {:?}",
+        counters.snapshot()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_survives_restart_and_prunes_containers_gone_from_docker() {
     let world = test_world("store");

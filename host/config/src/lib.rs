@@ -12,6 +12,7 @@
 //! or a front end.
 
 mod channels;
+mod credentials;
 mod instance;
 mod overrides;
 mod plugins;
@@ -26,6 +27,7 @@ use serde::Deserialize;
 use toml::de::DeTable;
 
 pub use channels::{BrokerAddress, MqttConfig, SecretText, SmtpConfig, SmtpTls};
+pub use credentials::{CredentialsConfig, DockerCredentials};
 pub use crowsnest_docker::WatcherConfig;
 pub use crowsnest_store::StoreConfig;
 pub use instance::{setting_text, HostKeys, PluginInstance};
@@ -86,6 +88,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[agent]`.
     pub agent: AgentConfig,
+    /// `[credentials]`.
+    pub credentials: CredentialsConfig,
+    /// Docker's `config.json` as `[credentials]` found it, if any.
+    pub docker_credentials: Option<DockerCredentials>,
     /// Where every value came from.
     source: Source,
 }
@@ -113,6 +119,8 @@ struct RawConfig {
     server: ServerConfig,
     #[serde(default)]
     agent: AgentConfig,
+    #[serde(default)]
+    credentials: CredentialsConfig,
 }
 
 /// Where the configuration is read from: `--config`, else `$CROWSNEST_CONFIG`,
@@ -187,8 +195,25 @@ impl Config {
             scan: raw.scan,
             server: raw.server,
             agent: raw.agent,
+            credentials: raw.credentials,
+            docker_credentials: None,
             source,
         };
+        if config.credentials.helper_timeout_secs == 0 {
+            return Err(config.error_at(
+                &["credentials", "helper_timeout_secs"],
+                "must be at least 1 second",
+            ));
+        }
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+        let docker_config_dir = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty());
+        config.docker_credentials = config
+            .credentials
+            .load_docker_config(
+                home.as_deref().map(Path::new),
+                docker_config_dir.as_deref().map(Path::new),
+            )
+            .map_err(|message| config.error_at(&["credentials", "docker_config"], message))?;
         for (name, table) in raw.registries {
             let instance = instance::split_instance(&config.source, "registries", &name, table)?;
             config.registries.insert(name, instance);

@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use serde::Deserialize;
-
+pub use crowsnest_oci::docker_config::registry_host;
+use crowsnest_oci::docker_config::{AuthEntry, DockerConfigFile, StoredLogin};
 pub use crowsnest_oci::Auth as PullCredential;
 
 /// Credentials per registry host (`ghcr.io`, `127.0.0.1:5000`; Docker Hub
@@ -18,19 +17,6 @@ pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
 /// Secret type of a legacy `.dockercfg` secret.
 pub const DOCKER_CFG: &str = "kubernetes.io/dockercfg";
 
-#[derive(Deserialize)]
-struct DockerConfig {
-    #[serde(default)]
-    auths: BTreeMap<String, AuthEntry>,
-}
-
-#[derive(Deserialize)]
-struct AuthEntry {
-    username: Option<String>,
-    password: Option<String>,
-    auth: Option<String>,
-}
-
 /// The credentials of a pull secret of `secret_type` whose data holds
 /// `data` (the decoded bytes of `.dockerconfigjson` or `.dockercfg`).
 /// An unreadable secret is an error naming what is wrong; entries without
@@ -38,8 +24,8 @@ struct AuthEntry {
 pub fn parse(secret_type: &str, data: &[u8]) -> Result<PullCredentials, String> {
     let auths: BTreeMap<String, AuthEntry> = match secret_type {
         DOCKER_CONFIG_JSON => {
-            serde_json::from_slice::<DockerConfig>(data)
-                .map_err(|err| format!("`.dockerconfigjson` is not a Docker config: {err}"))?
+            DockerConfigFile::parse(data)
+                .map_err(|err| format!("`.dockerconfigjson` is {err}"))?
                 .auths
         }
         DOCKER_CFG => serde_json::from_slice(data)
@@ -48,55 +34,16 @@ pub fn parse(secret_type: &str, data: &[u8]) -> Result<PullCredentials, String> 
     };
     let mut credentials = PullCredentials::new();
     for (registry, entry) in auths {
-        let Some(auth) = entry
-            .credential()
-            .map_err(|why| format!("`{registry}`: {why}"))?
-        else {
-            continue;
-        };
-        credentials.insert(registry_host(&registry), auth);
+        // An `identitytoken` alone is an OAuth refresh token only some
+        // registries exchange; it cannot answer a Basic challenge.
+        let login = entry
+            .login()
+            .map_err(|why| format!("`{registry}`: {why}"))?;
+        if let Some(StoredLogin::Password(auth)) = login {
+            credentials.insert(registry_host(&registry), auth);
+        }
     }
     Ok(credentials)
-}
-
-impl AuthEntry {
-    fn credential(self) -> Result<Option<PullCredential>, String> {
-        if let (Some(username), Some(password)) = (&self.username, &self.password) {
-            return Ok(Some(PullCredential::Basic {
-                username: username.clone(),
-                password: password.clone(),
-            }));
-        }
-        if let Some(encoded) = self.auth.filter(|a| !a.is_empty()) {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .map_err(|err| format!("`auth` is not base64: {err}"))?;
-            let text = String::from_utf8(decoded).map_err(|_| "`auth` is not UTF-8".to_string())?;
-            let (username, password) = text
-                .split_once(':')
-                .ok_or_else(|| "`auth` is not `user:password`".to_string())?;
-            return Ok(Some(PullCredential::Basic {
-                username: username.to_owned(),
-                password: password.to_owned(),
-            }));
-        }
-        // Nothing usable (an `identitytoken` alone is an OAuth refresh token
-        // only some registries exchange; it cannot answer a Basic challenge).
-        Ok(None)
-    }
-}
-
-/// The registry host of an `auths` key, which may be a bare host, a URL
-/// (`https://index.docker.io/v1/`) or a host with a path.
-pub fn registry_host(key: &str) -> String {
-    let without_scheme = key.split_once("://").map_or(key, |(_, rest)| rest);
-    let host = without_scheme.split('/').next().unwrap_or(without_scheme);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_owned()
-        }
-        other => other.to_ascii_lowercase(),
-    }
 }
 
 #[cfg(test)]

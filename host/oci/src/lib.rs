@@ -14,6 +14,7 @@
 
 mod auth;
 mod client;
+pub mod docker_config;
 mod errors;
 mod headers;
 mod protocol;

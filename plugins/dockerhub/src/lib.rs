@@ -12,6 +12,42 @@ const PRIORITY: u32 = 100;
 /// The domains under which Docker Hub images are written.
 const HUB_DOMAINS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
 
+/// Well-known public mirrors and accelerators of Docker Hub: images written
+/// under them are Hub images, looked up on Hub with no configuration.
+/// `*.` matches any subdomain (personal accelerators such as
+/// `abc123.mirror.aliyuncs.com`).
+const KNOWN_MIRRORS: [&str; 12] = [
+    "mirror.gcr.io",
+    "*.mirror.aliyuncs.com",
+    "mirror.ccs.tencentyun.com",
+    "docker.m.daocloud.io",
+    "hub-mirror.c.163.com",
+    "docker.mirrors.ustc.edu.cn",
+    "dockerproxy.com",
+    "docker.nju.edu.cn",
+    "mirror.baidubce.com",
+    "dockerhub.azk8s.cn",
+    "docker.mirrors.sjtug.sjtu.edu.cn",
+    "registry.docker-cn.com",
+];
+
+/// Priority of a known mirror: above the vendor plugin of the mirror's own
+/// domain (`mirror.gcr.io` is no Google registry).
+const KNOWN_MIRROR_PRIORITY: u32 = 110;
+
+/// Whether `domain` (`host[:port]`, any case) is a well-known Hub mirror.
+pub fn is_known_mirror(domain: &str) -> bool {
+    let host = domain.to_ascii_lowercase();
+    KNOWN_MIRRORS
+        .iter()
+        .any(|known| match known.strip_prefix("*.") {
+            Some(parent) => host
+                .strip_suffix(parent)
+                .is_some_and(|label| label.len() > 1 && label.ends_with('.')),
+            None => host == *known,
+        })
+}
+
 /// Where Hub's registry API lives.
 const DEFAULT_URL: &str = "https://registry-1.docker.io";
 
@@ -61,6 +97,9 @@ impl RegistryProvider for DockerHub {
     }
 
     fn matches(&self, image: &ImageRef) -> Option<u32> {
+        if is_known_mirror(&image.domain) {
+            return Some(KNOWN_MIRROR_PRIORITY);
+        }
         self.upstream
             .serves(&image.domain, HUB_DOMAINS)
             .then_some(PRIORITY)
@@ -100,6 +139,36 @@ mod tests {
             assert_eq!(hub.matches(&image(domain, "nginx")), Some(100), "{domain}");
         }
         assert_eq!(hub.matches(&image("ghcr.io", "org/app")), None);
+    }
+
+    #[test]
+    fn known_mirrors_need_no_configuration() {
+        let hub = configured(&[]).unwrap();
+        for domain in [
+            "mirror.gcr.io",
+            "abc123.mirror.aliyuncs.com",
+            "Docker.M.DaoCloud.io",
+            "mirror.ccs.tencentyun.com",
+            "hub-mirror.c.163.com",
+            "docker.mirrors.ustc.edu.cn",
+            "dockerproxy.com",
+            "mirror.baidubce.com",
+        ] {
+            assert_eq!(hub.matches(&image(domain, "nginx")), Some(110), "{domain}");
+            let location = hub.locate(&image(domain, "nginx")).unwrap();
+            assert_eq!(location.display, "docker.io/library/nginx", "{domain}");
+        }
+        for domain in [
+            "mirror.aliyuncs.com",
+            ".mirror.aliyuncs.com",
+            "evilmirror.aliyuncs.com",
+            "registry.cn-hangzhou.aliyuncs.com",
+            "gcr.io",
+            "xmirror.gcr.io",
+            "ccr.ccs.tencentyun.com",
+        ] {
+            assert_eq!(hub.matches(&image(domain, "nginx")), None, "{domain}");
+        }
     }
 
     #[test]

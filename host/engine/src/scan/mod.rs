@@ -8,6 +8,7 @@
 mod check;
 mod cluster;
 mod deadline;
+mod docker_logins;
 mod probe;
 mod registries;
 mod sources;

@@ -12,10 +12,11 @@ use crowsnest_oci::reference::ImageReference;
 use crowsnest_oci::{Auth, HostAllowList, RegistryClient};
 use crowsnest_plugin_host::registry::ImageRef;
 use crowsnest_plugin_host::{
-    Capabilities, Catalog, HttpCapability, InstanceSpec, OciCapability, PluginKind, PluginObserver,
-    RegistryPlugin, SandboxLimits,
+    Capabilities, Catalog, HttpCapability, InstanceSpec, OciCapability, PluginComponent,
+    PluginKind, PluginObserver, RegistryPlugin, SandboxLimits,
 };
 
+use super::docker_logins::DockerLogins;
 use crate::instance_setup::{self, config_error};
 
 /// Hosts a built-in registry plugin reaches when its `url` is not configured.
@@ -120,11 +121,25 @@ pub struct RegistrySummary {
     pub automatic: bool,
 }
 
+/// A configured instance without credentials, kept to be started again
+/// with Docker's login for a registry it serves.
+struct WithoutCredentials {
+    component: Arc<PluginComponent>,
+    config: RegistryConfig,
+    grants: Vec<String>,
+}
+
 /// The registry instances of a scanner.
 pub struct RegistrySet {
     configured: Vec<Arc<RegistryInstance>>,
     summaries: Vec<RegistrySummary>,
+    /// Automatic instances per domain (and credentials), and configured
+    /// instances started again with Docker's logins.
     automatic: Mutex<HashMap<String, Result<Arc<RegistryInstance>, String>>>,
+    /// Configured instances (by name) that Docker's logins may serve.
+    without_credentials: HashMap<String, WithoutCredentials>,
+    /// Docker's own logins (`[credentials]`), if a config file was found.
+    docker_logins: Option<DockerLogins>,
     catalog: Arc<Catalog>,
     client: RegistryClient,
     http: reqwest::Client,
@@ -150,6 +165,8 @@ impl RegistrySet {
             configured: Vec::new(),
             summaries: Vec::new(),
             automatic: Mutex::new(HashMap::new()),
+            without_credentials: HashMap::new(),
+            docker_logins: DockerLogins::from_config(config),
             catalog,
             client,
             http,
@@ -209,6 +226,16 @@ impl RegistrySet {
                 settings: entry.component.info.masked(&settings),
                 automatic: false,
             });
+            if takes_docker_login(&entry.component, instance) {
+                set.without_credentials.insert(
+                    name.clone(),
+                    WithoutCredentials {
+                        component: entry.component.clone(),
+                        config: instance.clone(),
+                        grants: entry.grants.allowed_hosts.clone(),
+                    },
+                );
+            }
             set.configured.push(Arc::new(RegistryInstance {
                 name: name.clone(),
                 plugin,
@@ -276,9 +303,67 @@ impl RegistrySet {
             }
         }
         match best {
-            Some((_, instance)) => Ok(instance.clone()),
-            None => self.automatic(image.domain(), pull_auth).await,
+            Some((_, instance)) => self.with_docker_login(instance, image.domain()).await,
+            None => {
+                let docker_login = match pull_auth {
+                    Some(_) => None,
+                    None => self.docker_login(image.domain()).await?,
+                };
+                self.automatic(image.domain(), pull_auth.or(docker_login.as_ref()))
+                    .await
+            }
         }
+    }
+
+    /// Docker's login for `domain`, when `[credentials]` found one.
+    async fn docker_login(&self, domain: &str) -> Result<Option<Auth>, String> {
+        let Some(logins) = &self.docker_logins else {
+            return Ok(None);
+        };
+        logins
+            .login_for(domain)
+            .await
+            .map_err(|err| format!("Docker's login for `{domain}`: {err}"))
+    }
+
+    /// `instance`, or when it was configured without credentials and Docker
+    /// has a login for `domain`, the same instance started with that login
+    /// (once per set of credentials).
+    async fn with_docker_login(&self, instance: &Arc<RegistryInstance>, domain: &str) -> Selection {
+        let Some(bare) = self.without_credentials.get(&instance.name) else {
+            return Ok(instance.clone());
+        };
+        let Some(Auth::Basic { username, password }) = self.docker_login(domain).await? else {
+            return Ok(instance.clone());
+        };
+        let key = format!("[registries.{}]\0{username}\0{password}", instance.name);
+        let mut started = self.automatic.lock().await;
+        if let Some(known) = started.get(&key) {
+            return known.clone();
+        }
+        let created = async {
+            let allow = allow_list(&bare.config, &bare.grants)
+                .map_err(|(key, message)| format!("[registries.{}] {key}: {message}", instance.name))?;
+            let mut settings = bare.config.plugin_settings();
+            settings.push(("username".to_string(), username.clone()));
+            settings.push(("password".to_string(), password.clone()));
+            let plugin = RegistryPlugin::new(&bare.component, &instance.name, self.spec(allow, settings))
+                .await
+                .map_err(|err| {
+                    format!("registry `{}` with Docker's login for `{domain}`: {err}", instance.name)
+                })?;
+            tracing::info!(registry = %instance.name, domain, username = %username, "using Docker's login");
+            Ok(Arc::new(RegistryInstance {
+                name: instance.name.clone(),
+                plugin,
+                strategy: instance.strategy.clone(),
+                regex: instance.regex.clone(),
+                url: instance.url.clone(),
+            }))
+        }
+        .await;
+        started.insert(key, created.clone());
+        created
     }
 
     async fn automatic(&self, domain: &str, pull_auth: Option<&Auth>) -> Selection {
@@ -364,6 +449,20 @@ fn is_loopback_domain(domain: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a configured `instance` of `component` takes Docker's login: its
+/// plugin accepts `username` and `password` and the instance sets no user
+/// and no secret of its own.
+fn takes_docker_login(component: &PluginComponent, instance: &RegistryConfig) -> bool {
+    let info = &component.info;
+    let accepts = |key: &str| info.config_keys.iter().any(|declared| declared.name == key);
+    accepts("username")
+        && accepts("password")
+        && !instance
+            .settings
+            .keys()
+            .any(|key| key == "username" || info.is_secret(key))
 }
 
 /// The allow-list of a configured instance: its `url` host, built-in defaults,
