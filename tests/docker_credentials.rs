@@ -150,6 +150,9 @@ async fn credential_helpers_run_on_the_host_only_when_allowed() {
     let world = test_world("cred-helper");
     let registry = world.registries.basic.clone();
     let (user, password) = world.registries.basic_user.clone();
+    // The test's own Docker client logs in to push; crowsnest reads only the
+    // config.json each case names.
+    world.login(&registry, &user, &password);
     let (image, id) = updatable_container(&world, &registry, "app");
     let (second_image, second_id) = updatable_container(&world, &registry, "other");
     let name = format!("crowtest{}", std::process::id());
@@ -195,6 +198,10 @@ async fn credential_helpers_run_on_the_host_only_when_allowed() {
 async fn failing_helpers_fail_only_their_registrys_containers() {
     let world = test_world("bad-helper");
     let registry = world.registries.basic.clone();
+    let (user, password) = world.registries.basic_user.clone();
+    // The test's own Docker client logs in to push; crowsnest reads only the
+    // config.json each case names.
+    world.login(&registry, &user, &password);
     let (image, id) = updatable_container(&world, &registry, "app");
     // Another registry in the same scan, with no helper involved.
     let (plain_image, plain_id) = updatable_container(&world, &world.registries.plain, "free");

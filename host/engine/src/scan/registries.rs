@@ -347,6 +347,7 @@ impl RegistrySet {
             let mut settings = bare.config.plugin_settings();
             settings.push(("username".to_string(), username.clone()));
             settings.push(("password".to_string(), password.clone()));
+            let identity = credential_identity(&instance.name, &settings);
             let plugin = RegistryPlugin::new(&bare.component, &instance.name, self.spec(allow, settings))
                 .await
                 .map_err(|err| {
@@ -359,6 +360,7 @@ impl RegistrySet {
                 strategy: instance.strategy.clone(),
                 regex: instance.regex.clone(),
                 url: instance.url.clone(),
+                credential_identity: identity,
             }))
         }
         .await;
