@@ -140,6 +140,9 @@ fi
 world_commands=(
     "cargo test --workspace --lib --bins -- ${test_args}"
     "cargo test --workspace --doc"
+    # The crates' property harnesses (proptest); CROWSNEST_FUZZ_CASES sets the
+    # cases per harness (256 by default; raise it for a long local run).
+    "cargo test --workspace --test fuzz -- ${test_args}"
 )
 for name in "${world_tests[@]}"; do
     world_commands+=("cargo test --workspace --test ${name} -- ${test_args}")
